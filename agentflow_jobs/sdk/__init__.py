@@ -1,0 +1,3 @@
+"""The AgentFlow SDK (built in the SDK issue)."""
+
+__all__: list[str] = []

@@ -1,0 +1,203 @@
+"""Objects on the wire: what the SDK sends, what the engine and server return.
+
+These are shared by every layer (engine, SDK transports, server, runner), so they carry
+no behaviour beyond validation and normalisation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = [
+    "OPERATIONS",
+    "Batch",
+    "BatchProgress",
+    "BatchStatus",
+    "CompletionRequest",
+    "CompletionResult",
+    "EnrichField",
+    "OutputPage",
+    "ResultRow",
+    "RowError",
+    "Usage",
+    "normalize_operation",
+]
+
+# Canonical operation kinds. ``classify`` is the SDK helper's name for ``label``; any
+# other name given as ``operation`` is a custom ``run`` with that ``operation_name``.
+OPERATIONS = ("label", "extract", "summarize", "enrich", "run")
+FieldType = Literal["string", "number", "integer", "boolean", "categorical", "list"]
+BatchStatus = Literal["queued", "running", "completed", "failed", "cancelling", "cancelled"]
+TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+
+
+def normalize_operation(operation: str) -> tuple[str, str | None]:
+    """Return ``(kind, operation_name)`` for an operation as users spell it."""
+    name = operation.strip()
+    if name == "classify":
+        return "label", None
+    if name in OPERATIONS:
+        return name, None
+    return "run", name
+
+
+class Usage(BaseModel):
+    """Token usage of one row, or summed over many."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    requests: int = 0
+
+    def add(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+            requests=self.requests + other.requests,
+        )
+
+
+class EnrichField(BaseModel):
+    """One field an ``enrich`` operation fills in."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1)
+    type: FieldType = "string"
+    valid_values: list[str] | None = None
+    description: str | None = None
+
+    @model_validator(mode="after")
+    def _categorical_needs_values(self) -> EnrichField:
+        if self.type == "categorical" and not self.valid_values:
+            raise ValueError(f"field {self.name!r} is categorical and needs valid_values")
+        return self
+
+
+class CompletionRequest(BaseModel):
+    """One operation over a list of items: the unit the engine executes.
+
+    ``operation`` is normalised to one of OPERATIONS; a custom name becomes
+    ``operation="run"`` with ``operation_name`` set.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    operation: str
+    items: list[dict[str, Any]]
+    model: str | None = None
+    # label
+    categories: list[str] | None = None
+    # extract
+    extraction_instructions: str | None = None
+    output_schema: dict[str, Any] | None = None
+    # summarize
+    summary_instructions: str | None = None
+    # enrich
+    fields: list[EnrichField] | None = None
+    include_context: bool = False
+    # run
+    system_prompt: str | None = None
+    user_prompt_template: str | None = None
+    response_format: dict[str, Any] | None = None
+    operation_name: str | None = None
+    # per-request knobs
+    content_field: str = "content"
+    id_field: str | None = None
+    max_attempts: int | None = Field(default=None, ge=1, le=20)
+    metadata: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _normalise_and_check(self) -> CompletionRequest:
+        kind, custom = normalize_operation(self.operation)
+        self.operation = kind
+        if custom and not self.operation_name:
+            self.operation_name = custom
+        if kind == "label":
+            cats = [c for c in (self.categories or []) if c.strip()]
+            if len(set(cats)) < 2:
+                raise ValueError("label needs at least 2 distinct categories")
+        elif kind == "enrich" and not self.fields:
+            raise ValueError("enrich needs at least one field")
+        elif kind == "run" and not self.user_prompt_template:
+            raise ValueError("run needs user_prompt_template")
+        elif kind == "extract" and not (self.extraction_instructions or self.output_schema):
+            raise ValueError("extract needs extraction_instructions or output_schema")
+        return self
+
+    def fields_for_hash(self) -> dict[str, Any]:
+        """Everything that changes what the model is asked, without the items."""
+        return self.model_dump(
+            exclude={"items", "metadata", "max_attempts", "id_field"}, exclude_none=True
+        )
+
+
+class RowError(BaseModel):
+    """Why one item failed: a stable code and a message for people."""
+
+    code: str
+    message: str
+
+
+class ResultRow(BaseModel):
+    """The outcome of one item."""
+
+    index: int
+    id: str | None = None
+    status: Literal["completed", "failed"]
+    result: dict[str, Any] | None = None
+    error: RowError | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class CompletionResult(BaseModel):
+    """What a synchronous completion returns: rows in item order, plus total usage."""
+
+    operation: str
+    model: str | None = None
+    results: list[dict[str, Any]]
+    usage: Usage = Field(default_factory=Usage)
+
+
+class BatchProgress(BaseModel):
+    completed: int = 0
+    failed: int = 0
+    total: int = 0
+
+
+class Batch(BaseModel):
+    """An asynchronous job over many items."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    status: BatchStatus
+    operation: str
+    model: str | None = None
+    total_items: int
+    progress: BatchProgress
+    created_at: float
+    started_at: float | None = None
+    completed_at: float | None = None
+    error: RowError | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+class OutputPage(BaseModel):
+    """One page of a batch's output rows, in item order."""
+
+    id: str
+    status: BatchStatus
+    offset: int
+    limit: int
+    total: int
+    results: list[dict[str, Any]]

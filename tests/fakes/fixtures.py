@@ -1,0 +1,1 @@
+"""pytest fixtures for the fakes (filled in by the engine issue)."""
