@@ -1,0 +1,480 @@
+"""A scripted OpenAI-compatible chat-completions server for tests and benchmarks.
+
+It is the peer for throughput benchmarks with hundreds of requests in flight, so it is
+a bare ``asyncio.Protocol`` speaking HTTP/1.1 (keep-alive, Content-Length bodies)
+rather than a framework: a reply without latency is written straight from
+``data_received``, latency is a ``call_later``, and faults like a connection reset or a
+hang need the raw transport anyway.
+
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, and for scripting from
+another process ``GET /_fake/stats``, ``GET /_fake/requests``, ``POST /_fake/reset``,
+``POST /_fake/script`` (each also under ``/v1``).
+
+Scripting: every ``script(...)`` call appends a Rule; for each request all rules that
+apply (``match`` substring in the messages, ``times`` left, ``rate`` roll) are consumed
+and merged: the first status/fault wins, the largest latency wins.
+
+Run alone: ``python -m tests.fakes.provider --port N [--latency-ms X] [--rpm N]``
+prints its base URL (ending in ``/v1``) on the first stdout line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import signal
+import socket
+import struct
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tests.fakes import replies
+
+FAULTS = frozenset(
+    {
+        "malformed",  # 200 with a body that is not JSON
+        "non_json",  # 200, valid envelope, content is prose instead of JSON
+        "missing_choices",  # 200, valid JSON without "choices"
+        "empty",  # 200, empty content
+        "wrong_label",  # enum values replaced by a value the schema does not allow
+        "truncated",  # finish_reason "length", content cut in half
+        "hang",  # never answers until reset/close
+        "reset",  # the connection is reset instead of answered
+        "reject_json_schema",  # 400 for response_format json_schema, like older servers
+    }
+)
+SETTINGS = ("rpm", "rpm_window_s", "require_api_key")
+KEPT_REQUESTS = 2000
+REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+           408: "Request Timeout", 409: "Conflict", 429: "Too Many Requests",
+           500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
+
+
+@dataclass
+class Rule:
+    """One scripted behaviour; with no ``times``/``rate``/``match`` it applies to all."""
+
+    latency_ms: float = 0.0
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_ms: float | None = None
+    fault: str | None = None
+    logprobs: bool | None = None
+    times: int | None = None
+    rate: float | None = None
+    seed: int = 0
+    match: str | None = None
+    body: str | None = None
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}; one of {sorted(FAULTS)}")
+        self._rng = random.Random(self.seed)
+
+    def applies(self, text: str, body: dict[str, Any]) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.match is not None and self.match not in text:
+            return False
+        if self.fault == "reject_json_schema":
+            fmt = body.get("response_format")
+            if not (isinstance(fmt, dict) and fmt.get("type") == "json_schema"):
+                return False
+        if self.rate is not None and self._rng.random() >= self.rate:
+            return False
+        if self.times is not None:
+            self.times -= 1
+        return True
+
+
+@dataclass
+class Effects:
+    """The merged rules for one request."""
+
+    latency_ms: float = 0.0
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_ms: float | None = None
+    fault: str | None = None
+    logprobs: bool = False
+    body: str | None = None
+
+    def merge(self, rule: Rule) -> None:
+        self.latency_ms = max(self.latency_ms, rule.latency_ms)
+        if self.status is None and self.fault is None and (rule.status or rule.fault):
+            self.status, self.fault, self.body = rule.status, rule.fault, rule.body
+            self.retry_after, self.retry_after_ms = rule.retry_after, rule.retry_after_ms
+        if rule.logprobs is not None:
+            self.logprobs = rule.logprobs
+
+
+_RULE_FIELDS = {f.name for f in fields(Rule) if not f.name.startswith("_")}
+
+
+class FakeState:
+    """Rules, counters and recent requests; touched only from the server's loop."""
+
+    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None) -> None:
+        self.base_latency_ms = latency_ms
+        self.base_rpm = rpm
+        self.hung: set[_Connection] = set()
+        self.generation = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.generation += 1
+        self.rules: list[Rule] = [Rule(latency_ms=self.base_latency_ms)] if self.base_latency_ms else []
+        self.rpm: int | None = self.base_rpm
+        self.rpm_window_s = 60.0
+        self.require_api_key: str | None = None
+        self.count = 0
+        self.by_status: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.bodies: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
+        self.headers: deque[dict[str, str]] = deque(maxlen=KEPT_REQUESTS)
+        self.accepted: deque[float] = deque()
+        for conn in list(self.hung):
+            conn.abort()
+        self.hung.clear()
+
+    def apply_script(self, data: dict[str, Any]) -> None:
+        """Add rules / change settings; unknown keys are an error, not a silent no-op."""
+        data = dict(data)
+        if data.pop("replace", False):
+            self.rules = []
+        for key in SETTINGS:
+            if key in data:
+                setattr(self, key, data.pop(key))
+        self.rpm_window_s = float(self.rpm_window_s)
+        rules = data.pop("rules", None)
+        for item in rules or []:
+            self.rules.append(_make_rule(item))
+        if data:
+            self.rules.append(_make_rule(data))
+
+    def plan(self, body: dict[str, Any]) -> Effects:
+        effects = Effects()
+        if not self.rules:
+            return effects
+        text = replies.prompt_text(body)
+        for rule in self.rules:
+            if rule.applies(text, body):
+                effects.merge(rule)
+        return effects
+
+    def rpm_wait(self, now: float) -> float | None:
+        """Seconds until a request fits the server-side RPM limit, or None if it fits now."""
+        if not self.rpm:
+            return None
+        window = self.rpm_window_s
+        allowed = max(1, int(self.rpm * window / 60.0))
+        while self.accepted and self.accepted[0] <= now - window:
+            self.accepted.popleft()
+        if len(self.accepted) >= allowed:
+            return self.accepted[0] + window - now
+        self.accepted.append(now)
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": self.count,
+            "by_status": dict(self.by_status),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+def _make_rule(data: dict[str, Any]) -> Rule:
+    unknown = set(data) - _RULE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown script keys {sorted(unknown)}; known: {sorted(_RULE_FIELDS | set(SETTINGS))}")
+    return Rule(**data)
+
+
+@dataclass
+class _Request:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    keep_alive: bool
+
+
+class _Connection(asyncio.Protocol):
+    """One client connection: parse requests in order, answer one at a time."""
+
+    def __init__(self, server: FakeProviderServer) -> None:
+        self.server = server
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.busy = False
+        self.closed = False
+        self.counted: int | None = None  # generation of this connection's in-flight chat request
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        self.drain()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+        self.server.state.hung.discard(self)
+        self.done()
+
+    def done(self) -> None:
+        # a request from before a reset was already forgotten by the counters
+        if self.counted is not None and self.counted == self.server.state.generation:
+            self.server.state.in_flight -= 1
+        self.counted = None
+
+    def drain(self) -> None:
+        while not self.busy and not self.closed:
+            request = self._next_request()
+            if request is None:
+                return
+            self.server.handle(self, request)
+
+    def _next_request(self) -> _Request | None:
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        lines = self.buffer[:end].decode("latin-1").split("\r\n")
+        method, path, version = [*lines[0].split(" ", 2), "", ""][:3]
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length") or 0)
+        if len(self.buffer) < end + 4 + length:
+            return None
+        body = bytes(self.buffer[end + 4 : end + 4 + length])
+        del self.buffer[: end + 4 + length]
+        close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
+        return _Request(method, path.split("?", 1)[0], headers, body, not close)
+
+    def send(self, status: int, payload: bytes, keep_alive: bool, extra: dict[str, str] | None = None,
+             content_type: str = "application/json") -> None:
+        if self.closed or self.transport is None:
+            return
+        head = [f"HTTP/1.1 {status} {REASONS.get(status, 'Status')}",
+                f"content-type: {content_type}", f"content-length: {len(payload)}"]
+        head.extend(f"{k}: {v}" for k, v in (extra or {}).items())
+        if not keep_alive:
+            head.append("connection: close")
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
+        if not keep_alive:
+            self.transport.close()
+
+    def abort(self, *, reset: bool = False) -> None:
+        if self.transport is None or self.closed:
+            return
+        if reset:  # SO_LINGER 0 makes close() send RST, as a crashed proxy would
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
+
+
+class FakeProviderServer:
+    """The server: routes requests, applies the script, keeps the counters."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0,
+                 rpm: int | None = None) -> None:
+        self.host, self.port = host, port
+        self.state = FakeState(latency_ms=latency_ms, rpm=rpm)
+        self._server: asyncio.base_events.Server | None = None
+        self._admin: dict[tuple[str, str], Callable[[_Request], tuple[int, Any]]] = {
+            ("GET", "/_fake/stats"): lambda r: (200, self.state.stats()),
+            ("GET", "/_fake/requests"): lambda r: (200, list(self.state.bodies)),
+            ("POST", "/_fake/reset"): self._admin_reset,
+            ("POST", "/_fake/script"): self._admin_script,
+            ("GET", "/v1/models"): lambda r: (200, {"object": "list", "data": [
+                {"id": "fake-model", "object": "model", "owned_by": "fake"}]}),
+        }
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/v1"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _Connection(self), self.host, self.port, backlog=2048
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        self.state.reset()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def handle(self, conn: _Connection, request: _Request) -> None:
+        path = request.path[3:] if request.path.startswith("/v1/_fake/") else request.path
+        if request.method == "POST" and path in ("/v1/chat/completions", "/chat/completions"):
+            self._chat(conn, request)
+            return
+        route = self._admin.get((request.method, path))
+        if route is None:
+            conn.send(404, _error_json(f"no route {request.method} {request.path}"), request.keep_alive)
+            return
+        try:
+            status, payload = route(request)
+        except (ValueError, TypeError) as exc:
+            status, payload = 400, {"error": {"message": str(exc), "type": "invalid_request_error"}}
+        conn.send(status, json.dumps(payload).encode(), request.keep_alive)
+
+    def _admin_reset(self, request: _Request) -> tuple[int, Any]:
+        self.state.reset()
+        return 200, {"ok": True}
+
+    def _admin_script(self, request: _Request) -> tuple[int, Any]:
+        data = json.loads(request.body or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("script body must be a JSON object")
+        self.state.apply_script(data)
+        return 200, {"ok": True, "rules": len(self.state.rules)}
+
+    def _chat(self, conn: _Connection, request: _Request) -> None:
+        state = self.state
+        state.count += 1
+        number = state.count
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        conn.counted = state.generation
+        try:
+            body = json.loads(request.body)
+            if not isinstance(body, dict):
+                raise ValueError("body is not an object")
+        except ValueError:
+            self._finish_error(conn, request, 400, "request body is not a JSON object")
+            return
+        state.bodies.append(body)
+        state.headers.append(request.headers)
+        if state.require_api_key and request.headers.get("authorization") != f"Bearer {state.require_api_key}":
+            self._finish_error(conn, request, 401, "Incorrect API key provided")
+            return
+        wait = state.rpm_wait(time.monotonic())
+        if wait is not None:
+            self._finish_error(conn, request, 429, "Rate limit reached for requests",
+                               {"retry-after": str(max(1, math.ceil(wait)))})
+            return
+        effects = state.plan(body)
+        if effects.fault == "hang":
+            conn.busy = True
+            state.hung.add(conn)
+            state.by_status["hang"] += 1
+            return
+        if effects.latency_ms > 0:
+            conn.busy = True
+            conn.timer = asyncio.get_running_loop().call_later(
+                effects.latency_ms / 1000.0, self._finish, conn, request, body, effects, number
+            )
+            return
+        self._finish(conn, request, body, effects, number)
+
+    def _finish_error(self, conn: _Connection, request: _Request, status: int, message: str,
+                      headers: dict[str, str] | None = None) -> None:
+        self.state.by_status[str(status)] += 1
+        conn.done()
+        conn.send(status, _error_json(message, status), request.keep_alive, headers)
+
+    def _finish(self, conn: _Connection, request: _Request, body: dict[str, Any], effects: Effects,
+                number: int) -> None:
+        conn.timer = None
+        if effects.fault == "reset":
+            self.state.by_status["reset"] += 1
+            conn.done()
+            conn.abort(reset=True)
+            return
+        status, payload, headers = _reply(body, effects, number)
+        self.state.by_status[str(status)] += 1
+        conn.done()
+        conn.send(status, payload, request.keep_alive, headers)
+        if conn.busy:
+            conn.busy = False
+            conn.drain()
+
+
+def _error_json(message: str, status: int = 400) -> bytes:
+    kind = {429: "rate_limit_error", 401: "authentication_error"}.get(status, "invalid_request_error")
+    if status >= 500:
+        kind = "server_error"
+    return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
+
+
+def _reply(body: dict[str, Any], effects: Effects, number: int) -> tuple[int, bytes, dict[str, str]]:
+    """Status, payload and headers of an answered request."""
+    headers: dict[str, str] = {}
+    if effects.retry_after is not None:
+        headers["retry-after"] = f"{effects.retry_after:g}"
+    if effects.retry_after_ms is not None:
+        headers["retry-after-ms"] = f"{effects.retry_after_ms:g}"
+    fault = effects.fault
+    if effects.status is not None and effects.status != 200:
+        message = effects.body or f"fake provider scripted status {effects.status}"
+        return effects.status, _error_json(message, effects.status), headers
+    if fault == "reject_json_schema":
+        message = effects.body or "Invalid parameter: response_format of type 'json_schema' is not supported with this model."
+        return 400, json.dumps({"error": {"message": message, "type": "invalid_request_error",
+                                          "param": "response_format", "code": None}}).encode(), headers
+    if fault == "malformed":
+        return 200, b'{"id": "chatcmpl-fake", "choices": [{"message": {"content": "', headers
+    if fault == "missing_choices":
+        return 200, json.dumps({"id": f"chatcmpl-fake-{number}", "object": "chat.completion"}).encode(), headers
+    content, picks = replies.content_for(body, wrong_label=fault == "wrong_label")
+    finish = "stop"
+    if fault == "non_json":
+        content = "Sure! Here is what I found: it looks fine to me."
+    elif fault == "empty":
+        content = ""
+    elif fault == "truncated":
+        content, finish = content[: max(1, len(content) // 2)], "length"
+    logprobs = None
+    if effects.logprobs:
+        logprobs = replies.logprobs_for(content, picks, int(body.get("top_logprobs") or 5))
+    reply = replies.completion_body(body, content, number=number, finish_reason=finish, logprobs=logprobs)
+    return 200, json.dumps(reply).encode(), headers
+
+
+async def serve(args: argparse.Namespace) -> None:
+    server = FakeProviderServer(host=args.host, port=args.port, latency_ms=args.latency_ms, rpm=args.rpm)
+    await server.start()
+    print(server.base_url, flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await server.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.provider", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--rpm", type=int, default=None, help="server-side requests-per-minute limit")
+    asyncio.run(serve(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
