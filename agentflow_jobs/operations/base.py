@@ -1,0 +1,234 @@
+"""What every operation shares: the per-item errors, reading content, judging JSON replies.
+
+An ``Operation`` is stateless. ``prepare(request)`` binds it to one CompletionRequest and
+does the per-request work once (prompts, JSON schema, validators); the returned
+``BoundOperation`` then builds one ``ChatRequest`` per item and parses one reply per
+item. The executor prepares once per request, so per-item work stays small; the
+``build``/``parse`` shortcuts on ``Operation`` are for callers holding a single item.
+
+Nothing here does I/O. Three exceptions are internal to the engine:
+
+- ``OperationInputError(code, message)``: the item itself cannot be sent
+  (``missing_field``, ``empty_content``, ``item_too_large``); the row fails at once.
+- ``InvalidOutput(message)``: the model's reply broke the contract; the executor re-asks
+  once with ``retry_request`` and then fails the row with ``invalid_output``.
+- ``InvalidRequest(message)``: the request as a whole is unusable (a broken template or
+  schema); raised by ``prepare``, never per item.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from abc import ABC, abstractmethod
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from agentflow_jobs.errors import AgentFlowError
+from agentflow_jobs.providers.base import ChatReply, ChatRequest, TaskHint
+from agentflow_jobs.wire import CompletionRequest
+
+__all__ = [
+    "MAX_ITEM_CHARS",
+    "BoundOperation",
+    "InvalidOutput",
+    "InvalidRequest",
+    "Operation",
+    "OperationInputError",
+    "json_schema_format",
+    "load_json_object",
+    "value_text",
+]
+
+# Longest user message (content or rendered template) sent for one item, in characters.
+# Roughly 25k tokens: beyond this an item is almost always a mistake (a whole file in a
+# cell) and would only burn money or overflow the model's context.
+MAX_ITEM_CHARS = 100_000
+
+_FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
+
+
+class OperationInputError(AgentFlowError):
+    """One item cannot be sent (``missing_field``, ``empty_content``, ``item_too_large``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InvalidOutput(AgentFlowError):
+    """The model's reply does not satisfy the operation's contract."""
+
+    code = "invalid_output"
+
+
+class InvalidRequest(AgentFlowError):
+    """The request as a whole cannot run (broken template, schema or fields)."""
+
+    exit_code = 2
+    code = "invalid_request"
+
+
+def value_text(value: Any) -> str:
+    """How an item value reads in a prompt: strings as is, structures as JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    if isinstance(value, bool | dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def json_schema_format(name: str, schema: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:
+    """An OpenAI-style ``response_format`` asking for JSON that follows ``schema``."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": name, "strict": strict, "schema": schema},
+    }
+
+
+def load_json_object(reply: ChatReply) -> dict[str, Any]:
+    """The reply's JSON object, tolerating code fences and chatter around it."""
+    text = reply.text.strip()
+    value = _loads_lenient(text)
+    if value is None:
+        if reply.finish_reason == "length":
+            raise InvalidOutput("the reply was cut off at the token limit before the JSON ended")
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        raise InvalidOutput(f"the reply is not valid JSON: {shown!r}")
+    if not isinstance(value, dict):
+        raise InvalidOutput(f"the reply is JSON but not an object (got {type(value).__name__})")
+    return value
+
+
+def _loads_lenient(text: str) -> Any:
+    """Parse ``text`` as JSON; failing that, a fenced block or the outermost ``{...}``."""
+    candidates = [text]
+    fenced = _FENCE.match(text)
+    if fenced:
+        candidates.append(fenced.group(1))
+    start, end = text.find("{"), text.rfind("}")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    return None
+
+
+class BoundOperation(ABC):
+    """An operation bound to one request: builds and judges item after item."""
+
+    system_prompt: str | None = None
+    response_format: dict[str, Any] | None = None
+    schema: dict[str, Any] | None = None
+    max_tokens: int | None = None
+    choices: tuple[str, ...] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    # what to tell the model when it must answer again
+    retry_hint = "Reply again with only the corrected JSON object."
+
+    def __init__(self, request: CompletionRequest) -> None:
+        self.request = request
+        self.hint_params = request.model_dump(
+            exclude={"items", "metadata", "max_attempts", "id_field", "model", "operation"},
+            exclude_none=True,
+            exclude_defaults=True,
+        )
+
+    @abstractmethod
+    def user_message(self, item: dict[str, Any]) -> str:
+        """The item as the model reads it; raises OperationInputError."""
+
+    @abstractmethod
+    def parse(self, item: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
+        """The row's result from a reply; raises InvalidOutput."""
+
+    def build(self, item: dict[str, Any], model: str | None = None) -> ChatRequest:
+        """The chat request for one item."""
+        user = self.user_message(item)
+        if len(user) > MAX_ITEM_CHARS:
+            raise OperationInputError(
+                "item_too_large",
+                f"item is {len(user):,} characters; the limit is {MAX_ITEM_CHARS:,}",
+            )
+        messages = [{"role": "user", "content": user}]
+        if self.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        hint = TaskHint(self.request.operation, self.hint_params, item, self.choices)
+        return ChatRequest(
+            messages=messages,
+            model=model,
+            response_format=self.response_format,
+            max_tokens=self.max_tokens,
+            logprobs=self.logprobs,
+            top_logprobs=self.top_logprobs,
+            hint=hint,
+        )
+
+    def content(self, item: dict[str, Any]) -> str:
+        """The item's content field as text; missing or blank content is an input error."""
+        name = self.request.content_field
+        if name not in item:
+            raise OperationInputError(
+                "missing_field", f"item has no field {name!r} (the content field)"
+            )
+        text = value_text(item[name])
+        if not text.strip():
+            raise OperationInputError("empty_content", f"item field {name!r} is empty")
+        return text
+
+    def retry_messages(
+        self, chat: ChatRequest, reply: ChatReply, problem: InvalidOutput
+    ) -> list[dict[str, str]]:
+        """The conversation for the one re-ask: the bad reply and what was wrong with it."""
+        complaint = f"Your reply was invalid: {problem.message}. {self.retry_hint}"
+        return [
+            *chat.messages,
+            {"role": "assistant", "content": reply.text},
+            {"role": "user", "content": complaint},
+        ]
+
+    def retry_request(
+        self, chat: ChatRequest, reply: ChatReply, problem: InvalidOutput
+    ) -> ChatRequest:
+        """``chat`` again, with the bad reply and the complaint appended."""
+        return replace(chat, messages=self.retry_messages(chat, reply, problem))
+
+
+class Operation(ABC):
+    """One kind of work (label, extract, ...): stateless, pure."""
+
+    kind: ClassVar[str]
+
+    @abstractmethod
+    def prepare(self, request: CompletionRequest) -> BoundOperation:
+        """Bind to ``request``, doing per-request work once; raises InvalidRequest."""
+
+    def build(self, request: CompletionRequest, item: dict[str, Any]) -> ChatRequest:
+        """The chat request for one item (model left to the caller/provider)."""
+        return self.prepare(request).build(item, request.model)
+
+    def parse(
+        self, request: CompletionRequest, item: dict[str, Any], reply: ChatReply
+    ) -> dict[str, Any]:
+        """The result for one item's reply; raises InvalidOutput."""
+        return self.prepare(request).parse(item, reply)
+
+    def response_schema(self, request: CompletionRequest) -> dict[str, Any] | None:
+        """The JSON schema replies must follow, or None for free text."""
+        return self.prepare(request).schema
+
+    def retry_messages(
+        self,
+        request: CompletionRequest,
+        chat: ChatRequest,
+        reply: ChatReply,
+        problem: InvalidOutput,
+    ) -> list[dict[str, str]]:
+        """The messages of the one re-ask after ``problem``."""
+        return self.prepare(request).retry_messages(chat, reply, problem)

@@ -1,0 +1,234 @@
+"""``enrich``: one value per declared field, typed as declared.
+
+The result has one key per field, in declared order. Types: ``categorical`` (one of
+``valid_values``, matched ignoring case and whitespace, returned in the declared
+spelling), ``integer`` (``3`` or ``3.0`` or ``"3"`` → ``3``; ``"abc"`` or ``3.5`` is
+invalid), ``number``, ``boolean`` (also ``"true"``/``"yes"``/``"false"``/``"no"``),
+``string``, ``list`` (a list of strings). Keys the model adds beyond the fields are
+dropped.
+
+With ``include_context`` every field ``name`` gets a sibling key ``"<name>_context"``: a
+one-sentence justification (a string). Flat keys keep one column per value in CSV
+output; a field set where a context key would collide with another field's name is an
+``InvalidRequest``. The JSON schema sent to the model carries the same keys.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any
+
+from agentflow_jobs.operations.base import (
+    BoundOperation,
+    InvalidOutput,
+    InvalidRequest,
+    Operation,
+    json_schema_format,
+    load_json_object,
+)
+from agentflow_jobs.providers.base import ChatReply
+from agentflow_jobs.wire import CompletionRequest, EnrichField
+
+__all__ = ["CONTEXT_SUFFIX", "EnrichOperation", "coerce_field"]
+
+CONTEXT_SUFFIX = "_context"
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+_JSON_TYPES: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "number": {"type": "number"},
+    "integer": {"type": "integer"},
+    "boolean": {"type": "boolean"},
+    "list": {"type": "array", "items": {"type": "string"}},
+}
+
+
+class EnrichOperation(Operation):
+    kind = "enrich"
+
+    def prepare(self, request: CompletionRequest) -> BoundEnrich:
+        return BoundEnrich(request)
+
+
+class BoundEnrich(BoundOperation):
+    def __init__(self, request: CompletionRequest) -> None:
+        super().__init__(request)
+        self.fields = list(request.fields or [])
+        self.context = request.include_context
+        _check_names(self.fields, self.context)
+        properties: dict[str, Any] = {}
+        for spec in self.fields:
+            properties[spec.name] = field_schema(spec)
+            if self.context:
+                properties[spec.name + CONTEXT_SUFFIX] = {"type": "string"}
+        self.schema = {
+            "type": "object",
+            "properties": properties,
+            "required": list(properties),
+            "additionalProperties": False,
+        }
+        self.response_format = json_schema_format("enrichment", self.schema)
+        self.system_prompt = _system_prompt(self.fields, self.context)
+        per_field = 48 + (96 if self.context else 0)
+        self.max_tokens = min(8192, 128 + per_field * len(self.fields))
+
+    def user_message(self, item: dict[str, Any]) -> str:
+        return self.content(item)
+
+    def parse(self, item: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
+        data = load_json_object(reply)
+        result: dict[str, Any] = {}
+        for spec in self.fields:
+            if spec.name not in data:
+                raise InvalidOutput(f"the reply has no value for field {spec.name!r}")
+            result[spec.name] = coerce_field(spec, data[spec.name])
+            if self.context:
+                key = spec.name + CONTEXT_SUFFIX
+                note = data.get(key)
+                if not isinstance(note, str) or not note.strip():
+                    raise InvalidOutput(f"the reply has no justification {key!r} (a string)")
+                result[key] = note.strip()
+        return result
+
+
+def field_schema(spec: EnrichField) -> dict[str, Any]:
+    """The JSON schema of one field's value."""
+    if spec.type == "categorical":
+        schema: dict[str, Any] = {"type": "string", "enum": list(spec.valid_values or [])}
+    else:
+        schema = dict(_JSON_TYPES[spec.type])
+    if spec.description:
+        schema["description"] = spec.description
+    return schema
+
+
+def _check_names(fields: list[EnrichField], context: bool) -> None:
+    names = [f.name for f in fields]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise InvalidRequest(
+            f"enrich fields must have distinct names; repeated: {', '.join(dupes)}"
+        )
+    if context:
+        clash = [n for n in names if n + CONTEXT_SUFFIX in names]
+        if clash:
+            raise InvalidRequest(
+                f"with include_context, field {clash[0] + CONTEXT_SUFFIX!r} collides with "
+                f"the context key of field {clash[0]!r}; rename it"
+            )
+
+
+def _system_prompt(fields: list[EnrichField], context: bool) -> str:
+    lines = ["You enrich records: read the text and fill in these fields."]
+    for spec in fields:
+        line = f"- {spec.name} ({spec.type})"
+        if spec.valid_values:
+            line += " one of: " + ", ".join(
+                json.dumps(v, ensure_ascii=False) for v in spec.valid_values
+            )
+        if spec.description:
+            line += f": {spec.description}"
+        lines.append(line)
+    keys = ", ".join(f.name for f in fields)
+    if context:
+        lines.append(
+            f"For each field also give '<field>{CONTEXT_SUFFIX}': one short sentence saying "
+            "what in the text supports the value."
+        )
+    lines.append(
+        f"Reply with only a JSON object with the keys: {keys}"
+        + (f" and their {CONTEXT_SUFFIX} keys." if context else ".")
+    )
+    return "\n".join(lines)
+
+
+def coerce_field(spec: EnrichField, value: Any) -> Any:
+    """``value`` as the field's declared type; raises InvalidOutput when it cannot be."""
+    coerced = _COERCERS[spec.type](spec, value)
+    if coerced is _BAD:
+        shown = json.dumps(value, ensure_ascii=False, default=str)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        wanted = _WANTED.get(spec.type) or "one of " + ", ".join(spec.valid_values or [])
+        raise InvalidOutput(f"field {spec.name!r} must be {wanted}, got {shown}")
+    return coerced
+
+
+_BAD = object()
+_WANTED = {
+    "string": "a string",
+    "number": "a number",
+    "integer": "an integer",
+    "boolean": "true or false",
+    "list": "a list of strings",
+}
+
+
+def _as_string(spec: EnrichField, value: Any) -> Any:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return _BAD
+
+
+def _as_number(spec: EnrichField, value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().replace(",", ""))
+        except ValueError:
+            return _BAD
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _BAD
+    return value if math.isfinite(value) else _BAD
+
+
+def _as_integer(spec: EnrichField, value: Any) -> Any:
+    number = _as_number(spec, value)
+    if number is _BAD or not float(number).is_integer():
+        return _BAD
+    return int(number)
+
+
+def _as_boolean(spec: EnrichField, value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    word = str(value).strip().casefold() if isinstance(value, str | int) else None
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    return _BAD
+
+
+def _as_categorical(spec: EnrichField, value: Any) -> Any:
+    if not isinstance(value, str):
+        return _BAD
+    wanted = " ".join(value.split()).casefold()
+    for allowed in spec.valid_values or []:
+        if " ".join(allowed.split()).casefold() == wanted:
+            return allowed
+    return _BAD
+
+
+def _as_list(spec: EnrichField, value: Any) -> Any:
+    if isinstance(value, str):
+        return [value] if value.strip() else []
+    if not isinstance(value, list):
+        return _BAD
+    out = [_as_string(spec, v) for v in value]
+    return _BAD if any(v is _BAD for v in out) else out
+
+
+_COERCERS: dict[str, Callable[[EnrichField, Any], Any]] = {
+    "string": _as_string,
+    "number": _as_number,
+    "integer": _as_integer,
+    "boolean": _as_boolean,
+    "categorical": _as_categorical,
+    "list": _as_list,
+}

@@ -1,0 +1,77 @@
+from __future__ import annotations
+
+import pytest
+
+from agentflow_jobs.operations import InvalidOutput, InvalidRequest, get_operation
+from tests.operations.helpers import reply, request
+
+EXTRACT = get_operation("extract")
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "contact": {"type": "string"},
+        "seats": {"type": "integer", "minimum": 1},
+        "people": {"type": "array", "items": {"type": "object", "required": ["name"]}},
+    },
+    "required": ["contact", "seats"],
+}
+
+
+def test_without_a_schema_it_asks_for_any_json_object() -> None:
+    req = request("extract", extraction_instructions="Extract contact and seats.")
+    chat = EXTRACT.build(req, {"content": "Sarah wants 500 seats"})
+    assert chat.response_format == {"type": "json_object"}
+    assert "Extract contact and seats." in chat.messages[0]["content"]
+    assert "JSON" in chat.messages[0]["content"]
+    assert chat.messages[1]["content"] == "Sarah wants 500 seats"
+    assert EXTRACT.parse(req, {}, reply({"contact": "Sarah", "seats": 500})) == {
+        "contact": "Sarah",
+        "seats": 500,
+    }
+
+
+def test_any_object_is_fine_without_a_schema_but_not_an_array() -> None:
+    req = request("extract", extraction_instructions="x")
+    with pytest.raises(InvalidOutput, match="not an object"):
+        EXTRACT.parse(req, {}, reply([{"a": 1}]))
+
+
+def test_with_a_schema_it_is_sent_and_enforced() -> None:
+    req = request("extract", extraction_instructions="x", output_schema=SCHEMA)
+    chat = EXTRACT.build(req, {"content": "text"})
+    assert chat.response_format is not None
+    assert chat.response_format["type"] == "json_schema"
+    assert chat.response_format["json_schema"]["schema"] == SCHEMA
+    assert EXTRACT.response_schema(req) == SCHEMA
+    assert EXTRACT.parse(req, {}, reply({"contact": "S", "seats": 2})) == {
+        "contact": "S",
+        "seats": 2,
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"contact": "S"}, "'seats' is a required property"),
+        ({"contact": "S", "seats": "many"}, "$.seats"),
+        ({"contact": "S", "seats": 0}, "$.seats"),
+        ({"contact": "S", "seats": 3, "people": [{"role": "VP"}]}, "$.people[0]"),
+    ],
+)
+def test_schema_violations_name_the_path(data: dict[str, object], words: str) -> None:
+    req = request("extract", output_schema=SCHEMA)
+    with pytest.raises(InvalidOutput) as caught:
+        EXTRACT.parse(req, {}, reply(data))
+    assert words in caught.value.message
+
+
+def test_a_broken_schema_fails_the_whole_request() -> None:
+    req = request("extract", output_schema={"type": "objekt"})
+    with pytest.raises(InvalidRequest, match="output_schema is not a valid JSON Schema"):
+        EXTRACT.build(req, {"content": "x"})
+
+
+def test_malformed_reply_is_invalid() -> None:
+    req = request("extract", extraction_instructions="x")
+    with pytest.raises(InvalidOutput, match="not valid JSON"):
+        EXTRACT.parse(req, {}, reply("Sure! Here you go: contact=Sarah"))
