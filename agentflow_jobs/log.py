@@ -1,16 +1,146 @@
-"""structlog configuration (built fully in the foundation issue)."""
+"""structlog configuration and secret redaction.
+
+Logs go to stderr: a readable console renderer on a TTY, JSON lines otherwise. ``job``,
+``run_id`` and ``batch_id`` are bound once through contextvars. One processor redacts
+secrets: values of secret-named keys, and every registered secret value wherever it
+appears in a string of the event (an API key pasted into an error message included).
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import re
+import sys
+import threading
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
+__all__ = [
+    "REDACTED",
+    "configure_logging",
+    "is_secret_key",
+    "redact",
+    "redact_event",
+    "register_secret",
+    "registered_secrets",
+]
+
+REDACTED = "***"
+# names whose values are secrets wherever they appear: api_key, Authorization, x-api-token, ...
+_SECRET_KEY = re.compile(r"api[_-]?key|authorization|token|secret|password|passwd|credential", re.I)
+# environment variables whose values are always secrets
+_SECRET_ENV = ("OPENAI_API_KEY", "AGENTFLOW_API_KEY")
+# shorter values would redact ordinary words; a real key is never this short
+_MIN_SECRET_LEN = 4
+
+_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+_pattern: re.Pattern[str] | None = None
+
+
+def is_secret_key(name: object) -> bool:
+    """True for keys (or variable names) that hold secrets: api_key, token, ..."""
+    return isinstance(name, str) and _SECRET_KEY.search(name) is not None
+
+
+def register_secret(value: str | None) -> None:
+    """Redact ``value`` from every log line from now on."""
+    global _secrets, _pattern
+    if not value or len(value) < _MIN_SECRET_LEN or value in _secrets:
+        return
+    with _lock:
+        _secrets = _secrets | {value}
+        # longest first, so a secret containing another is replaced whole
+        ordered = sorted(_secrets, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+
+
+def registered_secrets() -> frozenset[str]:
+    return _secrets
+
+
+def _register_env_secrets(environ: Mapping[str, str]) -> None:
+    for name in _SECRET_ENV:
+        register_secret(environ.get(name))
+
+
+def redact(value: Any) -> Any:
+    """``value`` with registered secrets replaced in every string, recursively."""
+    pattern = _pattern
+    if pattern is None:
+        return value
+    return _redact(value, pattern)
+
+
+def _redact(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value) if pattern.search(value) else value
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_secret_key(k) else _redact(v, pattern) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redact(v, pattern) for v in value]
+    if isinstance(value, BaseException):
+        return _redact(str(value), pattern)
+    return value
+
+
+def _mask_keys(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: REDACTED if is_secret_key(k) else _mask_keys(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_mask_keys(v) for v in value]
+    return value
+
+
+def redact_event(
+    logger: Any, method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: secret-named keys → ``***``; registered values → ``***``."""
+    pattern = _pattern
+    for key, value in list(event_dict.items()):
+        if is_secret_key(key) and value is not None:
+            event_dict[key] = REDACTED
+        elif pattern is not None:
+            event_dict[key] = _redact(value, pattern)
+        elif isinstance(value, Mapping | list | tuple):
+            event_dict[key] = _mask_keys(value)
+    return event_dict
+
+
+def _renderer(fmt: str, stream: Any) -> Any:
+    if fmt == "auto":
+        isatty = getattr(stream, "isatty", None)
+        fmt = "console" if callable(isatty) and isatty() else "json"
+    if fmt == "console":
+        return structlog.dev.ConsoleRenderer(colors=False)
+    return structlog.processors.JSONRenderer()
+
 
 def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:
+    """Send structlog output to stderr; console on a TTY, JSON lines otherwise."""
+    _register_env_secrets(os.environ)
+    processors: Iterable[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        # last before rendering, so nothing added later escapes redaction
+        redact_event,
+        _renderer(fmt, sys.stderr),
+    ]
     structlog.configure(
+        processors=list(processors),
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(),
+        # resolve sys.stderr per logger, not once: pytest's capsys swaps it per test
+        logger_factory=_stderr_logger,
+        cache_logger_on_first_use=False,
     )
+
+
+def _stderr_logger(*args: Any) -> structlog.PrintLogger:
+    return structlog.PrintLogger(sys.stderr)

@@ -1,1 +1,24 @@
-"""spec."""
+"""Job specs: YAML files describing LLM batch jobs, loaded and validated with positions.
+
+``load_specs(paths, root=None)`` returns the ``JobSpec`` of every job or raises one
+``SpecError`` listing every problem in every file as ``path:line:col: message``.
+"""
+
+from __future__ import annotations
+
+from agentflow_jobs.spec.models import ExecutionSpec, FieldSpec, InputSpec, JobSpec, OutputSpec
+from agentflow_jobs.spec.schema import job_spec_schema, schema_text
+from agentflow_jobs.spec.validate import discover_spec_files, find_root, load_specs
+
+__all__ = [
+    "ExecutionSpec",
+    "FieldSpec",
+    "InputSpec",
+    "JobSpec",
+    "OutputSpec",
+    "discover_spec_files",
+    "find_root",
+    "job_spec_schema",
+    "load_specs",
+    "schema_text",
+]

@@ -1,0 +1,296 @@
+"""Semantic rules for one job-spec document, beyond what the JSON Schema says.
+
+Each rule reads the raw document defensively (it runs even when the schema found
+problems, so a user sees everything at once) and reports through a ``Reporter`` that
+knows where each key and value sits in the file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
+
+from agentflow_jobs.errors import Problem
+from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath
+from agentflow_jobs.spec.models import OPERATION_FIELDS, default_format
+from agentflow_jobs.spec.templates import TemplateError, template_fields
+from agentflow_jobs.wire import normalize_operation
+
+__all__ = ["RULES", "Reporter", "display_path", "dotted"]
+
+_ALL_OPERATION_FIELDS = {name: kind for kind, names in OPERATION_FIELDS.items() for name in names}
+_USED_BY = {"label": "classify", "extract": "extract", "summarize": "summarize", "enrich": "enrich", "run": "run"}
+
+
+def dotted(path: JsonPath) -> str:
+    """``('fields', 0, 'type')`` → ``fields[0].type``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text or "document"
+
+
+def display_path(path: Path) -> str:
+    """A path for messages: relative to the working directory when it is below it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return str(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+@dataclass
+class Reporter:
+    """Collects problems for one document, located at keys, values or inside strings."""
+
+    doc: Document
+    root: Path
+    problems: list[Problem] = field(default_factory=list)
+    prompts: dict[str, str] = field(default_factory=dict)
+
+    def at_value(self, path: JsonPath, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.doc.problem(self.doc.value_mark(path), message, hint))
+
+    def at_key(self, path: JsonPath, message: str, hint: str | None = None) -> None:
+        self.problems.append(self.doc.problem(self.doc.key_mark(path), message, hint))
+
+    def at_offset(self, path: JsonPath, offset: int, message: str) -> None:
+        self.problems.append(self.doc.problem(self.doc.offset_mark(path, offset), message))
+
+    def elsewhere(self, problem: Problem) -> None:
+        self.problems.append(problem)
+
+
+Rule = Callable[[dict[str, Any], Reporter], None]
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _kind(data: dict[str, Any]) -> str | None:
+    operation = data.get("operation")
+    if not isinstance(operation, str):
+        return None
+    kind, custom = normalize_operation(operation)
+    return None if custom else kind
+
+
+def check_operation_fields(data: dict[str, Any], report: Reporter) -> None:
+    """Each operation's required fields are present; other operations' fields are not."""
+    kind = _kind(data)
+    if kind is None:
+        return
+    for key in data:
+        owner = _ALL_OPERATION_FIELDS.get(key)
+        if owner is not None and owner != kind:
+            report.at_key(
+                (key,),
+                f"`{key}` is not used by operation `{data['operation']}`",
+                f"it belongs to `{_USED_BY[owner]}`; remove it or change `operation`",
+            )
+    _REQUIREMENTS[kind](data, report)
+
+
+def _need(data: dict[str, Any], report: Reporter, keys: Iterable[str], message: str) -> None:
+    if not any(data.get(k) not in (None, "", []) for k in keys):
+        report.at_value((), message)
+
+
+def _label(data: dict[str, Any], report: Reporter) -> None:
+    categories = data.get("categories")
+    if categories is None:
+        report.at_value((), "operation `classify` needs `categories` (at least 2 distinct labels)")
+        return
+    if not isinstance(categories, list):
+        return
+    seen: set[str] = set()
+    for i, cat in enumerate(categories):
+        if isinstance(cat, str) and not cat.strip():
+            report.at_value(("categories", i), "empty category")
+        elif isinstance(cat, str) and cat in seen:
+            report.at_value(("categories", i), f"duplicate category `{cat}`")
+        elif isinstance(cat, str):
+            seen.add(cat)
+    if len(seen) < 2:
+        report.at_value(("categories",), f"`categories` needs at least 2 distinct labels, got {len(seen)}")
+
+
+def _extract(data: dict[str, Any], report: Reporter) -> None:
+    _need(data, report, ("extraction_instructions", "output_schema"),
+          "operation `extract` needs `extraction_instructions` (or an `output_schema`)")
+    _check_schema(data.get("output_schema"), ("output_schema",), report)
+
+
+def _summarize(data: dict[str, Any], report: Reporter) -> None:
+    """summary_instructions are optional."""
+
+
+def _enrich(data: dict[str, Any], report: Reporter) -> None:
+    fields = data.get("fields")
+    if fields is None or fields == []:
+        where: JsonPath = ("fields",) if fields == [] else ()
+        report.at_value(where, "operation `enrich` needs `fields` (at least one)")
+        return
+    if not isinstance(fields, list):
+        return
+    names: dict[str, int] = {}
+    for i, spec in enumerate(fields):
+        if not isinstance(spec, dict):
+            continue
+        name = spec.get("name")
+        if isinstance(name, str) and name in names:
+            report.at_value(("fields", i, "name"), f"duplicate field name `{name}` (also fields[{names[name]}])")
+        elif isinstance(name, str):
+            names[name] = i
+        kind = spec.get("type", "string")
+        if kind == "categorical" and not spec.get("valid_values"):
+            report.at_value(("fields", i), f"categorical field `{name}` needs `valid_values`")
+        elif kind != "categorical" and "valid_values" in spec:
+            report.at_key(("fields", i, "valid_values"), f"`valid_values` only applies to `type: categorical`, not `{kind}`")
+
+
+def _run(data: dict[str, Any], report: Reporter) -> None:
+    _need(data, report, ("user_prompt_template", "user_prompt_template_file"),
+          "operation `run` needs `user_prompt_template` (or `user_prompt_template_file`)")
+    fmt = data.get("response_format")
+    if isinstance(fmt, dict):
+        schema = fmt.get("json_schema")
+        if fmt.get("type") == "json_schema" and not isinstance(_get(schema, "schema"), dict):
+            report.at_value(("response_format",), "`type: json_schema` needs `json_schema: {name, schema}`")
+        elif fmt.get("type") != "json_schema" and schema is not None:
+            report.at_key(("response_format", "json_schema"), "`json_schema` only applies to `type: json_schema`")
+        else:
+            _check_schema(_get(schema, "schema"), ("response_format", "json_schema", "schema"), report)
+
+
+_REQUIREMENTS: dict[str, Rule] = {
+    "label": _label, "extract": _extract, "summarize": _summarize, "enrich": _enrich, "run": _run,
+}
+
+
+def _check_schema(schema: Any, path: JsonPath, report: Reporter) -> None:
+    if not isinstance(schema, dict):
+        return
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = (*path, *(p for p in exc.path if isinstance(p, str | int)))
+        report.at_value(where, f"`{dotted(path)}` is not a valid JSON Schema: {exc.message}")
+
+
+def check_templates(data: dict[str, Any], report: Reporter) -> None:
+    """Templates use plain ``{field}`` placeholders only."""
+    template = data.get("user_prompt_template")
+    if isinstance(template, str):
+        try:
+            template_fields(template)
+        except TemplateError as exc:
+            report.at_offset(("user_prompt_template",), exc.offset, exc.message)
+
+
+def check_prompt_files(data: dict[str, Any], report: Reporter) -> None:
+    """Prompt files: not together with the inline form, inside the root, readable."""
+    for key in ("system_prompt_file", "user_prompt_template_file"):
+        inline = key.removesuffix("_file")
+        if key in data and inline in data:
+            report.at_key((key,), f"set either `{inline}` or `{key}`, not both")
+        value = data.get(key)
+        if not isinstance(value, str) or not value:
+            continue
+        path = _resolve(report.doc, value)
+        if not _inside_root(report, (key,), value, path):
+            continue
+        text = _read_prompt(report, (key,), path)
+        if text is None:
+            continue
+        report.prompts[key] = text
+        if key == "user_prompt_template_file":
+            _check_template_file(report, path, text)
+
+
+def _read_prompt(report: Reporter, at: JsonPath, path: Path) -> str | None:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            report.at_value(at, f"prompt file `{display_path(path)}` is over 1 MiB")
+            return None
+        return path.read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        report.at_value(at, f"prompt file `{display_path(path)}` does not exist")
+    except IsADirectoryError:
+        report.at_value(at, f"prompt file `{display_path(path)}` is a directory")
+    except UnicodeDecodeError:
+        report.at_value(at, f"prompt file `{display_path(path)}` is not valid UTF-8")
+    except OSError as exc:
+        report.at_value(at, f"cannot read prompt file `{display_path(path)}`: {exc.strerror or exc}")
+    return None
+
+
+def _check_template_file(report: Reporter, path: Path, text: str) -> None:
+    try:
+        template_fields(text)
+    except TemplateError as exc:
+        line = text.count("\n", 0, exc.offset) + 1
+        column = exc.offset - (text.rfind("\n", 0, exc.offset) + 1) + 1
+        job = report.doc.data.get("name") if isinstance(report.doc.data, dict) else None
+        report.elsewhere(Problem(display_path(path), line, column, exc.message, None,
+                                 job if isinstance(job, str) else None))
+
+
+def check_data_paths(data: dict[str, Any], report: Reporter) -> None:
+    """Input and output paths stay inside the root; formats are known; output ≠ input."""
+    resolved: dict[str, Path] = {}
+    for section, key in (("input", "path"), ("output", "path"), ("output", "errors_path")):
+        value = _get(data, section, key)
+        if isinstance(value, str) and value:
+            path = _resolve(report.doc, value)
+            if _inside_root(report, (section, key), value, path):
+                resolved[f"{section}.{key}"] = path
+    _check_format(data, report, "input", ("jsonl", "csv", "json", "txt"))
+    _check_format(data, report, "output", ("jsonl", "csv", "json"))
+    out = resolved.get("output.path")
+    if out is not None and out == resolved.get("input.path"):
+        report.at_value(("output", "path"), "`output.path` is the same file as `input.path`")
+    if out is not None and out == resolved.get("output.errors_path"):
+        report.at_value(("output", "errors_path"), "`output.errors_path` is the same file as `output.path`")
+
+
+def _check_format(data: dict[str, Any], report: Reporter, section: str, allowed: tuple[str, ...]) -> None:
+    path = _get(data, section, "path")
+    if not isinstance(path, str) or _get(data, section, "format") is not None:
+        return
+    fmt = default_format(path)
+    if fmt not in allowed:
+        ext = Path(path).suffix or "(none)"
+        report.at_value(
+            (section, "path"),
+            f"cannot tell the format of `{path}` from its extension `{ext}`",
+            f"set `{section}.format` to one of {', '.join(allowed)}",
+        )
+
+
+def _resolve(doc: Document, value: str) -> Path:
+    return Path(os.path.normpath(doc.path.resolve().parent / os.path.expanduser(value)))
+
+
+def _inside_root(report: Reporter, at: JsonPath, value: str, path: Path) -> bool:
+    root = report.root
+    for candidate in (path, path.resolve()):
+        if not candidate.is_relative_to(root):
+            report.at_value(
+                at,
+                f"`{dotted(at)}` `{value}` points outside the workspace root {root}",
+                "keep job files inside the workspace, or pass --root",
+            )
+            return False
+    return True
+
+
+RULES: tuple[Rule, ...] = (check_operation_fields, check_templates, check_prompt_files, check_data_paths)
