@@ -1,1 +1,27 @@
-"""io."""
+"""Streaming input readers and atomic output writers."""
+
+from __future__ import annotations
+
+from agentflow_jobs.io.readers import FORMATS, InputItem, ItemError, detect_format, read_items
+from agentflow_jobs.io.writers import (
+    OUTPUT_FORMATS,
+    AtomicFile,
+    RowWriter,
+    csv_cell,
+    open_row_writer,
+    write_rows,
+)
+
+__all__ = [
+    "FORMATS",
+    "OUTPUT_FORMATS",
+    "AtomicFile",
+    "InputItem",
+    "ItemError",
+    "RowWriter",
+    "csv_cell",
+    "detect_format",
+    "open_row_writer",
+    "read_items",
+    "write_rows",
+]

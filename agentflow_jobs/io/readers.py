@@ -1,0 +1,273 @@
+"""Streaming input readers: one record at a time, whatever the file's size.
+
+Every reader yields ``InputItem(index, line, record, error)`` in file order. ``index``
+is the 0-based position among items (blank lines are not items); ``line`` is the
+1-based line where the item starts. A malformed line or row becomes an item carrying
+an ``ItemError`` naming that line, so one bad row never stops the job; with
+``on_error="fail"`` it raises ``InputError`` naming ``file:line`` instead.
+
+Formats: ``jsonl`` (one JSON object per line), ``csv`` (header row), ``json`` (one
+top-level array, streamed element by element), ``txt`` (one item per line).
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+from agentflow_jobs.errors import InputError
+
+__all__ = ["FORMATS", "InputItem", "ItemError", "detect_format", "read_items"]
+
+FORMATS = ("jsonl", "csv", "json", "txt")
+OnError = Literal["skip", "fail"]
+
+_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "json", ".txt": "txt"}
+# bytes that were not UTF-8 survive decoding as lone surrogates, so rows can name them
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")
+_READ_SIZE = 1 << 16
+# a single JSON array element larger than this is refused rather than buffered forever
+_MAX_ELEMENT = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class ItemError:
+    """Why one input item could not be read."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class InputItem:
+    """One item read from an input file: a record, or an error naming its line."""
+
+    index: int
+    line: int
+    record: dict[str, Any] | None
+    error: ItemError | None = None
+
+
+def detect_format(path: str | Path) -> str:
+    """The input format implied by a file's extension (jsonl when unknown)."""
+    return _EXTENSIONS.get(Path(path).suffix.lower(), "jsonl")
+
+
+def read_items(
+    path: str | Path, *, format: str | None = None, on_error: OnError = "skip"
+) -> Iterator[InputItem]:
+    """Stream the items of ``path``; malformed ones carry an error (or raise, on_error=fail)."""
+    fmt = format or detect_format(path)
+    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "json": _read_json, "txt": _read_txt}
+    if fmt not in readers:
+        raise InputError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    try:
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
+    try:
+        for item in readers[fmt](handle, str(path)):
+            if item.error is not None and on_error == "fail":
+                raise InputError(item.error.message, path=str(path), line=item.line)
+            yield item
+    finally:
+        handle.close()
+
+
+def _as_record(value: Any) -> dict[str, Any] | ItemError:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return {"content": value}
+    kind = type(value).__name__ if value is not None else "null"
+    return ItemError("invalid_input", f"expected a JSON object, got {kind}")
+
+
+def _decode_line(raw: bytes, line: int) -> str | ItemError:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return ItemError("invalid_encoding", f"line {line}: not UTF-8 (byte {exc.start + 1})")
+
+
+def _read_jsonl(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+    index = 0
+    for line_no, raw in enumerate(handle, start=1):
+        if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        if not raw.strip():
+            continue
+        text = _decode_line(raw, line_no)
+        if isinstance(text, ItemError):
+            yield InputItem(index, line_no, None, text)
+        else:
+            try:
+                parsed = _as_record(json.loads(text))
+            except json.JSONDecodeError as exc:
+                parsed = ItemError("invalid_json", f"line {line_no}: invalid JSON: {exc.msg}")
+            if isinstance(parsed, ItemError):
+                yield InputItem(index, line_no, None, parsed)
+            else:
+                yield InputItem(index, line_no, parsed)
+        index += 1
+
+
+def _read_txt(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+    index = 0
+    for line_no, raw in enumerate(handle, start=1):
+        if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        text = _decode_line(raw.rstrip(b"\r\n"), line_no)
+        if isinstance(text, str) and not text.strip():
+            continue
+        if isinstance(text, ItemError):
+            yield InputItem(index, line_no, None, text)
+        else:
+            yield InputItem(index, line_no, {"content": text})
+        index += 1
+
+
+def _surrogate_lines(handle: BinaryIO) -> Iterator[str]:
+    for line_no, raw in enumerate(handle, start=1):
+        if line_no == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        yield raw.decode("utf-8", errors="surrogateescape")
+
+
+def _read_csv(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+    reader = csv.reader(_surrogate_lines(handle), strict=True)
+    header: list[str] | None = None
+    index = 0
+    while True:
+        start = reader.line_num + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if header is None:
+                raise InputError(f"malformed CSV header: {exc}", path=path, line=start) from exc
+            yield InputItem(index, start, None, ItemError("invalid_csv", f"line {start}: {exc}"))
+            index += 1
+            continue
+        if header is None:
+            if _NOT_UTF8.search(",".join(row)):
+                raise InputError("header is not UTF-8", path=path, line=start)
+            header = [name.strip() for name in row]
+            continue
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        yield _csv_item(header, row, index, start)
+        index += 1
+
+
+def _csv_item(header: list[str], row: list[str], index: int, line: int) -> InputItem:
+    if len(row) != len(header):
+        message = f"line {line}: row has {len(row)} fields, header has {len(header)}"
+        return InputItem(index, line, None, ItemError("invalid_csv", message))
+    if any(_NOT_UTF8.search(cell) for cell in row):
+        return InputItem(
+            index, line, None, ItemError("invalid_encoding", f"line {line}: not UTF-8")
+        )
+    return InputItem(index, line, dict(zip(header, row, strict=True)))
+
+
+class _JsonArrayStream:
+    """Decodes one top-level JSON array incrementally, tracking line numbers."""
+
+    def __init__(self, handle: BinaryIO, path: str) -> None:
+        self._handle = handle
+        self._path = path
+        self._decoder = codecs.getincrementaldecoder("utf-8")()
+        self._json = json.JSONDecoder()
+        self.buffer = ""
+        self.pos = 0
+        self.line = 1  # line of buffer[pos]
+        self.eof = False
+        self._bytes_lines = 1
+
+    def fill(self) -> bool:
+        """Read more text into the buffer; False at end of file."""
+        if self.eof:
+            return False
+        chunk = self._handle.read(_READ_SIZE)
+        try:
+            text = self._decoder.decode(chunk, final=not chunk)
+        except UnicodeDecodeError as exc:
+            line = self._bytes_lines + chunk[: exc.start].count(b"\n")
+            raise InputError("not UTF-8", path=self._path, line=line) from exc
+        self._bytes_lines += chunk.count(b"\n")
+        self.buffer = self.buffer[self.pos :] + text
+        self.pos = 0
+        self.eof = not chunk
+        return bool(chunk) or bool(text)
+
+    def skip_space(self) -> str:
+        """Advance past whitespace; the next character, or "" at end of file."""
+        while True:
+            while self.pos < len(self.buffer) and self.buffer[self.pos] in " \t\r\n":
+                if self.buffer[self.pos] == "\n":
+                    self.line += 1
+                self.pos += 1
+            if self.pos < len(self.buffer):
+                return self.buffer[self.pos]
+            if not self.fill():
+                return ""
+
+    def advance(self, count: int) -> None:
+        self.line += self.buffer.count("\n", self.pos, self.pos + count)
+        self.pos += count
+
+    def value(self) -> Any:
+        """Decode the next JSON value, reading more input until it is complete."""
+        while True:
+            try:
+                value, end = self._json.raw_decode(self.buffer, self.pos)
+            except json.JSONDecodeError as exc:
+                if not self.eof and len(self.buffer) - self.pos < _MAX_ELEMENT:
+                    self.fill()
+                    continue
+                line = self.line + self.buffer.count("\n", self.pos, exc.pos)
+                raise InputError(f"invalid JSON: {exc.msg}", path=self._path, line=line) from exc
+            # a number at the end of the buffer may continue in the next chunk
+            if end == len(self.buffer) and not self.eof:
+                self.fill()
+                continue
+            self.advance(end - self.pos)
+            return value
+
+
+def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+    """A JSON array is streamed; a syntax error inside it stops the file (located)."""
+    stream = _JsonArrayStream(handle, path)
+    if stream.skip_space() == "\ufeff":
+        stream.advance(1)
+    if stream.skip_space() != "[":
+        raise InputError("expected a JSON array", path=path, line=stream.line)
+    stream.advance(1)
+    index = 0
+    if stream.skip_space() == "]":
+        return
+    while True:
+        line = stream.line
+        parsed = _as_record(stream.value())
+        if isinstance(parsed, ItemError):
+            yield InputItem(
+                index, line, None, ItemError(parsed.code, f"line {line}: {parsed.message}")
+            )
+        else:
+            yield InputItem(index, line, parsed)
+        index += 1
+        nxt = stream.skip_space()
+        if nxt == "]":
+            return
+        if nxt != ",":
+            raise InputError("expected ',' or ']' in JSON array", path=path, line=stream.line)
+        stream.advance(1)
+        stream.skip_space()

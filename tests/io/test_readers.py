@@ -1,0 +1,107 @@
+"""Input readers: every format streams items, and bad rows name their line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentflow_jobs.errors import InputError
+from agentflow_jobs.io import read_items
+
+
+def _items(path: Path, **kwargs: object) -> list[tuple[int, int, object, object]]:
+    return [
+        (i.index, i.line, i.record, i.error and i.error.code) for i in read_items(path, **kwargs)
+    ]  # type: ignore[arg-type]
+
+
+def test_jsonl_skips_blank_lines_and_reports_bad_ones(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"content": "a"}\n\n{bad\n"just text"\n[1]\n')
+    assert _items(path) == [
+        (0, 1, {"content": "a"}, None),
+        (1, 3, None, "invalid_json"),
+        (2, 4, {"content": "just text"}, None),
+        (3, 5, None, "invalid_input"),
+    ]
+
+
+def test_jsonl_on_error_fail_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"content": "a"}\n{bad\n')
+    with pytest.raises(InputError) as info:
+        list(read_items(path, on_error="fail"))
+    assert f"{path}:2:" in str(info.value)
+    assert info.value.line == 2
+
+
+def test_non_utf8_line_is_a_located_item_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"content": "ok"}\n{"content": "caf\xe9"}\n{"content": "b"}\n')
+    items = list(read_items(path))
+    assert [i.error.code if i.error else None for i in items] == [None, "invalid_encoding", None]
+    assert items[1].error is not None and "line 2" in items[1].error.message
+
+
+def test_csv_header_quoted_newlines_and_ragged_rows(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text('id,content\n1,"two\nlines"\n2,short,extra\n\n3,last\n')
+    assert _items(path) == [
+        (0, 2, {"id": "1", "content": "two\nlines"}, None),
+        (1, 4, None, "invalid_csv"),
+        (2, 6, {"id": "3", "content": "last"}, None),
+    ]
+
+
+def test_csv_non_utf8_row(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"content\nfine\nbad \xff byte\n")
+    items = list(read_items(path))
+    assert items[1].error is not None and items[1].error.code == "invalid_encoding"
+    assert items[1].line == 3
+
+
+def test_json_array_streams_elements_with_lines(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('[\n  {"content": "a"},\n  {"content": "b",\n   "n": 12345},\n  7\n]\n')
+    assert _items(path) == [
+        (0, 2, {"content": "a"}, None),
+        (1, 3, {"content": "b", "n": 12345}, None),
+        (2, 5, None, "invalid_input"),
+    ]
+
+
+def test_json_array_larger_than_read_buffer(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    rows = [{"content": "x" * 100, "n": i} for i in range(3000)]
+    path.write_text(json.dumps(rows, indent=1))
+    items = list(read_items(path))
+    assert [i.record for i in items] == rows
+
+
+def test_json_syntax_error_names_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('[\n{"content": "a"},\n{"content": }\n]')
+    with pytest.raises(InputError) as info:
+        list(read_items(path))
+    assert info.value.line == 3
+
+
+def test_json_not_an_array(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('{"content": "a"}')
+    with pytest.raises(InputError, match="expected a JSON array"):
+        list(read_items(path))
+
+
+def test_txt_one_item_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "in.txt"
+    path.write_text("first\n\nsecond\r\n")
+    assert _items(path) == [(0, 1, {"content": "first"}, None), (1, 3, {"content": "second"}, None)]
+
+
+def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="cannot read input"):
+        list(read_items(tmp_path / "nope.jsonl"))
