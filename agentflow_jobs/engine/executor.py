@@ -1,0 +1,253 @@
+"""Run one CompletionRequest over its items through a provider, concurrently.
+
+A fixed pool of ``concurrency`` worker tasks pulls item positions from one shared
+iterator (no task per item: a 100k-item request costs 64 tasks, not 100k), and hands
+finished rows to the caller through a small bounded queue, so rows stream out as they
+finish and memory stays flat however many items there are.
+
+Per item: ``build`` → ``provider.chat`` → ``parse``. A reply that breaks the operation's
+contract is re-asked once with the problem spelled out, then the row fails with
+``invalid_output``. Every other per-item problem is a failed row too, never an
+exception: ``OperationInputError`` (its code), ``ProviderError`` (its code), anything
+unexpected (``internal_error``, logged). Two things fail the request as a whole: a
+broken request (``InvalidRequest`` from ``prepare``, before anything is sent) and a
+provider refusing our credentials (``ProviderError`` code ``auth``), because every
+other item would fail the same way and paying for 100k rejected calls helps nobody.
+
+Provider retries (429, 5xx, timeouts, backoff) live in the provider. The executor only
+tries an item again when the provider raises a ProviderError marked ``retryable`` — a
+provider's way of saying "I did not retry this myself" — up to ``request.max_attempts``
+or the executor's ``max_attempts`` calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncGenerator, Iterator, Sequence
+from typing import Any
+
+import structlog
+
+from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.operations import (
+    BoundOperation,
+    InvalidOutput,
+    InvalidRequest,
+    OperationInputError,
+    get_operation,
+)
+from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider
+from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, RowError, Usage
+
+__all__ = ["FATAL_PROVIDER_CODES", "Executor"]
+
+log = structlog.get_logger(__name__)
+
+# Provider error codes that would fail every item alike: stop the request instead.
+FATAL_PROVIDER_CODES = frozenset({"auth"})
+# Cap on a wait between the executor's own attempts (the provider's Retry-After wins below).
+_MAX_RETRY_WAIT = 30.0
+
+
+class Executor:
+    """Executes CompletionRequests against one provider, ``concurrency`` items at a time."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        *,
+        concurrency: int = 64,
+        max_attempts: int = 3,
+        default_model: str | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        self.provider = provider
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.default_model = default_model
+
+    def model_for(self, request: CompletionRequest) -> str | None:
+        """The model the request runs on: its own, else the default, else the provider's."""
+        return request.model or self.default_model or getattr(self.provider, "default_model", None)
+
+    async def stream(
+        self, request: CompletionRequest, *, indices: Sequence[int] | None = None
+    ) -> AsyncGenerator[ResultRow, None]:
+        """Rows as they finish (any order); ``index`` is the position or ``indices[i]``."""
+        if indices is not None and len(indices) != len(request.items):
+            raise InvalidRequest(
+                f"got {len(indices)} indices for {len(request.items)} items; they must match"
+            )
+        if not request.items:
+            return
+        run = _Run(self, request, indices)
+        workers = min(self.concurrency, len(request.items))
+        queue: asyncio.Queue[ResultRow | None] = asyncio.Queue(maxsize=2 * workers)
+        positions = iter(range(len(request.items)))
+        tasks = [asyncio.create_task(run.work(positions, queue)) for _ in range(workers)]
+        try:
+            running = workers
+            while running:
+                row = await queue.get()
+                if run.fatal is not None:
+                    raise run.fatal
+                if row is None:
+                    running -= 1
+                else:
+                    yield row
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        """All rows in item order, as dicts, with the usage summed over them."""
+        rows: list[dict[str, Any]] = [{} for _ in request.items]
+        total = _Tally()
+        async with contextlib.aclosing(self.stream(request)) as stream:
+            async for row in stream:
+                rows[row.index] = row.model_dump()
+                total.add(row.usage)
+        return CompletionResult(
+            operation=request.operation_name or request.operation,
+            model=self.model_for(request),
+            results=rows,
+            usage=total.usage(),
+        )
+
+    async def aclose(self) -> None:
+        """Close the provider (connections, threads, models)."""
+        await self.provider.aclose()
+
+
+class _Tally:
+    """Usage summed in plain ints: cheaper than a pydantic object per addition."""
+
+    __slots__ = ("completion", "prompt", "requests", "total")
+
+    def __init__(self) -> None:
+        self.prompt = self.completion = self.total = self.requests = 0
+
+    def add(self, usage: Usage) -> None:
+        self.prompt += usage.prompt_tokens
+        self.completion += usage.completion_tokens
+        self.total += usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
+        self.requests += usage.requests
+
+    def add_reply(self, reply: ChatReply) -> None:
+        usage = reply.usage
+        self.add(usage)
+        if not usage.requests:
+            self.requests += 1
+
+    def usage(self) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt,
+            completion_tokens=self.completion,
+            total_tokens=self.total,
+            requests=self.requests,
+        )
+
+
+class _Run:
+    """One request in flight: the bound operation and what every worker shares."""
+
+    def __init__(
+        self, executor: Executor, request: CompletionRequest, indices: Sequence[int] | None
+    ) -> None:
+        self.provider = executor.provider
+        self.bound: BoundOperation = get_operation(request.operation).prepare(request)
+        self.items = request.items
+        self.indices = indices
+        self.id_field = request.id_field
+        self.model = request.model or executor.default_model
+        self.attempts = request.max_attempts or executor.max_attempts
+        self.fatal: BaseException | None = None
+
+    async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
+        """Take positions until none are left; a fatal error stops every worker."""
+        try:
+            for position in positions:
+                if self.fatal is not None:
+                    break
+                await queue.put(await self.row(position))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # only fatal ProviderErrors reach here (or a bug)
+            if self.fatal is None:
+                self.fatal = exc
+        await queue.put(None)
+
+    async def row(self, position: int) -> ResultRow:
+        """The row for one item; only a fatal ProviderError escapes."""
+        item = self.items[position]
+        index = self.indices[position] if self.indices is not None else position
+        row_id = None
+        if self.id_field is not None and item.get(self.id_field) is not None:
+            row_id = str(item[self.id_field])
+        tally = _Tally()
+        try:
+            result = await self.outcome(item, tally)
+        except OperationInputError as exc:
+            return _failed(index, row_id, exc.code, exc.message, tally)
+        except InvalidOutput as exc:
+            message = f"{exc.message} (still invalid after one re-ask)"
+            return _failed(index, row_id, "invalid_output", message, tally)
+        except ProviderError as exc:
+            if exc.code in FATAL_PROVIDER_CODES:
+                raise
+            return _failed(index, row_id, exc.code, exc.message, tally)
+        except Exception as exc:
+            log.exception("item failed unexpectedly", index=index)
+            message = f"internal error: {type(exc).__name__}: {exc}"
+            return _failed(index, row_id, "internal_error", message, tally)
+        return ResultRow(
+            index=index, id=row_id, status="completed", result=result, usage=tally.usage()
+        )
+
+    async def outcome(self, item: dict[str, Any], tally: _Tally) -> dict[str, Any]:
+        """Build, send, parse; one re-ask when the reply is invalid."""
+        chat = self.bound.build(item, self.model)
+        reply = await self.send(chat, tally)
+        try:
+            return self.bound.parse(item, reply)
+        except InvalidOutput as problem:
+            again = await self.send(self.bound.retry_request(chat, reply, problem), tally)
+            return self.bound.parse(item, again)
+
+    async def send(self, chat: ChatRequest, tally: _Tally) -> ChatReply:
+        """One provider call, repeated only for errors the provider left to us."""
+        attempt = 1
+        while True:
+            try:
+                reply = await self.provider.chat(chat)
+            except ProviderError as exc:
+                if not exc.retryable or attempt >= self.attempts:
+                    raise
+                await asyncio.sleep(_retry_wait(exc, attempt))
+                attempt += 1
+                continue
+            tally.add_reply(reply)
+            return reply
+
+
+def _retry_wait(exc: ProviderError, attempt: int) -> float:
+    if exc.retry_after is not None:
+        return min(max(exc.retry_after, 0.0), _MAX_RETRY_WAIT)
+    # full jitter, as the provider does for its own retries
+    return random.uniform(0, min(_MAX_RETRY_WAIT, 0.5 * 2**attempt))
+
+
+def _failed(index: int, row_id: str | None, code: str, message: str, tally: _Tally) -> ResultRow:
+    return ResultRow(
+        index=index,
+        id=row_id,
+        status="failed",
+        error=RowError(code=code, message=message),
+        usage=tally.usage(),
+    )

@@ -1,0 +1,433 @@
+"""The executor end to end against the scripted fake provider, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from agentflow_jobs.engine import Executor
+from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.operations import InvalidRequest
+from agentflow_jobs.providers import build_provider
+from agentflow_jobs.providers.base import ChatReply, ChatRequest
+from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
+from tests.fakes.handles import FakeProvider
+
+CATS = ["positive", "negative", "mixed"]
+
+
+def provider_config(fake: FakeProvider, **extra: Any) -> dict[str, Any]:
+    return {"type": "openai", "base_url": fake.base_url, "api_key": "k", "model": "m", **extra}
+
+
+def complete(
+    fake: FakeProvider,
+    *,
+    concurrency: int = 8,
+    provider: dict[str, Any] | None = None,
+    **fields: Any,
+) -> CompletionResult:
+    async def go() -> CompletionResult:
+        executor = Executor(
+            build_provider(provider or provider_config(fake)), concurrency=concurrency
+        )
+        try:
+            return await executor.complete(CompletionRequest(**fields))
+        finally:
+            await executor.aclose()
+
+    return asyncio.run(go())
+
+
+def stream(
+    fake: FakeProvider, request: CompletionRequest, indices: Sequence[int] | None = None
+) -> list[ResultRow]:
+    async def go() -> list[ResultRow]:
+        executor = Executor(build_provider(provider_config(fake)), concurrency=4)
+        try:
+            async with contextlib.aclosing(executor.stream(request, indices=indices)) as rows:
+                return [row async for row in rows]
+        finally:
+            await executor.aclose()
+
+    return asyncio.run(go())
+
+
+def sent_for(fake: FakeProvider, text: str) -> list[dict[str, Any]]:
+    """The request bodies the fake received whose messages mention ``text``."""
+    return [
+        body
+        for body in fake.requests
+        if any(text in str(m.get("content")) for m in body.get("messages", []))
+    ]
+
+
+def results(outcome: CompletionResult) -> list[Any]:
+    return [row["result"] for row in outcome.results]
+
+
+# -- each operation end to end -------------------------------------------------------
+
+
+def test_classify_labels_each_item_with_a_confidence(fake_provider: FakeProvider) -> None:
+    outcome = complete(
+        fake_provider,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "Terrible support, I waited hours"}, {"content": "I love it"}],
+    )
+    assert [r["label"] for r in results(outcome)] == ["negative", "positive"]
+    assert all(0.0 <= r["confidence"] <= 1.0 for r in results(outcome))
+    assert outcome.operation == "label" and outcome.model == "m"
+    assert fake_provider.count == 2
+    body = fake_provider.requests[0]
+    assert body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == CATS
+
+
+def test_label_confidence_comes_from_logprobs_when_the_provider_sends_them(
+    fake_provider: FakeProvider,
+) -> None:
+    fake_provider.script(logprobs=True)
+    outcome = complete(
+        fake_provider, operation="label", categories=CATS, items=[{"content": "awful"}]
+    )
+    # the fake gives the chosen label's token 0.9 and its rivals the remaining 0.1
+    assert results(outcome) == [{"label": "negative", "confidence": pytest.approx(0.9)}]
+    assert fake_provider.requests[0]["logprobs"] is True
+
+
+def test_extract_with_a_schema_returns_a_valid_object(fake_provider: FakeProvider) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"contact": {"type": "string"}, "seats": {"type": "integer", "minimum": 1}},
+        "required": ["contact", "seats"],
+    }
+    outcome = complete(
+        fake_provider,
+        operation="extract",
+        extraction_instructions="Extract contact and seat count.",
+        output_schema=schema,
+        items=[{"content": "Sarah Chen wants 500 seats by Q3."}],
+    )
+    row = outcome.results[0]
+    assert row["status"] == "completed"
+    assert set(row["result"]) == {"contact", "seats"} and row["result"]["seats"] >= 1
+
+
+def test_extract_without_a_schema_returns_an_object(fake_provider: FakeProvider) -> None:
+    outcome = complete(
+        fake_provider,
+        operation="extract",
+        extraction_instructions="Extract 'contact' and 'company'.",
+        items=[{"content": "Sarah Chen, VP Engineering at Acme Corp"}],
+    )
+    assert fake_provider.requests[0]["response_format"] == {"type": "json_object"}
+    assert isinstance(results(outcome)[0], dict) and results(outcome)[0]
+
+
+def test_summarize_returns_a_summary(fake_provider: FakeProvider) -> None:
+    outcome = complete(
+        fake_provider,
+        operation="summarize",
+        summary_instructions="Under 20 words.",
+        items=[{"content": "A long meeting transcript."}],
+    )
+    assert list(results(outcome)[0]) == ["summary"]
+    assert results(outcome)[0]["summary"]
+
+
+def test_enrich_returns_typed_fields_with_context(fake_provider: FakeProvider) -> None:
+    outcome = complete(
+        fake_provider,
+        operation="enrich",
+        items=[{"content": "Enterprise SaaS company, 500 employees, Series C"}],
+        fields=[
+            {"name": "segment", "type": "categorical", "valid_values": ["enterprise", "smb"]},
+            {"name": "employees", "type": "integer"},
+            {"name": "public", "type": "boolean"},
+            {"name": "tags", "type": "list"},
+        ],
+        include_context=True,
+    )
+    result = results(outcome)[0]
+    assert result["segment"] in ("enterprise", "smb")
+    assert isinstance(result["employees"], int) and isinstance(result["public"], bool)
+    assert isinstance(result["tags"], list)
+    assert set(result) == {
+        "segment", "segment_context", "employees", "employees_context",
+        "public", "public_context", "tags", "tags_context",
+    }  # fmt: skip
+
+
+def test_custom_run_renders_the_template_and_returns_text_or_json(
+    fake_provider: FakeProvider,
+) -> None:
+    text = complete(
+        fake_provider,
+        operation="feedback_analysis",
+        system_prompt="You analyze customer feedback.",
+        user_prompt_template="Analyze this feedback:\n\n{content}",
+        items=[{"content": "The app is slow"}],
+    )
+    assert text.operation == "feedback_analysis"
+    assert results(text) == [
+        {"text": "Fake reply about: analyze this feedback:\n\nthe app is slow"}
+    ]
+    messages = fake_provider.requests[0]["messages"]
+    assert messages[-1]["content"] == "Analyze this feedback:\n\nThe app is slow"
+    as_json = complete(
+        fake_provider,
+        operation="run",
+        user_prompt_template="Give 'topic' for: {content}",
+        response_format={"type": "json_object"},
+        items=[{"content": "The app is slow"}],
+    )
+    assert isinstance(results(as_json)[0], dict)
+
+
+# -- bad replies -----------------------------------------------------------------------
+
+
+def test_a_wrong_label_is_re_asked_once_then_fails_as_invalid_output(
+    fake_provider: FakeProvider,
+) -> None:
+    fake_provider.script(fault="wrong_label", match="waited three hours")
+    outcome = complete(
+        fake_provider,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "I love it"}, {"content": "Terrible, I waited three hours"}],
+    )
+    good, bad = outcome.results
+    assert good["status"] == "completed"
+    assert bad["status"] == "failed" and bad["result"] is None
+    assert bad["error"]["code"] == "invalid_output"
+    assert "'not_a_valid_label' is not one of the categories" in bad["error"]["message"]
+    asked = sent_for(fake_provider, "waited three hours")
+    assert len(asked) == 2
+    assert "not_a_valid_label" in asked[1]["messages"][-1]["content"]
+    assert bad["usage"]["requests"] == 2
+
+
+def test_a_re_ask_that_succeeds_completes_the_row(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="wrong_label", times=1)
+    outcome = complete(
+        fake_provider, operation="classify", categories=CATS, items=[{"content": "great"}]
+    )
+    assert results(outcome) == [{"label": "positive", "confidence": pytest.approx(0.9)}]
+    assert fake_provider.count == 2
+    assert outcome.usage.requests == 2
+
+
+def test_prose_instead_of_json_fails_as_invalid_output(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="non_json")
+    outcome = complete(fake_provider, operation="summarize", items=[{"content": "x"}])
+    # prose is an acceptable summary; JSON-only operations reject it
+    assert outcome.results[0]["status"] == "completed"
+    outcome = complete(
+        fake_provider, operation="extract", extraction_instructions="x", items=[{"content": "x"}]
+    )
+    assert outcome.results[0]["error"]["code"] == "invalid_output"
+
+
+def test_a_truncated_summary_is_invalid_output(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="truncated")
+    outcome = complete(fake_provider, operation="summarize", items=[{"content": "long text"}])
+    assert outcome.results[0]["error"]["code"] == "invalid_output"
+    assert "cut off" in outcome.results[0]["error"]["message"]
+    assert fake_provider.count == 2
+
+
+def test_a_malformed_provider_reply_fails_the_item_with_the_provider_code(
+    fake_provider: FakeProvider,
+) -> None:
+    fake_provider.script(fault="malformed", match="broken one")
+    outcome = complete(
+        fake_provider,
+        provider=provider_config(fake_provider, max_attempts=2),
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "fine one"}, {"content": "broken one"}],
+    )
+    assert outcome.results[0]["status"] == "completed"
+    assert outcome.results[1]["error"]["code"] == "provider_error"
+    assert len(sent_for(fake_provider, "broken one")) == 2  # the provider's attempts, no more
+
+
+def test_one_bad_item_never_fails_the_others(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="non_json", match="item 17")
+    fake_provider.script(status=400, match="item 31")
+    items = [{"content": f"item {i}", "id": f"r{i}"} for i in range(60)]
+    outcome = complete(
+        fake_provider,
+        operation="extract",
+        extraction_instructions="x",
+        id_field="id",
+        items=items,
+    )
+    failed = {r["index"]: r["error"]["code"] for r in outcome.results if r["status"] == "failed"}
+    assert failed == {17: "invalid_output", 31: "bad_request"}
+    assert [r["index"] for r in outcome.results] == list(range(60))
+    assert [r["id"] for r in outcome.results] == [f"r{i}" for i in range(60)]
+
+
+# -- bad items -------------------------------------------------------------------------
+
+
+def test_a_missing_template_field_fails_only_that_item_without_a_request(
+    fake_provider: FakeProvider,
+) -> None:
+    outcome = complete(
+        fake_provider,
+        operation="run",
+        user_prompt_template="{title}: {content}",
+        items=[{"title": "a", "content": "b"}, {"content": "no title"}],
+    )
+    assert outcome.results[0]["status"] == "completed"
+    assert outcome.results[1]["error"] == {
+        "code": "missing_field",
+        "message": "item has no field 'title' used by user_prompt_template",
+    }
+    assert fake_provider.count == 1
+
+
+def test_empty_and_oversized_content_fail_without_a_request(fake_provider: FakeProvider) -> None:
+    outcome = complete(
+        fake_provider,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "  "}, {"content": "x" * 100_001}, {"content": "good"}],
+    )
+    codes = [r["error"]["code"] if r["error"] else None for r in outcome.results]
+    assert codes == ["empty_content", "item_too_large", None]
+    assert fake_provider.count == 1
+
+
+def test_a_broken_request_raises_before_anything_is_sent(fake_provider: FakeProvider) -> None:
+    with pytest.raises(InvalidRequest, match="attribute access"):
+        complete(
+            fake_provider,
+            operation="run",
+            user_prompt_template="{content.__init__.__globals__}",
+            items=[{"content": "x"}],
+        )
+    assert fake_provider.count == 0
+
+
+def test_rejected_credentials_fail_the_request_as_a_whole(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=401)
+    with pytest.raises(ProviderError) as caught:
+        complete(
+            fake_provider,
+            concurrency=2,
+            operation="classify",
+            categories=CATS,
+            items=[{"content": f"item {i}"} for i in range(50)],
+        )
+    assert caught.value.code == "auth"
+    assert fake_provider.count <= 4  # the workers stop taking items
+
+
+# -- throughput and accounting -------------------------------------------------------------
+
+
+def test_concurrency_bounds_the_requests_in_flight(fake_provider: FakeProvider) -> None:
+    fake_provider.script(latency_ms=40)
+    outcome = complete(
+        fake_provider,
+        concurrency=5,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": f"good {i}"} for i in range(30)],
+    )
+    assert all(r["status"] == "completed" for r in outcome.results)
+    assert fake_provider.max_in_flight == 5
+
+
+def test_usage_sums_every_attempt(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="wrong_label", match="bad apple")
+    outcome = complete(
+        fake_provider,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "good"}, {"content": "bad apple"}, {"content": "  "}],
+    )
+    rows = outcome.results
+    assert [r["usage"]["requests"] for r in rows] == [1, 2, 0]
+    assert outcome.usage.requests == fake_provider.count == 3
+    for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        assert getattr(outcome.usage, key) == sum(r["usage"][key] for r in rows) > 0
+    assert rows[1]["usage"]["prompt_tokens"] > rows[0]["usage"]["prompt_tokens"]
+
+
+def test_stream_yields_every_row_with_the_given_indices(fake_provider: FakeProvider) -> None:
+    request = CompletionRequest(
+        operation="classify", categories=CATS, items=[{"content": f"good {i}"} for i in range(10)]
+    )
+    rows = stream(fake_provider, request, indices=list(range(100, 110)))
+    assert sorted(r.index for r in rows) == list(range(100, 110))
+    assert all(r.status == "completed" for r in rows)
+
+
+# -- the executor's own guarantees, with a provider that is not HTTP -------------------
+
+
+class Flaky:
+    """A provider peer that crashes on one item and answers the rest at once."""
+
+    name = "flaky"
+    default_model = "flaky-1"
+
+    def __init__(self) -> None:
+        self.in_flight = self.max_in_flight = self.calls = 0
+
+    async def chat(self, request: ChatRequest) -> ChatReply:
+        self.calls += 1
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            if "crash" in request.messages[-1]["content"]:
+                raise RuntimeError("boom")
+            return ChatReply('{"label": "positive", "confidence": 1}', Usage(prompt_tokens=1))
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_an_unexpected_error_in_one_item_is_an_internal_error_row() -> None:
+    provider = Flaky()
+    items = [{"content": "crash" if i == 3 else "ok"} for i in range(8)]
+    request = CompletionRequest(operation="label", categories=CATS, items=items)
+    outcome = asyncio.run(Executor(provider, concurrency=3).complete(request))
+    codes = [r["error"]["code"] if r["error"] else None for r in outcome.results]
+    assert codes == [None, None, None, "internal_error", None, None, None, None]
+    assert "RuntimeError: boom" in outcome.results[3]["error"]["message"]
+    assert outcome.model == "flaky-1"
+    assert provider.max_in_flight == 3
+
+
+def test_stopping_early_stops_sending() -> None:
+    provider = Flaky()
+    request = CompletionRequest(
+        operation="label", categories=CATS, items=[{"content": "ok"}] * 1000
+    )
+
+    async def take_five() -> list[ResultRow]:
+        taken: list[ResultRow] = []
+        async with contextlib.aclosing(Executor(provider, concurrency=4).stream(request)) as rows:
+            async for row in rows:
+                taken.append(row)
+                if len(taken) == 5:
+                    break
+        return taken
+
+    assert len(asyncio.run(take_five())) == 5
+    assert provider.calls < 20
+    assert provider.in_flight == 0
