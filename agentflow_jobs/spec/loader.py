@@ -10,7 +10,7 @@ are expanded here, because only here is the exact position of each one known.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,14 +234,22 @@ class _Builder:
 
     def _value(self, doc: Document, node: yaml.Node, path: JsonPath) -> Any:
         doc.nodes[path] = node
-        if isinstance(node, yaml.MappingNode) and node.tag in (_MAP, "!"):
+        if isinstance(node, yaml.MappingNode):
+            self._check_tag(node, (_MAP, "!"))
             return self._mapping(doc, node, path)
-        if isinstance(node, yaml.SequenceNode) and node.tag in (_SEQ, "!"):
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, (_SEQ, "!"))
             return [self._value(doc, item, (*path, i)) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.ScalarNode) and node.tag in _SCALAR_TAGS:
-            return self._scalar(doc, node, path)
-        self._add(node.start_mark, f"YAML tag `{node.tag}` is not supported here in job specs")
-        return None
+        if not self._check_tag(node, _SCALAR_TAGS):
+            return str(node.value)  # reported; keep the text so nothing else cascades
+        return self._scalar(doc, node, path)
+
+    def _check_tag(self, node: yaml.Node, allowed: Container[str]) -> bool:
+        if node.tag in allowed:
+            return True
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+        self._add(node.start_mark, f"YAML tag `{tag}` is not supported in job specs")
+        return False
 
     def _mapping(self, doc: Document, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         result: dict[str, Any] = {}

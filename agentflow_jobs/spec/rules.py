@@ -7,6 +7,7 @@ knows where each key and value sits in the file.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ import jsonschema  # type: ignore[import-untyped,unused-ignore]
 
 from agentflow_jobs.errors import Problem
 from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath
-from agentflow_jobs.spec.models import OPERATION_FIELDS, default_format
+from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.spec.templates import TemplateError, template_fields
 from agentflow_jobs.wire import normalize_operation
 
 __all__ = ["RULES", "Reporter", "display_path", "dotted"]
 
+_JSON_TYPES = "string, number, integer, boolean, array, object, null"
+_KNOWN_KEYS = set(JobSpec.model_json_schema(by_alias=True)["properties"])
 _ALL_OPERATION_FIELDS = {name: kind for kind, names in OPERATION_FIELDS.items() for name in names}
 _USED_BY = {"label": "classify", "extract": "extract", "summarize": "summarize", "enrich": "enrich", "run": "run"}
 
@@ -100,14 +103,21 @@ def check_operation_fields(data: dict[str, Any], report: Reporter) -> None:
 
 
 def _need(data: dict[str, Any], report: Reporter, keys: Iterable[str], message: str) -> None:
-    if not any(data.get(k) not in (None, "", []) for k in keys):
+    keys = list(keys)
+    if not any(data.get(k) not in (None, "", []) for k in keys) and not _misspelled(data, keys):
         report.at_value((), message)
+
+
+def _misspelled(data: dict[str, Any], keys: list[str]) -> bool:
+    """True when an unknown key is a near miss of one of ``keys`` (reported already)."""
+    unknown = [k for k in data if k not in _KNOWN_KEYS]
+    return any(difflib.get_close_matches(k, keys, n=1, cutoff=0.6) for k in unknown)
 
 
 def _label(data: dict[str, Any], report: Reporter) -> None:
     categories = data.get("categories")
     if categories is None:
-        report.at_value((), "operation `classify` needs `categories` (at least 2 distinct labels)")
+        _need(data, report, ["categories"], "operation `classify` needs `categories` (at least 2 distinct labels)")
         return
     if not isinstance(categories, list):
         return
@@ -135,9 +145,11 @@ def _summarize(data: dict[str, Any], report: Reporter) -> None:
 
 def _enrich(data: dict[str, Any], report: Reporter) -> None:
     fields = data.get("fields")
-    if fields is None or fields == []:
-        where: JsonPath = ("fields",) if fields == [] else ()
-        report.at_value(where, "operation `enrich` needs `fields` (at least one)")
+    if fields is None:
+        _need(data, report, ["fields"], "operation `enrich` needs `fields` (at least one)")
+        return
+    if fields == []:
+        report.at_value(("fields",), "operation `enrich` needs `fields` (at least one)")
         return
     if not isinstance(fields, list):
         return
@@ -183,7 +195,11 @@ def _check_schema(schema: Any, path: JsonPath, report: Reporter) -> None:
         jsonschema.Draft202012Validator.check_schema(schema)
     except jsonschema.SchemaError as exc:
         where = (*path, *(p for p in exc.path if isinstance(p, str | int)))
-        report.at_value(where, f"`{dotted(path)}` is not a valid JSON Schema: {exc.message}")
+        if where and where[-1] == "type":
+            message = f"`{exc.instance}` is not a JSON Schema type (expected one of {_JSON_TYPES})"
+        else:
+            message = f"`{dotted(where)}` is not valid in a JSON Schema (its `{exc.validator}` rule fails)"
+        report.at_value(where, f"`{dotted(path)}` is not a valid JSON Schema: {message}")
 
 
 def check_templates(data: dict[str, Any], report: Reporter) -> None:

@@ -15,7 +15,8 @@ import re
 
 __all__ = ["TemplateError", "template_fields"]
 
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# the same names operations.templates accepts: a letter or `_`, then letters, digits, `_`, `-`
+_IDENT = re.compile(r"[^\W\d][\w-]*\Z")
 _PLAIN = "name an item field, like `{content}`"
 
 

@@ -133,7 +133,8 @@ def _schema_problem(doc: Document, error: ValidationError) -> Iterator[Problem]:
             if isinstance(value, dict) and key not in value:
                 about = schema.get("properties", {}).get(key, {}).get("description")
                 where = f" in `{name}`" if path else ""
-                yield doc.problem(doc.value_mark(path), f"missing required key `{key}`{where}", about)
+                hint = f"{key}: {about}" if about else None
+                yield doc.problem(doc.value_mark(path), f"missing required key `{key}`{where}", hint)
         return
     if kind == "additionalProperties":
         yield from _unknown_keys(doc, path, error)
