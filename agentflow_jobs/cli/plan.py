@@ -1,13 +1,84 @@
-"""`agentflow-jobs plan` (placeholder until its issue lands)."""
+"""`agentflow-jobs plan`: what apply would do, per job, without sending anything."""
 
 from __future__ import annotations
 
-import click
+import json
+from pathlib import Path
 
-from agentflow_jobs.errors import UsageError
+import click
+from rich.console import Console
+from rich.table import Table
+
+from agentflow_jobs.cli.apply import default_paths, load_job_specs, resolve_state, spec_set_options
+from agentflow_jobs.runner import JobPlan, plan_jobs
+
+__all__ = ["command"]
+
+PENDING_EXIT = 10
+
+
+def _table(plans: list[JobPlan]) -> Table:
+    table = Table(title="plan", title_justify="left")
+    for name in (
+        "job",
+        "status",
+        "why",
+        "mode",
+        "items",
+        "cached",
+        "failed",
+        "to send",
+        "est. tokens",
+    ):
+        table.add_column(
+            name, justify="left" if name in ("job", "status", "why", "mode") else "right"
+        )
+    for p in plans:
+        tokens = "?" if p.est_tokens is None and p.to_send else str(p.est_tokens or 0)
+        table.add_row(
+            p.job,
+            p.status.replace("_", " "),
+            ", ".join(p.reasons),
+            p.mode,
+            str(p.total),
+            str(p.cached),
+            str(p.failed + p.input_errors),
+            str(p.to_send),
+            tokens,
+        )
+    return table
 
 
 @click.command(name="plan")
-def command() -> None:
-    """Not built yet."""
-    raise UsageError("`plan` is not built yet")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--job", "job_names", multiple=True, help="Plan only this job (repeatable).")
+@click.option("--mode", type=click.Choice(["sync", "batch", "auto"]), default=None)
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@click.option(
+    "--exit-code",
+    "exit_code",
+    is_flag=True,
+    help="Exit 10 when work is pending, 0 when nothing would run.",
+)
+@spec_set_options
+def command(
+    paths: tuple[Path, ...],
+    job_names: tuple[str, ...],
+    mode: str | None,
+    as_json: bool,
+    exit_code: bool,
+    state: Path | None,
+    root: Path | None,
+) -> int:
+    """Show what apply would do (default PATH: specs/)."""
+    spec_paths = default_paths(paths)
+    specs = load_job_specs(spec_paths, root)
+    plans = plan_jobs(
+        specs, state=resolve_state(spec_paths, state), mode=mode, job_names=list(job_names) or None
+    )
+    pending = any(p.pending for p in plans)
+    if as_json:
+        click.echo(json.dumps({"pending": pending, "jobs": [p.to_dict() for p in plans]}, indent=2))
+    else:
+        Console(stderr=True).print(_table(plans))
+    return PENDING_EXIT if exit_code and pending else 0

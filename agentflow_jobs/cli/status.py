@@ -1,13 +1,71 @@
-"""`agentflow-jobs status` (placeholder until its issue lands)."""
+"""`agentflow-jobs status`: per job, the last apply, drift since, items, batches, tokens."""
 
 from __future__ import annotations
 
-import click
+import json
+from pathlib import Path
 
-from agentflow_jobs.errors import UsageError
+import click
+from rich.console import Console
+from rich.table import Table
+
+from agentflow_jobs.cli.apply import default_paths, load_job_specs, resolve_state, spec_set_options
+from agentflow_jobs.runner import job_statuses
+
+__all__ = ["command"]
 
 
 @click.command(name="status")
-def command() -> None:
-    """Not built yet."""
-    raise UsageError("`status` is not built yet")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--job", "job_names", multiple=True, help="Only this job (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@spec_set_options
+def command(
+    paths: tuple[Path, ...],
+    job_names: tuple[str, ...],
+    as_json: bool,
+    state: Path | None,
+    root: Path | None,
+) -> int:
+    """Show each job's state (default PATH: specs/)."""
+    spec_paths = default_paths(paths)
+    specs = load_job_specs(spec_paths, root)
+    rows = job_statuses(
+        specs, state=resolve_state(spec_paths, state), job_names=list(job_names) or None
+    )
+    if as_json:
+        click.echo(json.dumps({"jobs": rows}, indent=2))
+        return 0
+    table = Table(title="status", title_justify="left")
+    for name in (
+        "job",
+        "last apply",
+        "status",
+        "drift",
+        "items",
+        "done",
+        "failed",
+        "batches",
+        "tokens",
+        "output",
+    ):
+        table.add_column(name)
+    for row in rows:
+        batches = ", ".join(
+            f"{b['batch_id'] or 'submitting'} {b['status']} {b['completed']}/{b['items']}"
+            for b in row["batches_in_flight"]
+        )
+        table.add_row(
+            row["job"],
+            row["last_apply"] or "never",
+            row["last_status"] or "",
+            ", ".join(row["drift"]) or "none",
+            str(row["items"]),
+            str(row["completed"]),
+            str(row["failed"]),
+            batches or "-",
+            str(row["tokens"]),
+            row["output"],
+        )
+    Console(stderr=True).print(table)
+    return 0

@@ -1,0 +1,354 @@
+"""Apply: make each job's output match its spec, sending only what is not answered yet.
+
+Per job: plan (fingerprints, then a ledger count), re-attach to batches already in
+flight, send what is left in sync or batch mode, write the output from the ledger,
+then remember the fingerprints. Interrupted (``stop`` set) or not, the output is
+written from whatever the ledger holds, so results that arrived are never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import structlog
+
+from agentflow_jobs.errors import AgentFlowError, UsageError
+from agentflow_jobs.runner.batch_mode import cancel_batches, collect_batches, submit_batches
+from agentflow_jobs.runner.job import Job
+from agentflow_jobs.runner.output import OutputSummary, write_output
+from agentflow_jobs.runner.plan import (
+    JobPlan,
+    file_fingerprint,
+    job_fingerprint,
+    order_jobs,
+    plan_job,
+    upstream_of,
+)
+from agentflow_jobs.runner.progress import NullProgress, Progress
+from agentflow_jobs.runner.state import JobRecord, State
+from agentflow_jobs.runner.sync_mode import Selector, run_sync
+from agentflow_jobs.runner.workspace import Workspace, open_workspace
+
+__all__ = ["ApplyReport", "JobReport", "apply_jobs", "cancel_job", "select_jobs"]
+
+log = structlog.get_logger()
+
+
+@dataclass
+class JobReport:
+    """The outcome of one job in one apply."""
+
+    name: str
+    status: str  # up_to_date | applied | failed | incomplete | submitted | error | skipped
+    mode: str = "sync"
+    total: int = 0
+    cached: int = 0
+    sent: int = 0
+    completed: int = 0
+    failed: int = 0
+    input_errors: int = 0
+    missing: int = 0
+    tokens: int = 0
+    batches: int = 0
+    output: str = ""
+    errors: str | None = None
+    message: str | None = None
+    seconds: float = 0.0
+    exit_code: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ApplyReport:
+    """The outcome of one apply over several jobs."""
+
+    run_id: str
+    jobs: list[JobReport] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        return max((job.exit_code for job in self.jobs), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "exit_code": self.exit_code,
+            "interrupted": self.interrupted,
+            "jobs": [job.to_dict() for job in self.jobs],
+        }
+
+
+def select_jobs(specs: Iterable[Any], names: Sequence[str] | None) -> list[Job]:
+    """Jobs from specs, in dependency order; ``names`` (if given) must all exist."""
+    jobs = [spec if isinstance(spec, Job) else Job.from_spec(spec) for spec in specs]
+    if names:
+        known = {job.name for job in jobs}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise UsageError(
+                f"no job named {', '.join(unknown)} (jobs: {', '.join(sorted(known))})"
+            )
+        jobs = [job for job in jobs if job.name in names]
+    return order_jobs(jobs)
+
+
+def _client(job: Job) -> Any:
+    from agentflow_jobs.sdk.client import AsyncAgentFlow
+
+    return AsyncAgentFlow.from_profile(job.profile)
+
+
+async def _execute(
+    job: Job,
+    state: State,
+    plan: JobPlan,
+    report: JobReport,
+    *,
+    run_id: str,
+    force: bool,
+    retry: bool,
+    detach: bool,
+    stop: threading.Event,
+    progress: Progress,
+) -> None:
+    async with _client(job) as client:
+        if plan.open_batches and not detach:
+            counts = await collect_batches(
+                job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
+            )
+            report.batches += counts.collected
+        if stop.is_set():
+            return
+        skip = state.keys_in_open_batches
+        selector = Selector(job, state, force=force, retry=retry, skip=skip)
+        if report.mode == "sync":
+
+            def on_chunk(done: int, failed: int) -> None:
+                progress.items_done(job.name, done, failed)
+
+            sync = await run_sync(
+                job, state, client, selector=selector, stop=stop, on_chunk=on_chunk
+            )
+            report.sent += sync.sent
+            return
+        sub = await submit_batches(job, state, client, selector=selector, run_id=run_id, stop=stop)
+        report.sent += sub.sent
+        report.batches += sub.submitted
+        if detach:
+            report.status = "submitted"
+            return
+        counts = await collect_batches(
+            job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
+        )
+        report.batches += counts.collected
+
+
+def _batch_cb(progress: Progress, job: Job) -> Any:
+    def on_progress(done: int, failed: int, total: int) -> None:
+        progress.batch_progress(job.name, done, failed, total)
+
+    return on_progress
+
+
+def _finish(
+    job: Job,
+    state: State,
+    report: JobReport,
+    summary: OutputSummary,
+    input_fp: str | None,
+    run_id: str,
+) -> None:
+    report.total, report.completed, report.failed = summary.total, summary.completed, summary.failed
+    report.input_errors, report.missing, report.tokens = (
+        summary.input_errors,
+        summary.missing,
+        summary.tokens,
+    )
+    report.errors = str(job.errors_path) if summary.failed or summary.input_errors else None
+    if report.status in ("submitted", "error"):
+        pass
+    elif summary.missing:
+        report.status = "incomplete"
+    elif summary.failure_rate > job.max_failure_rate:
+        report.status = "failed"
+        report.exit_code = 1
+        report.message = (
+            f"failure rate {summary.failure_rate:.1%} is above "
+            f"max_failure_rate {job.max_failure_rate:.1%}"
+        )
+    else:
+        report.status = "applied"
+    record = JobRecord(
+        name=job.name,
+        spec_hash=job_fingerprint(job),
+        input_fp=input_fp,
+        output_fp=file_fingerprint(job.output_path),
+        output_path=str(job.output_path),
+        last_apply=time.time(),
+        last_run=run_id,
+        status=report.status,
+        summary={**asdict(summary), "mode": report.mode},
+    )
+    state.record_job(record)
+
+
+def _apply_one(
+    job: Job,
+    state: State,
+    *,
+    run_id: str,
+    mode: str | None,
+    force: bool,
+    retry: bool,
+    detach: bool,
+    stop: threading.Event,
+    progress: Progress,
+) -> JobReport:
+    started = time.monotonic()
+    structlog.contextvars.bind_contextvars(job=job.name)
+    input_fp = file_fingerprint(job.input_path)
+    plan = plan_job(job, state, mode=mode, force=force, retry=retry)
+    report = JobReport(
+        name=job.name,
+        status=plan.status,
+        mode=plan.mode,
+        total=plan.total,
+        cached=plan.cached,
+        output=str(job.output_path),
+    )
+    if plan.status in ("up_to_date", "failed"):
+        report.completed, report.failed, report.input_errors = (
+            plan.cached,
+            plan.failed,
+            plan.input_errors,
+        )
+        report.exit_code = 1 if plan.status == "failed" else 0
+        report.message = "unchanged since the last apply" + (
+            "; `retry` re-sends its failed items" if plan.status == "failed" else ""
+        )
+        progress.job_finished(report)
+        return report
+    progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
+    log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
+    if plan.to_send or plan.open_batches:
+        try:
+            asyncio.run(
+                _execute(
+                    job,
+                    state,
+                    plan,
+                    report,
+                    run_id=run_id,
+                    force=force,
+                    retry=retry,
+                    detach=detach,
+                    stop=stop,
+                    progress=progress,
+                )
+            )
+        except AgentFlowError as exc:
+            report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
+            log.error("job stopped", error=str(exc))
+    _finish(job, state, report, write_output(job, state), input_fp, run_id)
+    report.seconds = time.monotonic() - started
+    progress.job_finished(report)
+    return report
+
+
+def apply_jobs(
+    specs: Iterable[Any],
+    *,
+    state: Workspace | str,
+    mode: str | None = None,
+    force: bool = False,
+    detach: bool = False,
+    job_names: Sequence[str] | None = None,
+    retry: bool = False,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    lock_timeout: float = 0.0,
+) -> ApplyReport:
+    """Apply ``specs`` against the state (a held Workspace, or a path to lock for this call)."""
+    jobs = select_jobs(specs, job_names)
+    stop = stop or threading.Event()
+    progress = progress or NullProgress()
+    run_id = uuid.uuid4().hex[:12]
+    report = ApplyReport(run_id=run_id)
+    with open_workspace(state, lock_timeout=lock_timeout, command="apply") as ws:
+        structlog.contextvars.bind_contextvars(run_id=run_id)
+        ws.state.start_run(run_id, "retry" if retry else "apply")
+        finished: dict[str, JobReport] = {}
+        try:
+            for job in jobs:
+                if stop.is_set():
+                    report.interrupted = True
+                    break
+                upstream = upstream_of(job, jobs)
+                if (
+                    upstream is not None
+                    and finished.get(upstream.name) is not None
+                    and (finished[upstream.name].status not in ("applied", "up_to_date"))
+                ):
+                    skipped = JobReport(
+                        name=job.name,
+                        status="skipped",
+                        output=str(job.output_path),
+                        message=f"upstream job {upstream.name} did not finish",
+                    )
+                    report.jobs.append(skipped)
+                    finished[job.name] = skipped
+                    continue
+                job_report = _apply_one(
+                    job,
+                    ws.state,
+                    run_id=run_id,
+                    mode=mode,
+                    force=force,
+                    retry=retry,
+                    detach=detach,
+                    stop=stop,
+                    progress=progress,
+                )
+                report.jobs.append(job_report)
+                finished[job.name] = job_report
+            report.interrupted = report.interrupted or stop.is_set()
+        finally:
+            ws.state.finish_run(run_id, "interrupted" if report.interrupted else "done")
+            structlog.contextvars.unbind_contextvars("run_id", "job")
+    return report
+
+
+def cancel_job(
+    specs: Iterable[Any], name: str, *, state: Workspace | str, lock_timeout: float = 0.0
+) -> JobReport:
+    """Cancel the job's in-flight batches, record what they finished, rewrite its output."""
+    (job,) = select_jobs(specs, [name])
+    with open_workspace(state, lock_timeout=lock_timeout, command="cancel") as ws:
+        report = JobReport(
+            name=job.name, status="cancelled", mode="batch", output=str(job.output_path)
+        )
+        open_batches = ws.state.batches(job.name, open_only=True)
+        if open_batches:
+
+            async def run() -> None:
+                async with _client(job) as client:
+                    counts = await cancel_batches(job, ws.state, client)
+                    report.batches = counts.collected
+
+            asyncio.run(run())
+        summary = write_output(job, ws.state)
+        _finish(job, ws.state, report, summary, file_fingerprint(job.input_path), "cancel")
+        report.status = "cancelled"
+        report.message = f"{len(open_batches)} batch(es) cancelled"
+    return report

@@ -1,0 +1,182 @@
+"""Batch mode: chunks go to ``client.batches.submit``; output is paged into the ledger.
+
+Resume protocol, so a batch is never submitted twice for the same chunk:
+1. an *intent* row (job, chunk, idempotency key, item keys, items) is committed first;
+2. the chunk is submitted with that idempotency key; a crash here leaves the intent,
+   and the next apply re-submits it with the same key and gets the same batch back;
+3. the batch id is recorded; from then on the runner only re-attaches to it;
+4. when the batch is terminal its rows are paged into the ledger (one transaction per
+   page) and the row is marked collected. Items a cancelled or failed batch did not
+   answer are free again and go into a new chunk next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.runner.crash import crash_point
+from agentflow_jobs.runner.job import Job
+from agentflow_jobs.runner.ledger import Ledger
+from agentflow_jobs.runner.state import BatchRecord, State
+from agentflow_jobs.runner.sync_mode import Selector, wait_or_stop
+
+__all__ = ["BatchCounts", "cancel_batches", "collect_batches", "submit_batches"]
+
+log = structlog.get_logger()
+_PAGE = 500
+_TERMINAL = ("completed", "failed", "cancelled")
+
+
+@dataclass
+class BatchCounts:
+    """What batch mode submitted and collected in this run."""
+
+    submitted: int = 0
+    sent: int = 0
+    collected: int = 0
+    completed: int = 0
+    failed: int = 0
+
+
+def _operation(job: Job) -> str:
+    return job.operation
+
+
+async def _submit(job: Job, state: State, client: Any, record: BatchRecord) -> None:
+    items = record.items(state)
+    structlog.contextvars.bind_contextvars(chunk=record.chunk)
+    batch = await client.batches.submit(
+        operation=_operation(job),
+        items=items,
+        model=job.model,
+        idempotency_key=record.idempotency_key,
+        metadata={"job": job.name, "chunk": str(record.chunk)},
+        **job.request_kwargs(),
+    )
+    crash_point("after_submit")
+    state.update_batch(record.seq, status=str(batch.status), batch_id=batch.id)
+    log.info("batch submitted", batch_id=batch.id, items=len(items))
+
+
+async def submit_batches(
+    job: Job,
+    state: State,
+    client: Any,
+    *,
+    selector: Selector,
+    run_id: str,
+    stop: threading.Event,
+) -> BatchCounts:
+    """Re-submit unrecorded intents, then submit new chunks of pending items."""
+    counts = BatchCounts()
+    for record in state.batches(job.name, open_only=True):
+        if record.batch_id is None and not stop.is_set():
+            await _submit(job, state, client, record)
+    chunk_no = len(state.batches(job.name))
+    for chunk in selector.chunks(job.batch_size):
+        if stop.is_set():
+            break
+        keys = [r.key or "" for r in chunk]
+        key = content_hash("batch", job.name, keys, run_id, chunk_no)
+        record = state.add_batch_intent(
+            job.name, chunk_no, key, keys, [r.item or {} for r in chunk], run_id
+        )
+        await _submit(job, state, client, record)
+        counts.submitted += 1
+        counts.sent += len(chunk)
+        chunk_no += 1
+    return counts
+
+
+async def _pages(client: Any, batch_id: str) -> AsyncIterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    async for row in client.batches.iter_output(batch_id, page_size=_PAGE):
+        page.append(row)
+        if len(page) >= _PAGE:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+async def _collect(
+    job: Job, state: State, client: Any, record: BatchRecord, status: str, counts: BatchCounts
+) -> None:
+    ledger = Ledger(state)
+    assert record.batch_id is not None
+    async for page in _pages(client, record.batch_id):
+        triples = [(record.keys[int(row["index"])], int(row["index"]), row) for row in page]
+        crash_point("before_ledger_commit")
+        ledger.commit(job.name, "batch", triples)
+        crash_point("after_ledger_commit")
+        done = sum(row.get("status") == "completed" for row in page)
+        counts.completed += done
+        counts.failed += len(page) - done
+    state.update_batch(record.seq, status=f"collected:{status}")
+    counts.collected += 1
+    log.info("batch collected", batch_id=record.batch_id, status=status)
+
+
+async def collect_batches(
+    job: Job,
+    state: State,
+    client: Any,
+    *,
+    stop: threading.Event,
+    on_progress: Callable[[int, int, int], None] | None = None,
+    poll: float = 0.2,
+) -> BatchCounts:
+    """Wait for the job's recorded batches and page their output into the ledger."""
+    counts = BatchCounts()
+    while not stop.is_set():
+        open_records = [r for r in state.batches(job.name, open_only=True) if r.batch_id]
+        if not open_records:
+            break
+        done = failed = total = 0
+        for record in open_records:
+            assert record.batch_id is not None
+            structlog.contextvars.bind_contextvars(batch_id=record.batch_id)
+            batch = await client.batches.retrieve(record.batch_id)
+            progress = batch.progress
+            done, failed, total = (
+                done + progress.completed,
+                failed + progress.failed,
+                total + progress.total,
+            )
+            if batch.status in _TERMINAL:
+                await _collect(job, state, client, record, str(batch.status), counts)
+            elif batch.status != record.status or progress.completed != record.completed:
+                state.update_batch(
+                    record.seq,
+                    status=str(batch.status),
+                    completed=progress.completed,
+                    failed=progress.failed,
+                )
+        structlog.contextvars.unbind_contextvars("batch_id")
+        if on_progress:
+            on_progress(done, failed, total)
+        await wait_or_stop(stop, poll)
+        poll = min(poll * 1.5, 2.0)
+    return counts
+
+
+async def cancel_batches(job: Job, state: State, client: Any) -> BatchCounts:
+    """Cancel the job's in-flight batches and record what they finished."""
+    counts = BatchCounts()
+    for record in state.batches(job.name, open_only=True):
+        if record.batch_id is None:
+            state.update_batch(record.seq, status="collected:cancelled")
+            continue
+        batch = await client.batches.cancel(record.batch_id)
+        while batch.status not in _TERMINAL:
+            await asyncio.sleep(0.1)
+            batch = await client.batches.retrieve(record.batch_id)
+        await _collect(job, state, client, record, str(batch.status), counts)
+    return counts

@@ -1,0 +1,198 @@
+"""A job as the runner sees it: the spec's settings plus how items become requests.
+
+``Job.from_spec`` reads a ``JobSpec`` once; everything after works on this flat view.
+``Job.render`` turns an input record into exactly the item that is sent (``content``
+plus the fields the prompt templates name) and its ledger key, so planning, sending and
+writing output all agree on what an item is.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.io import InputItem, ItemError, read_items
+from agentflow_jobs.runner.ledger import ledger_key
+from agentflow_jobs.spec.templates import TemplateError, template_fields
+from agentflow_jobs.wire import CompletionRequest, normalize_operation
+
+__all__ = ["Job", "RenderedItem"]
+
+_TEMPLATE_KEYS = ("user_prompt_template", "system_prompt")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedItem:
+    """One input item, ready to send (``item``) or already failed (``error``)."""
+
+    index: int
+    line: int
+    id: Any
+    key: str | None
+    item: dict[str, Any] | None
+    record: dict[str, Any] | None
+    error: ItemError | None = None
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    value = getattr(obj, name, default)
+    return default if value is None else value
+
+
+@dataclass
+class Job:
+    """The runner's flat view of one job spec."""
+
+    name: str
+    operation: str
+    fields: dict[str, Any]
+    model: str | None
+    profile: str | None
+    input_path: Path
+    input_format: str
+    content_field: str
+    id_field: str | None
+    on_error: str
+    output_path: Path
+    output_format: str
+    include_input: bool
+    include_provenance: bool
+    errors_path: Path
+    mode: str
+    concurrency: int
+    max_attempts: int
+    max_failure_rate: float
+    batch_size: int
+    auto_batch_threshold: int
+    chunk_size: int
+    spec_hash: str
+    source: str
+    hash_fields: dict[str, Any] = field(default_factory=dict)
+    model_identity: str = ""
+    template_names: tuple[str, ...] = ()
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> Job:
+        """The runner's view of a loaded ``JobSpec`` (paths already absolute)."""
+        inp, ex = spec.input, spec.execution
+        job = cls(
+            name=spec.name,
+            operation=spec.operation_kind,
+            fields=dict(spec.request_fields()),
+            model=spec.model,
+            profile=spec.resolved_profile,
+            input_path=Path(spec.input_path),
+            input_format=spec.input_format,
+            content_field=_get(inp, "content_field", "content"),
+            id_field=inp.id_field,
+            on_error=_get(inp, "on_error", "skip"),
+            output_path=Path(spec.output_path),
+            output_format=spec.output_format,
+            include_input=bool(spec.output.include_input),
+            include_provenance=bool(spec.output.include_provenance),
+            errors_path=Path(spec.errors_path),
+            mode=_get(spec, "mode", "auto"),
+            concurrency=int(ex.concurrency),
+            max_attempts=int(ex.max_attempts),
+            max_failure_rate=float(ex.max_failure_rate),
+            batch_size=int(ex.batch_size),
+            auto_batch_threshold=int(ex.auto_batch_threshold),
+            chunk_size=int(ex.chunk_size),
+            spec_hash=str(spec.spec_hash),
+            source=str(spec.source),
+        )
+        job._prepare()
+        return job
+
+    def _prepare(self) -> None:
+        kind, _custom = normalize_operation(self.operation)
+        request = CompletionRequest(
+            operation=self.operation, items=[], model=self.model, **self.fields
+        )
+        self.hash_fields = request.fields_for_hash()
+        self.model_identity = (
+            self.model or f"{self.profile or 'local'}:{_profile_model(self.profile)}"
+        )
+        names: list[str] = []
+        for key in _TEMPLATE_KEYS:
+            template = self.fields.get(key)
+            if isinstance(template, str):
+                try:
+                    names.extend(n for n in template_fields(template) if n not in names)
+                except TemplateError:
+                    continue
+        self.template_names = tuple(names)
+        self.operation = kind
+
+    @property
+    def needs_content(self) -> bool:
+        return self.operation != "run" or "content" in self.template_names
+
+    def request_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``client.completions.*`` / ``client.batches.submit``."""
+        kwargs = {k: v for k, v in self.fields.items() if v is not None}
+        kwargs.pop("max_attempts", None)
+        kwargs["max_attempts"] = self.max_attempts
+        return kwargs
+
+    def output_identity(self) -> str:
+        """What the output file depends on besides the ledger (format, columns, paths)."""
+        return content_hash(
+            str(self.output_path),
+            self.output_format,
+            self.include_input,
+            self.include_provenance,
+            str(self.errors_path),
+            self.id_field,
+        )
+
+    def items(self) -> Iterator[RenderedItem]:
+        """Every input item, rendered and keyed, in input order (streaming)."""
+        fail = self.on_error == "fail"
+        on_error: Literal["skip", "fail"] = "fail" if fail else "skip"
+        for raw in read_items(self.input_path, format=self.input_format, on_error=on_error):
+            yield self.render(raw)
+
+    def render(self, raw: InputItem) -> RenderedItem:
+        record = raw.record
+        if record is None:
+            return RenderedItem(raw.index, raw.line, raw.index, None, None, None, raw.error)
+        ident = record.get(self.id_field, raw.index) if self.id_field else raw.index
+        item: dict[str, Any] = {}
+        if self.content_field in record and record[self.content_field] is not None:
+            item["content"] = _text(record[self.content_field])
+        elif self.needs_content:
+            error = ItemError("missing_field", f"line {raw.line}: no field {self.content_field!r}")
+            return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
+        for name in self.template_names:
+            if name == "content":
+                continue
+            if name not in record:
+                error = ItemError("missing_field", f"line {raw.line}: no field {name!r}")
+                return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
+            item[name] = record[name]
+        key = ledger_key(self.operation, self.hash_fields, self.model_identity, item)
+        return RenderedItem(raw.index, raw.line, ident, key, item, record)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _profile_model(name: str | None) -> str:
+    """The profile's default model, or "default" when it cannot be resolved here."""
+    try:
+        from agentflow_jobs.sdk.profiles import load_profile
+
+        profile = load_profile(name)
+    except (ConfigError, ImportError, OSError):
+        return "default"
+    model = profile.model or (profile.provider or {}).get("model")
+    return str(model) if model else "default"

@@ -1,0 +1,125 @@
+"""The item ledger: every answer the provider gave, keyed by what was asked.
+
+The key is ``content_hash(operation, fields, model, item)`` over exactly what is sent,
+so an item that was already answered is found again across runs, across sync and
+batch modes, across jobs that ask the same thing, and after its row moved in the input
+file. Rows are committed in blocks (one transaction per chunk or output page) before
+the runner counts them as done.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.runner.state import State
+
+__all__ = ["Ledger", "LedgerEntry", "ledger_key"]
+
+_BLOCK = 500
+
+
+def ledger_key(
+    operation: str, fields: dict[str, Any], model: str | None, item: dict[str, Any]
+) -> str:
+    """The ledger key of one item as it will be sent."""
+    return content_hash(operation, fields, model, item)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One answered (or failed) item."""
+
+    key: str
+    status: str
+    result: dict[str, Any] | None
+    error: dict[str, Any] | None
+    usage: dict[str, Any]
+    attempts: int
+    mode: str
+
+
+class Ledger:
+    """Reads and writes ledger rows on an open state."""
+
+    def __init__(self, state: State) -> None:
+        self._db = state.db
+        self._state = state
+
+    def statuses(self, keys: Sequence[str]) -> dict[str, str]:
+        """``key -> status`` for those of ``keys`` already in the ledger."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), _BLOCK):
+            block = list(keys[start : start + _BLOCK])
+            marks = ",".join("?" * len(block))
+            found.update(
+                self._db.execute(f"SELECT key, status FROM ledger WHERE key IN ({marks})", block)
+            )
+        return found
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        """Full entries for those of ``keys`` in the ledger."""
+        found: dict[str, LedgerEntry] = {}
+        for start in range(0, len(keys), _BLOCK):
+            block = list(dict.fromkeys(keys[start : start + _BLOCK]))
+            marks = ",".join("?" * len(block))
+            query = f"SELECT key, status, row, attempts, mode FROM ledger WHERE key IN ({marks})"
+            for key, status, row, attempts, mode in self._db.execute(query, block):
+                data = json.loads(row)
+                found[key] = LedgerEntry(
+                    key,
+                    status,
+                    data.get("result"),
+                    data.get("error"),
+                    data.get("usage") or {},
+                    attempts,
+                    mode,
+                )
+        return found
+
+    def commit(self, job: str, mode: str, rows: Iterable[tuple[str, int, dict[str, Any]]]) -> int:
+        """Record ``(key, index, result_row)`` triples in one transaction; returns the count.
+
+        A key seen before keeps counting its attempts, so provenance shows re-sends.
+        """
+        now = time.time()
+        params = []
+        for key, index, row in rows:
+            usage = row.get("usage") or {}
+            data = {"result": row.get("result"), "error": row.get("error"), "usage": usage}
+            params.append(
+                (
+                    key,
+                    job,
+                    index,
+                    row.get("status") or "failed",
+                    json.dumps(data),
+                    int(usage.get("total_tokens") or 0),
+                    mode,
+                    now,
+                )
+            )
+        with self._state.transaction() as db:
+            db.executemany(
+                "INSERT INTO ledger (key, job, idx, status, row, attempts, tokens, mode, created)"
+                " VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+                " job = excluded.job, idx = excluded.idx, status = excluded.status,"
+                " row = excluded.row, attempts = ledger.attempts + 1,"
+                " tokens = ledger.tokens + excluded.tokens, mode = excluded.mode,"
+                " created = excluded.created",
+                params,
+            )
+        return len(params)
+
+    def job_counts(self, job: str) -> dict[str, int]:
+        """Items per status and tokens recorded under ``job``."""
+        counts = {"completed": 0, "failed": 0, "tokens": 0}
+        query = "SELECT status, COUNT(*), SUM(tokens) FROM ledger WHERE job = ? GROUP BY status"
+        for status, count, tokens in self._db.execute(query, (job,)):
+            counts[status] = int(count)
+            counts["tokens"] += int(tokens or 0)
+        return counts

@@ -1,0 +1,154 @@
+"""Writing a job's output and errors files from the ledger, in input order.
+
+The input is streamed again and each item's row looked up by its ledger key, so the
+output never needs every row in memory and always reflects exactly the current input:
+items removed from the input disappear from the output, duplicates share one answer.
+Both files are atomic (see ``io.writers``). CSV needs its columns before the first row,
+so a CSV output takes one extra streaming pass to collect them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from agentflow_jobs.io import AtomicFile, open_row_writer
+from agentflow_jobs.runner.crash import crash_point
+from agentflow_jobs.runner.job import Job, RenderedItem
+from agentflow_jobs.runner.ledger import Ledger, LedgerEntry
+from agentflow_jobs.runner.plan import blocks
+from agentflow_jobs.runner.state import State
+
+__all__ = ["OutputSummary", "write_output"]
+
+_PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens")
+
+
+@dataclass
+class OutputSummary:
+    """Counts from one pass over the input, as written."""
+
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    input_errors: int = 0
+    missing: int = 0
+    tokens: int = 0
+
+    @property
+    def failure_rate(self) -> float:
+        answered = self.completed + self.failed + self.input_errors
+        return (self.failed + self.input_errors) / answered if answered else 0.0
+
+
+Joined = tuple[RenderedItem, LedgerEntry | None]
+
+
+def _joined(job: Job, ledger: Ledger) -> Iterator[Joined]:
+    for block in blocks(job.items()):
+        found = ledger.lookup([r.key for r in block if r.key is not None])
+        for rendered in block:
+            yield rendered, found.get(rendered.key) if rendered.key else None
+
+
+def _row(job: Job, rendered: RenderedItem, entry: LedgerEntry) -> dict[str, Any]:
+    row: dict[str, Any] = {"id": rendered.id}
+    if job.include_input:
+        row["input"] = rendered.record
+    row["result"] = entry.result
+    if job.include_provenance:
+        row["provenance"] = {
+            "job": job.name,
+            "model": job.model_identity,
+            "mode": entry.mode,
+            "attempts": entry.attempts,
+            "usage": entry.usage,
+        }
+    return row
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row: input fields and result fields as columns, provenance as ``_x``."""
+    flat: dict[str, Any] = {"id": row["id"]}
+    for name, value in (row.get("input") or {}).items():
+        if name != "id":
+            flat[name] = value
+    for name, value in (row.get("result") or {}).items():
+        flat[f"result.{name}" if name in flat else name] = value
+    prov = row.get("provenance")
+    if prov:
+        values = (
+            prov["job"],
+            prov["model"],
+            prov["mode"],
+            prov["attempts"],
+            (prov.get("usage") or {}).get("total_tokens", 0),
+        )
+        flat.update(zip(_PROVENANCE, values, strict=True))
+    return flat
+
+
+def _error_row(rendered: RenderedItem, entry: LedgerEntry | None) -> dict[str, Any]:
+    error = rendered.error
+    code, message = (error.code, error.message) if error else ("failed", "")
+    if entry is not None and entry.error:
+        code, message = str(entry.error.get("code", code)), str(entry.error.get("message", ""))
+    return {
+        "id": rendered.id,
+        "index": rendered.index,
+        "line": rendered.line,
+        "code": code,
+        "message": message,
+    }
+
+
+def _csv_columns(job: Job, ledger: Ledger) -> list[str]:
+    columns: dict[str, None] = {}
+    for rendered, entry in _joined(job, ledger):
+        if entry is not None and entry.status == "completed":
+            columns.update(dict.fromkeys(_flat(_row(job, rendered, entry))))
+    if not columns:
+        columns["id"] = None
+    return list(columns)
+
+
+def write_output(job: Job, state: State) -> OutputSummary:
+    """Write the output and errors files for ``job`` from the ledger; returns the counts."""
+    ledger = Ledger(state)
+    columns = _csv_columns(job, ledger) if job.output_format == "csv" else None
+    summary = OutputSummary()
+    out = AtomicFile(job.output_path)
+    errors = AtomicFile(job.errors_path)
+    try:
+        writer = open_row_writer(out.handle, job.output_format, columns=columns)
+        error_writer = open_row_writer(errors.handle, "jsonl")
+        for rendered, entry in _joined(job, ledger):
+            summary.total += 1
+            if entry is not None and entry.status == "completed":
+                row = _row(job, rendered, entry)
+                writer.write(_flat(row) if columns is not None else row)
+                summary.completed += 1
+                summary.tokens += int(entry.usage.get("total_tokens") or 0)
+            elif rendered.key is None or entry is not None:
+                error_writer.write(_error_row(rendered, entry))
+                summary.failed += entry is not None
+                summary.input_errors += entry is None
+            else:
+                summary.missing += 1
+            if summary.total == 1 or summary.total % 500 == 0:
+                crash_point("mid_output_write")
+        writer.close()
+    except BaseException:
+        out.abort()
+        errors.abort()
+        raise
+    out.commit()
+    if summary.failed or summary.input_errors:
+        errors.commit()
+    else:
+        errors.abort()
+        with contextlib.suppress(FileNotFoundError):
+            job.errors_path.unlink()
+    return summary

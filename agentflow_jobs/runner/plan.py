@@ -1,0 +1,203 @@
+"""Planning: what an apply would do, per job, without sending anything.
+
+A job is *up to date* when its spec, input file and output file are exactly as the
+last apply left them (checked from fingerprints, no read of the input); otherwise the
+input is streamed and every item's ledger key looked up: answered items are reused,
+failed ones are kept (``retry`` re-sends them), the rest are to send.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agentflow_jobs.errors import Problem, SpecError
+from agentflow_jobs.runner.job import Job, RenderedItem
+from agentflow_jobs.runner.ledger import Ledger
+from agentflow_jobs.runner.state import State
+
+__all__ = [
+    "JobPlan",
+    "blocks",
+    "drift",
+    "file_fingerprint",
+    "job_fingerprint",
+    "order_jobs",
+    "plan_job",
+    "resolve_mode",
+    "upstream_of",
+]
+
+_BLOCK = 500
+
+
+def file_fingerprint(path: Path) -> str | None:
+    """Size and modification time: cheap, and changes whenever the file is rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+@dataclass
+class JobPlan:
+    """What apply would do for one job."""
+
+    job: str
+    status: str  # up_to_date | new | changed | running | failed
+    reasons: list[str] = field(default_factory=list)
+    mode: str = "sync"
+    total: int = 0
+    cached: int = 0
+    failed: int = 0
+    input_errors: int = 0
+    to_send: int = 0
+    in_batches: int = 0
+    est_tokens: int | None = None
+    open_batches: int = 0
+
+    @property
+    def pending(self) -> bool:
+        return self.status != "up_to_date" and self.status != "failed"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["pending"] = self.pending
+        return data
+
+
+def resolve_mode(job: Job, override: str | None, to_send: int) -> str:
+    mode = override or job.mode or "auto"
+    if mode == "auto":
+        return "batch" if to_send > job.auto_batch_threshold else "sync"
+    return mode
+
+
+def order_jobs(jobs: Sequence[Job]) -> list[Job]:
+    """Jobs whose input is another job's output run after it; a cycle is a spec error."""
+    by_output = {job.output_path.resolve(): job for job in jobs}
+    ordered: list[Job] = []
+    state: dict[str, str] = {}
+
+    def visit(job: Job, chain: list[str]) -> None:
+        mark = state.get(job.name)
+        if mark == "done":
+            return
+        if mark == "visiting":
+            cycle = " -> ".join([*chain[chain.index(job.name) :], job.name])
+            problem = Problem(
+                job.source or job.name, 1, 1, f"jobs form a cycle: {cycle}", job=job.name
+            )
+            raise SpecError([problem])
+        state[job.name] = "visiting"
+        upstream = by_output.get(job.input_path.resolve())
+        if upstream is not None and upstream is not job:
+            visit(upstream, [*chain, job.name])
+        state[job.name] = "done"
+        ordered.append(job)
+
+    for job in jobs:
+        visit(job, [])
+    return ordered
+
+
+def upstream_of(job: Job, jobs: Sequence[Job]) -> Job | None:
+    for other in jobs:
+        if other is not job and other.output_path.resolve() == job.input_path.resolve():
+            return other
+    return None
+
+
+def blocks(items: Iterator[RenderedItem], size: int = _BLOCK) -> Iterator[list[RenderedItem]]:
+    block: list[RenderedItem] = []
+    for item in items:
+        block.append(item)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def plan_job(
+    job: Job, state: State, *, mode: str | None = None, force: bool = False, retry: bool = False
+) -> JobPlan:
+    """Plan one job: fingerprints first, then (if anything changed) a streaming count."""
+    record = state.job(job.name)
+    open_batches = state.batches(job.name, open_only=True)
+    plan = JobPlan(job=job.name, status="new" if record is None else "changed")
+    plan.open_batches = len(open_batches)
+    if record is not None:
+        plan.reasons = drift(job, record.spec_hash, record.input_fp, record.output_fp)
+        if record.summary.get("missing"):
+            plan.reasons.append("unfinished")
+    if open_batches:
+        plan.status = "running"
+        plan.reasons.append(f"{len(open_batches)} batch(es) in flight")
+    if record is not None and not plan.reasons and not force and not retry:
+        plan.status = "failed" if record.status == "failed" else "up_to_date"
+        _from_summary(plan, record.summary)
+        plan.mode = str(record.summary.get("mode", "sync"))
+        return plan
+    _count(job, state, plan, force=force, retry=retry)
+    plan.mode = resolve_mode(job, mode, plan.to_send)
+    return plan
+
+
+def drift(
+    job: Job, spec_hash: str | None, input_fp: str | None, output_fp: str | None
+) -> list[str]:
+    reasons = []
+    if spec_hash != job_fingerprint(job):
+        reasons.append("spec")
+    if input_fp != file_fingerprint(job.input_path):
+        reasons.append("input")
+    if output_fp != file_fingerprint(job.output_path):
+        reasons.append("output")
+    return reasons
+
+
+def job_fingerprint(job: Job) -> str:
+    """What the state remembers of the spec: spec hash, output settings, model."""
+    return job.spec_hash + ":" + job.output_identity() + ":" + job.model_identity
+
+
+def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:
+    plan.total = int(summary.get("total", 0))
+    plan.cached = int(summary.get("completed", 0))
+    plan.failed = int(summary.get("failed", 0))
+    plan.input_errors = int(summary.get("input_errors", 0))
+
+
+def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
+    ledger = Ledger(state)
+    seen: set[str] = set()
+    completed_tokens = 0
+    for block in blocks(job.items()):
+        keys = [r.key for r in block if r.key is not None]
+        statuses = {} if force else ledger.statuses(keys)
+        in_batches = state.keys_in_open_batches(keys) if plan.open_batches else set()
+        for rendered in block:
+            plan.total += 1
+            if rendered.key is None:
+                plan.input_errors += 1
+                continue
+            status = statuses.get(rendered.key)
+            if status == "completed" or (status == "failed" and not retry):
+                plan.cached += status == "completed"
+                plan.failed += status == "failed"
+            elif rendered.key in in_batches:
+                plan.in_batches += 1
+            elif rendered.key not in seen:
+                # duplicates within the file are sent once; the bounded set is a plan nicety
+                if len(seen) < 100_000:
+                    seen.add(rendered.key)
+                plan.to_send += 1
+    counts = ledger.job_counts(job.name)
+    answered = counts.get("completed", 0) + counts.get("failed", 0)
+    completed_tokens = counts.get("tokens", 0)
+    if answered:
+        plan.est_tokens = int(completed_tokens / answered * plan.to_send)

@@ -1,0 +1,38 @@
+"""How apply reports progress: a small protocol the CLI implements (rich or plain logs)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from agentflow_jobs.runner.apply import JobReport
+
+__all__ = ["NullProgress", "Progress"]
+
+
+class Progress(Protocol):
+    """Callbacks from the runner; each must be cheap (called on the event loop)."""
+
+    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None: ...
+
+    def items_done(self, job: str, completed: int, failed: int) -> None: ...
+
+    def batch_progress(self, job: str, done: int, failed: int, total: int) -> None: ...
+
+    def job_finished(self, report: JobReport) -> None: ...
+
+
+class NullProgress:
+    """Reports nothing (library use, tests)."""
+
+    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None:
+        return None
+
+    def items_done(self, job: str, completed: int, failed: int) -> None:
+        return None
+
+    def batch_progress(self, job: str, done: int, failed: int, total: int) -> None:
+        return None
+
+    def job_finished(self, report: JobReport) -> None:
+        return None

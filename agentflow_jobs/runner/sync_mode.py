@@ -1,0 +1,174 @@
+"""Sync mode: items flow in chunks to ``client.completions.*``, several in flight.
+
+Each chunk's rows are committed to the ledger (one transaction) before the chunk
+counts as done, so a kill loses at most the chunks in flight. Which items to send is
+decided right before dispatch, on the event loop thread: the ledger is checked and the
+keys claimed in one step with no await in between, so duplicates in the input are sent
+once and a result that just arrived is never asked for again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from agentflow_jobs.runner.crash import crash_point
+from agentflow_jobs.runner.job import Job, RenderedItem
+from agentflow_jobs.runner.ledger import Ledger
+from agentflow_jobs.runner.plan import blocks
+from agentflow_jobs.runner.state import State
+
+__all__ = ["Selector", "SyncCounts", "run_sync"]
+
+log = structlog.get_logger()
+_METHODS = {
+    "label": "classify",
+    "extract": "extract",
+    "summarize": "summarize",
+    "enrich": "enrich",
+    "run": "run",
+}
+
+
+@dataclass
+class SyncCounts:
+    """What one sync execution sent and got back."""
+
+    sent: int = 0
+    completed: int = 0
+    failed: int = 0
+    requests: int = 0
+
+
+class Selector:
+    """Picks the items to send from the input, claiming their keys.
+
+    ``retry`` also picks items whose ledger row failed; ``force`` picks everything
+    (each distinct key once per run). ``skip`` is checked too (keys in open batches).
+    """
+
+    def __init__(
+        self,
+        job: Job,
+        state: State,
+        *,
+        force: bool = False,
+        retry: bool = False,
+        skip: Callable[[list[str]], set[str]] | None = None,
+    ) -> None:
+        self._ledger = Ledger(state)
+        self._items = blocks(job.items())
+        self._force = force
+        self._retry = retry
+        self._skip = skip
+        self.claimed: set[str] = set()
+        self._forced: set[str] = set()
+
+    def next_block(self) -> list[RenderedItem] | None:
+        """The next block's items to send (possibly empty); None at end of input."""
+        block = next(self._items, None)
+        if block is None:
+            return None
+        keys = [r.key for r in block if r.key is not None]
+        statuses = {} if self._force else self._ledger.statuses(keys)
+        skipped = self._skip(keys) if self._skip else set()
+        picked: list[RenderedItem] = []
+        for rendered in block:
+            key = rendered.key
+            if key is None or key in self.claimed or key in skipped or key in self._forced:
+                continue
+            status = statuses.get(key)
+            if status == "completed" or (status == "failed" and not self._retry):
+                continue
+            self.claimed.add(key)
+            if self._force:
+                self._forced.add(key)
+            picked.append(rendered)
+        return picked
+
+    def release(self, keys: list[str]) -> None:
+        """Forget keys whose rows are committed (the ledger now answers for them)."""
+        if not self._force:
+            self.claimed.difference_update(keys)
+
+    def chunks(self, size: int) -> Iterator[list[RenderedItem]]:
+        buffer: list[RenderedItem] = []
+        while (block := self.next_block()) is not None:
+            buffer.extend(block)
+            while len(buffer) >= size:
+                yield buffer[:size]
+                buffer = buffer[size:]
+        if buffer:
+            yield buffer
+
+
+async def run_sync(
+    job: Job,
+    state: State,
+    client: Any,
+    *,
+    selector: Selector,
+    stop: threading.Event,
+    on_chunk: Callable[[int, int], None] | None = None,
+) -> SyncCounts:
+    """Send every selected item; stop dispatching when ``stop`` is set."""
+    counts = SyncCounts()
+    ledger = Ledger(state)
+    # at least two chunks in flight, so one slow item never idles the pipeline
+    window = max(2, -(-job.concurrency // job.chunk_size))
+    slots = asyncio.Semaphore(window)
+    tasks: set[asyncio.Task[None]] = set()
+    method = getattr(client.completions, _METHODS[job.operation])
+    kwargs = job.request_kwargs()
+    failure: list[BaseException] = []
+
+    async def send(chunk: list[RenderedItem]) -> None:
+        try:
+            result = await method(items=[r.item for r in chunk], model=job.model, **kwargs)
+            rows = list(result.results)
+            crash_point("before_ledger_commit")
+            triples = [(r.key or "", r.index, row) for r, row in zip(chunk, rows, strict=True)]
+            ledger.commit(job.name, "sync", triples)
+            crash_point("after_ledger_commit")
+            done = sum(row.get("status") == "completed" for row in rows)
+            counts.completed += done
+            counts.failed += len(rows) - done
+            counts.requests += 1
+            if on_chunk:
+                on_chunk(done, len(rows) - done)
+        except Exception as exc:  # the whole request failed: stop taking new work
+            failure.append(exc)
+            stop.set()
+        finally:
+            selector.release([r.key or "" for r in chunk])
+            slots.release()
+
+    for chunk in selector.chunks(job.chunk_size):
+        await slots.acquire()
+        if stop.is_set():
+            slots.release()
+            break
+        counts.sent += len(chunk)
+        task = asyncio.create_task(send(chunk))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        # results that arrive after a stop are still kept
+        await asyncio.gather(*list(tasks), return_exceptions=True)
+    if failure:
+        raise failure[0]
+    return counts
+
+
+async def wait_or_stop(stop: threading.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``, waking early when ``stop`` is set."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    with contextlib.suppress(asyncio.CancelledError):
+        while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(min(0.05, seconds))

@@ -1,0 +1,119 @@
+"""Incremental applies: only new or changed items are sent, counted at the provider."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Any
+
+from tests.runner.conftest import Workspace, reviews
+
+
+def test_first_apply_writes_every_row_in_input_order(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(20))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    rows = ws.output()
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(20)]
+    assert all(r["result"]["label"] == "positive" for r in rows)
+    assert fake_provider.count == 20
+
+
+def test_appending_rows_sends_exactly_the_new_ones(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(20))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    ws.write_input("reviews.jsonl", reviews(10, start=20), append=True)
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 10
+    assert len(ws.output()) == 30
+
+
+def test_unchanged_reapply_sends_nothing(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(15))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 0
+
+
+def test_changing_the_prompt_reruns_every_item(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(12))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    ws.write_spec(categories=["positive", "negative", "mixed"])
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 12
+
+
+def test_changing_only_the_output_format_sends_nothing(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(8))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    fake_provider.reset()
+    ws.write_spec(output={"path": "../out/reviews.csv", "format": "csv", "include_input": True})
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 0
+    with open(ws.root / "out" / "reviews.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(8)]
+    assert set(rows[0]) >= {"id", "content", "label", "confidence"}
+
+
+def test_duplicate_items_are_sent_once(ws: Workspace, fake_provider: Any) -> None:
+    rows = [{"rid": f"d{i}", "content": "same text, great"} for i in range(5)]
+    ws.write_input("reviews.jsonl", rows)
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 1
+    assert [r["id"] for r in ws.output()] == [f"d{i}" for i in range(5)]
+
+
+def test_deleted_output_is_rewritten_without_requests(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(5))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    (ws.root / "out" / "reviews.jsonl").unlink()
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 0
+    assert len(ws.output()) == 5
+
+
+def test_force_resends_everything(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(6))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    fake_provider.reset()
+    assert ws.run("apply", "--force") == 0
+    assert fake_provider.count == 6
+
+
+def test_provenance_and_index_ids(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", [{"content": "great"}, {"content": "awful"}])
+    ws.write_spec(
+        input={"path": "../data/reviews.jsonl", "id_field": None},
+        output={"path": "../out/reviews.jsonl", "include_provenance": True},
+    )
+    assert ws.run("apply") == 0
+    rows = ws.output()
+    assert [r["id"] for r in rows] == [0, 1]
+    assert rows[0]["provenance"]["job"] == "reviews"
+    assert rows[0]["provenance"]["mode"] == "sync"
+    assert rows[0]["provenance"]["attempts"] == 1
+
+
+def test_plan_exit_code_and_json(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(7))
+    ws.write_spec()
+    assert ws.run("plan", "--exit-code", "--json") == 10
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["jobs"][0]["to_send"] == 7 and plan["jobs"][0]["status"] == "new"
+    assert ws.run("apply") == 0
+    capsys.readouterr()
+    assert ws.run("plan", "--exit-code", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "up_to_date"
+    assert fake_provider.count == 7
