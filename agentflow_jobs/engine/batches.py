@@ -1,0 +1,427 @@
+"""Durable batches: submit, page, export and cancel, with workers that finish the work.
+
+Workers claim unfinished batches from the store, send only the items that have no row
+yet through the executor, and record rows in small groups as they finish. Stopping a
+worker (shutdown, ``kill -9``) loses at most the rows still in flight; the next process
+on the same store claims the batch and sends only those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import csv
+import functools
+import io
+import json
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from agentflow_jobs.engine.store import BatchStore
+from agentflow_jobs.errors import UnprocessableEntityError, status_error
+from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.wire import (
+    Batch,
+    CompletionRequest,
+    CompletionResult,
+    OutputPage,
+    ResultRow,
+    RowError,
+)
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "BatchService",
+    "RowSource",
+    "describe_errors",
+    "items_from_file",
+    "open_service",
+    "parse_request",
+    "upload_payload",
+]
+
+MAX_PAGE_SIZE = 10_000
+EXPORT_FORMATS = ("jsonl", "csv", "json")
+
+
+class RowSource(Protocol):
+    """What the workers need from the executor."""
+
+    def stream(
+        self, request: CompletionRequest, *, indices: Sequence[int] | None = None
+    ) -> AsyncGenerator[ResultRow, None]: ...
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult: ...
+
+    async def aclose(self) -> None: ...
+
+
+def parse_request(payload: Mapping[str, Any]) -> CompletionRequest:
+    """Validate a request body; a 422 error names the offending field path."""
+    try:
+        return CompletionRequest.model_validate(dict(payload))
+    except ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def validation_error(exc: ValidationError) -> UnprocessableEntityError:
+    message = describe_errors(exc.errors())
+    error = status_error(422, message, body={"error": {"code": "validation_error", "message": message}})
+    assert isinstance(error, UnprocessableEntityError)
+    return error
+
+
+def describe_errors(errors: Sequence[Any]) -> str:
+    """``field.path: what is wrong`` for each pydantic/FastAPI validation error."""
+    problems = []
+    for err in errors:
+        loc = [str(p) for p in err.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path"):
+            loc = loc[1:]
+        where = ".".join(loc) or _guess_field(str(err.get("msg", "")))
+        problems.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
+    return "; ".join(problems) or "invalid request"
+
+
+def _guess_field(message: str) -> str:
+    # model-level checks carry no location; name the field their message is about
+    for name in ("categories", "fields", "user_prompt_template", "extraction_instructions"):
+        if name in message:
+            return name
+    return "body"
+
+
+class BatchService:
+    """Batches over one store; ``start()`` runs workers in the current event loop."""
+
+    def __init__(
+        self,
+        store: BatchStore,
+        executor: RowSource,
+        *,
+        default_model: str | None = None,
+        max_active: int = 4,
+        flush_rows: int = 50,
+        flush_interval: float = 0.1,
+    ) -> None:
+        self.store = store
+        self.executor = executor
+        self.default_model = default_model
+        self.max_active = max_active
+        self.flush_rows = flush_rows
+        self.flush_interval = flush_interval
+        self.rows_processed: Counter[str] = Counter()
+        self.row_errors: Counter[str] = Counter()
+        self._active: dict[str, asyncio.Task[None]] = {}
+        self._cancelling: set[str] = set()
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    # -- requests -----------------------------------------------------------------
+
+    async def complete(self, request: CompletionRequest) -> CompletionResult:
+        result = await self.executor.complete(request)
+        for row in result.results:
+            self._count(row.get("status", "failed"), row.get("error"))
+        return result
+
+    def submit(
+        self, owner: str, request: CompletionRequest, *, idempotency_key: str | None = None
+    ) -> tuple[Batch, bool]:
+        """Create a batch (or return the one an idempotency key already made)."""
+        body = request.model_dump(exclude={"items", "metadata"}, exclude_none=True)
+        idem = None
+        if idempotency_key:
+            idem = (idempotency_key, content_hash(request.model_dump(exclude_none=True)))
+        try:
+            batch_id, created = self.store.create(
+                owner=owner,
+                request=body,
+                items=request.items,
+                model=request.model or self.default_model,
+                metadata=dict(request.metadata or {}),
+                idempotency=idem,
+            )
+        except ValueError:
+            raise status_error(
+                409, f"idempotency key {idempotency_key!r} was already used with a different body"
+            ) from None
+        self._wake.set()
+        return self.retrieve(owner, batch_id), created
+
+    def retrieve(self, owner: str, batch_id: str) -> Batch:
+        batch = self.store.get(batch_id, owner)
+        if batch is None:
+            raise status_error(404, f"no batch {batch_id!r}")
+        return batch
+
+    def list(self, owner: str, limit: int = 20) -> builtins.list[Batch]:
+        return self.store.list(owner, max(0, min(limit, 1000)))
+
+    async def cancel(self, owner: str, batch_id: str) -> Batch:
+        """Stop a batch, keeping the rows that already finished."""
+        batch = self.retrieve(owner, batch_id)
+        if batch.is_terminal or self.store.set_status(batch_id, "cancelled", only_from=("queued",)):
+            return self.retrieve(owner, batch_id)
+        self.store.set_status(batch_id, "cancelling", only_from=("running",))
+        task = self._active.get(batch_id)
+        if task is not None:
+            self._cancelling.add(batch_id)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(task), timeout=5.0)
+        elif self.store.claim_if_free(batch_id):
+            self._finish_cancelled(batch_id)
+        return self.retrieve(owner, batch_id)
+
+    def output_page(self, owner: str, batch_id: str, offset: int, limit: int) -> OutputPage:
+        batch = self.retrieve(owner, batch_id)
+        limit = max(0, min(limit, MAX_PAGE_SIZE))
+        rows = self.store.results(batch_id, max(0, offset), limit) if limit else []
+        return OutputPage(
+            id=batch_id,
+            status=batch.status,
+            offset=offset,
+            limit=limit,
+            total=self.store.count_results(batch_id),
+            results=rows,
+        )
+
+    def export(self, owner: str, batch_id: str, fmt: str) -> Iterator[str]:
+        """The whole output as text chunks, read from the store a slice at a time."""
+        self.retrieve(owner, batch_id)
+        if fmt not in EXPORT_FORMATS:
+            raise status_error(422, f"format: expected one of json, {', '.join(EXPORT_FORMATS)}")
+        if fmt == "csv":
+            return _csv_chunks(self.store, batch_id)
+        if fmt == "json":
+            return _json_chunks(self.store, batch_id)
+        return (json.dumps(row, ensure_ascii=False) + "\n" for row in self.store.iter_results(batch_id))
+
+    # -- workers ------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start claiming work in the running event loop (resumes unfinished batches)."""
+        if self._dispatcher is None:
+            self._wake = asyncio.Event()
+            self._dispatcher = asyncio.get_running_loop().create_task(self._dispatch())
+
+    async def stop(self) -> None:
+        """Stop workers; unfinished items stay queued for the next start."""
+        tasks = [t for t in (self._dispatcher, *self._active.values()) if t is not None]
+        self._dispatcher = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def aclose(self) -> None:
+        await self.stop()
+        await self.executor.aclose()
+        self.store.close()
+
+    async def _dispatch(self) -> None:
+        renewed = time.monotonic()
+        while True:
+            while len(self._active) < self.max_active:
+                batch_id = self.store.claim(exclude=list(self._active))
+                if batch_id is None:
+                    break
+                task = asyncio.get_running_loop().create_task(self._work(batch_id))
+                self._active[batch_id] = task
+                task.add_done_callback(functools.partial(self._done, batch_id))
+            if time.monotonic() - renewed > 10:
+                self.store.renew(list(self._active))
+                renewed = time.monotonic()
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+
+    def _done(self, batch_id: str, _task: object = None) -> None:
+        self._active.pop(batch_id, None)
+        self._wake.set()
+
+    async def _work(self, batch_id: str) -> None:
+        buffer: builtins.list[ResultRow] = []
+        flusher = asyncio.get_running_loop().create_task(self._flush_often(batch_id, buffer))
+        try:
+            await self._run(batch_id, buffer)
+        except asyncio.CancelledError:
+            self._flush(batch_id, buffer)
+            if batch_id in self._cancelling:
+                self._finish_cancelled(batch_id)
+            else:
+                self.store.release(batch_id)
+            raise
+        except Exception as exc:  # a request that cannot run at all fails its batch
+            self._flush(batch_id, buffer)
+            code = str(getattr(exc, "code", "engine_error"))
+            self.store.fail(batch_id, RowError(code=code, message=str(exc) or type(exc).__name__))
+        finally:
+            flusher.cancel()
+            self._cancelling.discard(batch_id)
+
+    async def _run(self, batch_id: str, buffer: builtins.list[ResultRow]) -> None:
+        batch = self.store.get(batch_id)
+        if batch is not None and batch.status == "cancelling":
+            self._finish_cancelled(batch_id)
+            return
+        indices, items = self.store.pending_items(batch_id)
+        if items:
+            request = parse_request({**self.store.request(batch_id), "items": items})
+            async with contextlib.aclosing(self.executor.stream(request, indices=indices)) as rows:
+                async for row in rows:
+                    buffer.append(row)
+                    if len(buffer) >= self.flush_rows:
+                        self._flush(batch_id, buffer)
+        self._flush(batch_id, buffer)
+        if not self.store.set_status(batch_id, "completed", only_from=("running",)):
+            self._finish_cancelled(batch_id)
+
+    async def _flush_often(self, batch_id: str, buffer: builtins.list[ResultRow]) -> None:
+        checked = time.monotonic()
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self._flush(batch_id, buffer)
+            if time.monotonic() - checked > 0.5:
+                # a cancel may come from another process sharing the store
+                checked = time.monotonic()
+                batch = self.store.get(batch_id)
+                if batch is not None and batch.status == "cancelling":
+                    self._cancelling.add(batch_id)
+                    self._active[batch_id].cancel()
+
+    def _flush(self, batch_id: str, buffer: builtins.list[ResultRow]) -> None:
+        if buffer:
+            rows = list(buffer)
+            buffer.clear()
+            self.store.record(batch_id, rows)
+            for row in rows:
+                self._count(row.status, row.error.model_dump() if row.error else None)
+
+    def _count(self, status: str, error: Mapping[str, Any] | None) -> None:
+        self.rows_processed[status] += 1
+        if error:
+            self.row_errors[str(error.get("code", "error"))] += 1
+
+    def _finish_cancelled(self, batch_id: str) -> None:
+        self.store.set_status(batch_id, "cancelled", only_from=("queued", "running", "cancelling"))
+
+
+def _csv_chunks(store: BatchStore, batch_id: str) -> Iterator[str]:
+    # first pass only collects result keys, so no row is held in memory
+    keys: dict[str, None] = {}
+    for row in store.iter_results(batch_id):
+        keys.update(dict.fromkeys(row.get("result") or {}))
+    header = ["index", "id", "status", *keys, "error_code", "error_message"]
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    for n, row in enumerate(store.iter_results(batch_id), start=1):
+        result, error = row.get("result") or {}, row.get("error") or {}
+        cells = [_cell(result.get(k)) for k in keys]
+        writer.writerow([row["index"], row.get("id") or "", row["status"], *cells,
+                         error.get("code", ""), error.get("message", "")])
+        if n % 200 == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+
+
+def _json_chunks(store: BatchStore, batch_id: str) -> Iterator[str]:
+    yield "["
+    for n, row in enumerate(store.iter_results(batch_id)):
+        yield ("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False)
+    yield "\n]\n"
+
+
+def items_from_file(filename: str, data: bytes) -> builtins.list[dict[str, Any]]:
+    """Items from an uploaded file, by extension: .jsonl, .csv, .json or .txt."""
+    suffix = Path(filename).suffix.lower()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise _file_error(filename, None, f"not UTF-8 text ({exc.reason})") from None
+    if suffix in (".jsonl", ".ndjson"):
+        items = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                items.append(_as_item(_json(filename, line, number), filename, number))
+        return items
+    if suffix == ".json":
+        data_json = _json(filename, text, None)
+        if not isinstance(data_json, list):
+            raise _file_error(filename, None, "expected a JSON array of items")
+        return [_as_item(v, filename, None) for v in data_json]
+    if suffix == ".csv":
+        try:
+            return [dict(row) for row in csv.DictReader(io.StringIO(text))]
+        except csv.Error as exc:
+            raise _file_error(filename, None, f"malformed CSV: {exc}") from None
+    if suffix == ".txt":
+        return [{"content": line} for line in text.splitlines() if line.strip()]
+    raise _file_error(filename, None, "unsupported file type (use .jsonl, .csv, .json or .txt)")
+
+
+def upload_payload(form: Mapping[str, Any], items: builtins.list[dict[str, Any]]) -> dict[str, Any]:
+    """The submit body an upload stands for (the same for the SDK and the server)."""
+    fields = form.get("fields") or {}
+    if not isinstance(fields, dict):
+        raise status_error(422, "fields: expected a JSON object of operation fields")
+    payload: dict[str, Any] = {**fields, "operation": form.get("operation"), "items": items}
+    for key in ("model", "metadata"):
+        if form.get(key) is not None:
+            payload[key] = form[key]
+    return payload
+
+
+def _json(filename: str, text: str, line: int | None) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _file_error(filename, line or exc.lineno, f"invalid JSON: {exc.msg}") from None
+
+
+def _as_item(value: Any, filename: str, line: int | None) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        return {"content": value}
+    raise _file_error(filename, line, "each item must be a JSON object or a string")
+
+
+def _file_error(filename: str, line: int | None, message: str) -> UnprocessableEntityError:
+    where = f"{Path(filename).name}:{line}" if line else Path(filename).name
+    error = status_error(422, f"file: {where}: {message}")
+    assert isinstance(error, UnprocessableEntityError)
+    return error
+
+
+def open_service(
+    provider_config: Mapping[str, Any], store_path: str | Path, *, default_model: str | None = None
+) -> BatchService:
+    """Provider + executor + store, assembled the way both the SDK and the server run them."""
+    from agentflow_jobs.engine.executor import Executor
+    from agentflow_jobs.providers import build_provider
+
+    model = default_model or provider_config.get("model")
+    executor = Executor(
+        build_provider(provider_config),
+        concurrency=int(provider_config.get("concurrency", 64)),
+        max_attempts=int(provider_config.get("max_attempts", 3)),
+        default_model=model,
+    )
+    store = BatchStore(store_path)
+    return BatchService(store, executor, default_model=model)

@@ -1,0 +1,285 @@
+"""``client.batches``: asynchronous jobs that run in the background.
+
+``AsyncBatches`` holds the behaviour (polling, paging, atomic downloads); ``Batches``
+runs each call of it on the sync client's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from agentflow_jobs.errors import APITimeoutError, InputError
+from agentflow_jobs.hashing import canonical_json
+from agentflow_jobs.sdk.completions import Items, request_payload
+from agentflow_jobs.wire import Batch, OutputPage
+
+if TYPE_CHECKING:
+    from agentflow_jobs.sdk.client import AsyncAgentFlow, Runner
+
+__all__ = ["AsyncBatches", "Batches"]
+
+TextFormat = Literal["jsonl", "csv"]
+OutputFormat = Literal["json", "jsonl", "csv"]
+
+
+def _next_offset(page: OutputPage, offset: int) -> int | None:
+    """Where the next page starts, or None when ``page`` was the last one."""
+    offset += len(page.results)
+    return offset if page.results and offset < page.total else None
+
+
+class AsyncBatches:
+    """Async ``client.batches``."""
+
+    def __init__(self, client: AsyncAgentFlow) -> None:
+        self._client = client
+
+    async def submit(
+        self,
+        operation: str,
+        items: Items,
+        model: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Batch:
+        """Submit a batch; the same ``idempotency_key`` and body return the same batch."""
+        payload = request_payload(operation, items, model, {**fields, "metadata": metadata})
+        transport = await self._client._open()
+        return await transport.submit(payload, idempotency_key=idempotency_key)
+
+    async def submit_and_wait(
+        self,
+        operation: str,
+        items: Items,
+        model: str | None = None,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Batch:
+        """Submit, then poll until the batch completes, fails or is cancelled."""
+        batch = await self.submit(
+            operation, items, model, idempotency_key=idempotency_key, metadata=metadata, **fields
+        )
+        return await self.wait(batch.id, timeout=timeout, poll_interval=poll_interval)
+
+    async def retrieve(self, batch_id: str) -> Batch:
+        """The batch with its status and progress."""
+        return await (await self._client._open()).retrieve(batch_id)
+
+    async def wait(
+        self, batch_id: str, timeout: float | None = None, poll_interval: float = 1.0
+    ) -> Batch:
+        """Poll until the batch is terminal; ``APITimeoutError`` after ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = min(0.05, poll_interval)  # short jobs finish fast: start polling quickly
+        while True:
+            batch = await self.retrieve(batch_id)
+            if batch.is_terminal:
+                return batch
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise APITimeoutError(
+                    f"batch {batch_id} is still {batch.status} after {timeout} s "
+                    f"({batch.progress.completed + batch.progress.failed}/{batch.total_items} done)"
+                )
+            await asyncio.sleep(delay if left is None else min(delay, left))
+            delay = min(delay * 2, poll_interval)
+
+    @overload
+    async def output(
+        self, batch_id: str, format: Literal["json"] = ..., offset: int = ..., limit: int = ...
+    ) -> OutputPage: ...
+
+    @overload
+    async def output(
+        self, batch_id: str, format: TextFormat, offset: int = ..., limit: int = ...
+    ) -> str: ...
+
+    async def output(
+        self, batch_id: str, format: str = "json", offset: int = 0, limit: int = 1000
+    ) -> OutputPage | str:
+        """One JSON page of rows (item order), or the whole ``jsonl``/``csv`` export as text."""
+        transport = await self._client._open()
+        if format == "json":
+            return await transport.output(batch_id, offset, limit)
+        chunks = [chunk async for chunk in transport.export(batch_id, format)]
+        return b"".join(chunks).decode("utf-8")
+
+    async def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        """Every output row in item order, fetching ``page_size`` rows at a time."""
+        offset: int | None = 0
+        while offset is not None:
+            page = await self.output(batch_id, "json", offset, page_size)
+            for row in page.results:
+                yield row
+            offset = _next_offset(page, offset)
+
+    async def download_output(
+        self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat = "jsonl"
+    ) -> Path:
+        """Stream the output to ``path``; the file is replaced atomically when complete."""
+        target = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                if format == "json":
+                    await self._write_json(batch_id, out)
+                else:
+                    transport = await self._client._open()
+                    async for chunk in transport.export(batch_id, format):
+                        out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return target
+
+    async def _write_json(self, batch_id: str, out: Any) -> None:
+        out.write(b"[")
+        first = True
+        async for row in self.iter_output(batch_id):
+            out.write((b"\n" if first else b",\n") + canonical_json(row).encode("utf-8"))
+            first = False
+        out.write(b"\n]\n")
+
+    async def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        operation: str,
+        model: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Batch:
+        """Create a batch from a ``.jsonl``, ``.csv``, ``.json`` or ``.txt`` file of items."""
+        source = Path(path)
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read file: {exc.strerror}", path=str(source)) from None
+        form = {"operation": operation, "model": model, "fields": fields, "metadata": metadata}
+        transport = await self._client._open()
+        return await transport.upload(source.name, data, form, idempotency_key=idempotency_key)
+
+    async def cancel(self, batch_id: str) -> Batch:
+        """Cancel queued or running work; rows that already finished are kept."""
+        return await (await self._client._open()).cancel(batch_id)
+
+    async def list(self, limit: int = 20) -> builtins.list[Batch]:
+        """The most recent batches first."""
+        return await (await self._client._open()).list(limit)
+
+
+class Batches:
+    """Sync ``client.batches``: each call runs the async twin on the client's loop."""
+
+    def __init__(self, runner: Runner, core: AsyncBatches) -> None:
+        self._runner = runner
+        self._core = core
+
+    def submit(
+        self,
+        operation: str,
+        items: Items,
+        model: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Batch:
+        """Submit a batch; the same ``idempotency_key`` and body return the same batch."""
+        return self._runner.run(self._core.submit(
+            operation, items, model, idempotency_key=idempotency_key, metadata=metadata, **fields
+        ))
+
+    def submit_and_wait(
+        self,
+        operation: str,
+        items: Items,
+        model: str | None = None,
+        *,
+        timeout: float | None = None,
+        poll_interval: float = 1.0,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Batch:
+        """Submit, then poll until the batch completes, fails or is cancelled."""
+        return self._runner.run(self._core.submit_and_wait(
+            operation, items, model, timeout=timeout, poll_interval=poll_interval,
+            idempotency_key=idempotency_key, metadata=metadata, **fields,
+        ))
+
+    def retrieve(self, batch_id: str) -> Batch:
+        """The batch with its status and progress."""
+        return self._runner.run(self._core.retrieve(batch_id))
+
+    def wait(self, batch_id: str, timeout: float | None = None, poll_interval: float = 1.0) -> Batch:
+        """Poll until the batch is terminal; ``APITimeoutError`` after ``timeout`` seconds."""
+        return self._runner.run(self._core.wait(batch_id, timeout, poll_interval))
+
+    @overload
+    def output(
+        self, batch_id: str, format: Literal["json"] = ..., offset: int = ..., limit: int = ...
+    ) -> OutputPage: ...
+
+    @overload
+    def output(self, batch_id: str, format: TextFormat, offset: int = ..., limit: int = ...) -> str: ...
+
+    def output(
+        self, batch_id: str, format: str = "json", offset: int = 0, limit: int = 1000
+    ) -> OutputPage | str:
+        """One JSON page of rows (item order), or the whole ``jsonl``/``csv`` export as text."""
+        return self._runner.run(self._core.output(batch_id, format, offset, limit))  # type: ignore[call-overload, no-any-return]
+
+    def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+        """Every output row in item order, fetching ``page_size`` rows at a time."""
+        offset: int | None = 0
+        while offset is not None:
+            page = self.output(batch_id, "json", offset, page_size)
+            yield from page.results
+            offset = _next_offset(page, offset)
+
+    def download_output(
+        self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat = "jsonl"
+    ) -> Path:
+        """Stream the output to ``path``; the file is replaced atomically when complete."""
+        return self._runner.run(self._core.download_output(batch_id, path, format))
+
+    def upload_file(
+        self,
+        path: str | os.PathLike[str],
+        operation: str,
+        model: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, str] | None = None,
+        **fields: Any,
+    ) -> Batch:
+        """Create a batch from a ``.jsonl``, ``.csv``, ``.json`` or ``.txt`` file of items."""
+        return self._runner.run(self._core.upload_file(
+            path, operation, model, idempotency_key=idempotency_key, metadata=metadata, **fields
+        ))
+
+    def cancel(self, batch_id: str) -> Batch:
+        """Cancel queued or running work; rows that already finished are kept."""
+        return self._runner.run(self._core.cancel(batch_id))
+
+    def list(self, limit: int = 20) -> builtins.list[Batch]:
+        """The most recent batches first."""
+        return self._runner.run(self._core.list(limit))
