@@ -146,7 +146,8 @@ class _Tally:
             self.requests += 1
 
     def usage(self) -> Usage:
-        return Usage(
+        # trusted ints: skip validation, this runs once per row
+        return Usage.model_construct(
             prompt_tokens=self.prompt,
             completion_tokens=self.completion,
             total_tokens=self.total,
@@ -206,7 +207,7 @@ class _Run:
             log.exception("item failed unexpectedly", index=index)
             message = f"internal error: {type(exc).__name__}: {exc}"
             return _failed(index, row_id, "internal_error", message, tally)
-        return ResultRow(
+        return ResultRow.model_construct(
             index=index, id=row_id, status="completed", result=result, usage=tally.usage()
         )
 

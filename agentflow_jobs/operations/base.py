@@ -104,7 +104,11 @@ def load_json_object(reply: ChatReply) -> dict[str, Any]:
 
 def _loads_lenient(text: str) -> Any:
     """Parse ``text`` as JSON; failing that, a fenced block or the outermost ``{...}``."""
-    candidates = [text]
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    candidates = []
     fenced = _FENCE.match(text)
     if fenced:
         candidates.append(fenced.group(1))

@@ -379,8 +379,8 @@ def test_stream_yields_every_row_with_the_given_indices(fake_provider: FakeProvi
 class Flaky:
     """A provider peer that crashes on one item and answers the rest at once."""
 
-    name = "flaky"
-    default_model = "flaky-1"
+    name: str = "flaky"
+    default_model: str | None = "flaky-1"
 
     def __init__(self) -> None:
         self.in_flight = self.max_in_flight = self.calls = 0
