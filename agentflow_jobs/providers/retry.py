@@ -1,0 +1,160 @@
+"""The retry decision, in one place: what is retryable, how long to wait, what to report.
+
+Providers only send; this module turns an HTTP status or a transport exception into a
+``ProviderError`` (with ``code``, ``retryable`` and the server's ``retry_after``) and
+computes the wait before the next attempt: the server's Retry-After / retry-after-ms
+when given (capped), else exponential backoff with full jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from agentflow_jobs.errors import ProviderError
+
+__all__ = [
+    "RetryPolicy",
+    "code_for_status",
+    "gave_up",
+    "is_retryable_status",
+    "malformed_failure",
+    "parse_retry_after",
+    "redact",
+    "status_failure",
+    "transport_failure",
+]
+
+# 408 request timeout, 409 conflict (lock contention at some gateways), 429 rate limit
+RETRYABLE_4XX = frozenset({408, 409, 429})
+EXCERPT_CHARS = 200
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts, and how long to wait between them."""
+
+    max_attempts: int = 3
+    base_delay: float = 0.5
+    max_delay: float = 20.0
+    # a server asking for longer than this is asking too much for one item
+    max_retry_after: float = 60.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(retry_after, self.max_retry_after)
+        ceiling = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
+        return self.rng.uniform(0.0, ceiling)
+
+
+def is_retryable_status(status: int) -> bool:
+    return status in RETRYABLE_4XX or status >= 500
+
+
+def code_for_status(status: int) -> str:
+    """The per-item error code a status becomes when we give up on it."""
+    if status == 429:
+        return "rate_limited"
+    if status in (401, 403):
+        return "auth"
+    if status == 408:
+        return "timeout"
+    if status >= 500 or status == 409:
+        return "provider_error"
+    return "bad_request"
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """``retry-after-ms`` (OpenAI) wins over ``Retry-After`` (seconds or an HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove a secret (the API key) from text that may end up in an error message."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _excerpt(body: str, secret: str | None) -> str:
+    text = " ".join(body.split())
+    if len(text) > EXCERPT_CHARS:
+        text = text[:EXCERPT_CHARS] + "…"
+    return redact(text, secret)
+
+
+def status_failure(
+    status: int, body: str, headers: Mapping[str, str], *, where: str, secret: str | None
+) -> ProviderError:
+    """A ProviderError for an HTTP error status, with a short excerpt of the body."""
+    excerpt = _excerpt(body, secret)
+    message = f"{where} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    return ProviderError(
+        message,
+        code=code_for_status(status),
+        status_code=status,
+        retry_after=parse_retry_after(headers),
+        retryable=is_retryable_status(status),
+    )
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    # the aiohttp transport reports a dropped connection as ConnectTimeout; trust the cause
+    cause = exc.__cause__
+    if isinstance(exc, httpx.TimeoutException):
+        return cause is None or isinstance(cause, TimeoutError)
+    return isinstance(exc, TimeoutError | asyncio.TimeoutError)
+
+
+def transport_failure(exc: BaseException, *, where: str, secret: str | None) -> ProviderError:
+    """A retryable ProviderError for a connect/read error or a timeout."""
+    kind = type(exc.__cause__ or exc).__name__
+    detail = redact(str(exc.__cause__ or exc), secret)[:EXCERPT_CHARS]
+    if _is_timeout(exc):
+        return ProviderError(f"{where} timed out ({kind})", code="timeout", retryable=True)
+    message = f"{where} connection failed ({kind}{': ' + detail if detail else ''})"
+    return ProviderError(message, code="provider_error", retryable=True)
+
+
+def malformed_failure(reason: str, body: str, *, where: str, secret: str | None) -> ProviderError:
+    """A 200 reply we cannot use (not JSON, no choices): retried as a provider error."""
+    excerpt = _excerpt(body, secret)
+    message = f"{where} sent an unusable reply ({reason})" + (f": {excerpt}" if excerpt else "")
+    return ProviderError(message, code="provider_error", status_code=200, retryable=True)
+
+
+def gave_up(error: ProviderError, attempts: int) -> ProviderError:
+    """The final error after ``attempts`` attempts, keeping code and status."""
+    suffix = f" (gave up after {attempts} attempt{'s' if attempts != 1 else ''})"
+    return ProviderError(
+        error.message + (suffix if error.retryable else ""),
+        code=error.code,
+        status_code=error.status_code,
+        retry_after=error.retry_after,
+        retryable=False,
+    )

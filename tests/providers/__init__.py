@@ -1,0 +1,1 @@
+"""Tests of the provider layer, against the fake provider over real sockets."""

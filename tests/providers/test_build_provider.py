@@ -1,0 +1,51 @@
+"""build_provider: a profile's provider block becomes a provider, or a clear ConfigError."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.providers import Provider, build_provider
+from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
+from tests.fakes.handles import FakeProvider
+from tests.providers.conftest import request
+
+
+def test_openai_provider_from_config(fake_provider: FakeProvider) -> None:
+    provider = build_provider(
+        {"type": "openai", "base_url": fake_provider.base_url, "api_key": "k-123", "model": "m1",
+         "headers": {"x-team": "jobs"}, "concurrency": 8, "max_attempts": 5, "timeout": 5,
+         "requests_per_minute": 6000, "tokens_per_minute": 100000}
+    )
+    assert isinstance(provider, Provider) and isinstance(provider, OpenAICompatProvider)
+    assert provider.limiter.max_concurrency == 8 and provider.retry.max_attempts == 5
+
+    async def run() -> None:
+        try:
+            await provider.chat(request())
+        finally:
+            await provider.aclose()
+
+    asyncio.run(run())
+    assert fake_provider.requests[0]["model"] == "m1"
+    assert fake_provider.request_headers[0]["x-team"] == "jobs"
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"type": "openai"}, "provider.base_url"),
+        ({"base_url": "http://x/v1", "concurrency": "many"}, "provider.concurrency"),
+        ({"base_url": "http://x/v1", "concurrency": 0}, "provider.concurrency"),
+        ({"base_url": "http://x/v1", "timeout": -1}, "provider.timeout"),
+        ({"base_url": "http://x/v1", "headers": ["x"]}, "provider.headers"),
+        ({"type": "anthropic"}, "provider.type"),
+    ],
+)
+def test_bad_config_names_the_key(config: dict[str, Any], key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_provider(config)
+    assert caught.value.key == key

@@ -1,0 +1,174 @@
+"""The OpenAI-compatible provider against the fake: replies, faults, retries, fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+import pytest
+
+from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.providers.base import ChatReply
+from tests.fakes.handles import FakeProvider
+from tests.providers.conftest import API_KEY, LABEL_FORMAT, make_provider, request
+
+
+def chat(base_url: str, *requests: Any, **options: Any) -> list[ChatReply]:
+    async def run() -> list[ChatReply]:
+        provider = make_provider(base_url, **options)
+        try:
+            return [await provider.chat(r) for r in requests or (request(),)]
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(run())
+
+
+def failure(base_url: str, *requests: Any, **options: Any) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        chat(base_url, *requests, **options)
+    assert API_KEY not in str(caught.value)
+    return caught.value
+
+
+def test_structured_reply_with_usage_and_finish_reason(fake_provider: FakeProvider) -> None:
+    [reply] = chat(fake_provider.base_url, request("This is terrible", response_format=LABEL_FORMAT))
+    assert json.loads(reply.text) == {"label": "negative", "confidence": 0.9}
+    assert reply.finish_reason == "stop" and reply.model == "fake-model"
+    assert reply.usage.prompt_tokens == 4 and reply.usage.total_tokens > 4
+    [sent] = fake_provider.requests
+    assert sent["response_format"] == LABEL_FORMAT and sent["model"] == "fake-model"
+    assert fake_provider.request_headers[0]["authorization"] == f"Bearer {API_KEY}"
+
+
+def test_logprobs_and_truncation_are_passed_back(fake_provider: FakeProvider) -> None:
+    fake_provider.script(logprobs=True, match="score me")
+    fake_provider.script(fault="truncated", match="cut me")
+    scored, cut = chat(
+        fake_provider.base_url,
+        request("great, score me", response_format=LABEL_FORMAT, logprobs=True, top_logprobs=2),
+        request("great, cut me", response_format=LABEL_FORMAT),
+    )
+    assert scored.logprobs is not None
+    label = next(t for t in scored.logprobs if t.token == "positive")
+    assert set(label.top) == {"positive", "negative"} and label.logprob == pytest.approx(-0.105, abs=0.01)
+    assert fake_provider.requests[0]["logprobs"] is True and fake_provider.requests[0]["top_logprobs"] == 2
+    assert cut.finish_reason == "length" and cut.logprobs is None
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 408, 409])
+def test_transient_statuses_are_retried_until_success(fake_provider: FakeProvider, status: int) -> None:
+    fake_provider.script(status=status, times=2)
+    [reply] = chat(fake_provider.base_url)
+    assert reply.text.startswith("Fake reply")
+    assert fake_provider.count == 3
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(429, "rate_limited"), (500, "provider_error"), (503, "provider_error")]
+)
+def test_gives_up_after_max_attempts(fake_provider: FakeProvider, status: int, code: str) -> None:
+    fake_provider.script(status=status)
+    error = failure(fake_provider.base_url, max_attempts=4)
+    assert (error.code, error.status_code) == (code, status)
+    assert f"HTTP {status}" in str(error) and "gave up after 4 attempts" in str(error)
+    assert fake_provider.count == 4
+
+
+@pytest.mark.parametrize(("status", "code"), [(400, "bad_request"), (404, "bad_request"), (401, "auth")])
+def test_client_errors_are_not_retried(fake_provider: FakeProvider, status: int, code: str) -> None:
+    fake_provider.script(status=status, body=f"rejected key {API_KEY} for this model")
+    error = failure(fake_provider.base_url)
+    assert error.code == code and "rejected key ***" in str(error)
+    assert fake_provider.count == 1
+
+
+@pytest.mark.parametrize("fault", ["malformed", "missing_choices"])
+def test_unusable_bodies_are_retried_as_provider_errors(fake_provider: FakeProvider, fault: str) -> None:
+    fake_provider.script(fault=fault)
+    error = failure(fake_provider.base_url)
+    assert error.code == "provider_error" and "unusable reply" in str(error)
+    assert fake_provider.count == 3
+
+
+def test_one_malformed_body_then_success(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="malformed", times=1)
+    chat(fake_provider.base_url)
+    assert fake_provider.count == 2
+
+
+def test_connection_reset_is_retried(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reset")
+    error = failure(fake_provider.base_url, max_attempts=2)
+    assert error.code == "provider_error"
+    assert fake_provider.stats()["by_status"] == {"reset": 2}
+
+
+def test_hung_provider_times_out(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="hang")
+    started = time.monotonic()
+    error = failure(fake_provider.base_url, max_attempts=2, timeout=0.3)
+    assert error.code == "timeout" and "timed out" in str(error)
+    assert fake_provider.count == 2
+    assert time.monotonic() - started < 5
+
+
+def test_slow_provider_hits_the_read_timeout(fake_provider: FakeProvider) -> None:
+    fake_provider.script(latency_ms=1000)
+    error = failure(fake_provider.base_url, max_attempts=1, read_timeout=0.2)
+    assert error.code == "timeout"
+
+
+def test_unreachable_provider(fake_provider: FakeProvider) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    error = failure(f"http://127.0.0.1:{port}/v1", max_attempts=2)
+    assert error.code == "provider_error" and "connection failed" in str(error)
+
+
+@pytest.mark.parametrize(("header", "value"), [("retry_after", 0.4), ("retry_after_ms", 400)])
+def test_retry_after_is_honoured(fake_provider: FakeProvider, header: str, value: float) -> None:
+    fake_provider.script(status=429, times=1, **{header: value})
+    started = time.monotonic()
+    chat(fake_provider.base_url)
+    assert time.monotonic() - started >= 0.35
+    assert fake_provider.count == 2
+
+
+def test_json_schema_rejected_falls_back_to_json_object_and_remembers(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_json_schema")
+    first, second = chat(
+        fake_provider.base_url,
+        request("great", response_format=LABEL_FORMAT),
+        request("awful", response_format=LABEL_FORMAT),
+    )
+    formats = [r["response_format"]["type"] for r in fake_provider.requests]
+    assert formats == ["json_schema", "json_object", "json_object"]
+    assert json.loads(first.text) and json.loads(second.text)
+    note = fake_provider.requests[1]["messages"][0]
+    assert note["role"] == "system" and '"enum": ["positive", "negative"]' in note["content"]
+
+
+def test_other_bad_requests_do_not_trigger_the_fallback(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=400, body="max_tokens is too large")
+    error = failure(fake_provider.base_url, request("x", response_format=LABEL_FORMAT))
+    assert error.code == "bad_request" and fake_provider.count == 1
+
+
+def test_plain_httpx_transport_also_works(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=503, times=1)
+    [reply] = chat(fake_provider.base_url, transport="httpx")
+    assert reply.text and fake_provider.count == 2
+
+
+def test_provider_survives_a_new_event_loop(fake_provider: FakeProvider) -> None:
+    provider = make_provider(fake_provider.base_url)
+    asyncio.run(provider.chat(request()))
+    asyncio.run(provider.chat(request()))  # a sync wrapper may run one loop per call
+    asyncio.run(provider.aclose())
+    assert fake_provider.count == 2
+    assert API_KEY not in repr(provider)

@@ -1,0 +1,80 @@
+"""The retry decision: what is retried, how long to wait, what the error says."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+
+from agentflow_jobs.providers.retry import (
+    RetryPolicy,
+    code_for_status,
+    gave_up,
+    is_retryable_status,
+    parse_retry_after,
+    status_failure,
+    transport_failure,
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "seconds"),
+    [
+        ({"retry-after": "2"}, 2.0),
+        ({"retry-after": "0.5"}, 0.5),
+        ({"retry-after-ms": "250", "retry-after": "9"}, 0.25),
+        ({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, 0.0),
+        ({"retry-after": "soon"}, None),
+        ({}, None),
+    ],
+)
+def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> None:
+    assert parse_retry_after(headers) == seconds
+
+
+def test_backoff_is_full_jitter_under_a_cap() -> None:
+    policy = RetryPolicy(base_delay=1.0, max_delay=5.0, rng=random.Random(1))
+    delays = [policy.delay(attempt) for attempt in (1, 2, 3, 4, 5, 6) for _ in range(50)]
+    assert all(0.0 <= d <= 5.0 for d in delays)
+    assert max(policy.delay(1) for _ in range(200)) <= 1.0
+    assert max(delays) > 3.0  # grows exponentially up to the cap
+
+
+def test_retry_after_wins_but_is_capped() -> None:
+    policy = RetryPolicy(max_retry_after=10.0)
+    assert policy.delay(1, retry_after=3.0) == 3.0
+    assert policy.delay(1, retry_after=3600.0) == 10.0
+
+
+@pytest.mark.parametrize(
+    ("status", "retryable", "code"),
+    [(429, True, "rate_limited"), (500, True, "provider_error"), (503, True, "provider_error"),
+     (408, True, "timeout"), (409, True, "provider_error"), (400, False, "bad_request"),
+     (404, False, "bad_request"), (422, False, "bad_request"), (401, False, "auth"), (403, False, "auth")],
+)
+def test_status_decisions(status: int, retryable: bool, code: str) -> None:
+    assert is_retryable_status(status) is retryable
+    assert code_for_status(status) == code
+
+
+def test_status_error_has_a_short_excerpt_without_the_key() -> None:
+    body = "invalid key sk-abc123456789 " + "x" * 1000
+    error = status_failure(401, body, {}, where="provider http://h/v1", secret="sk-abc123456789")
+    assert "sk-abc123456789" not in error.message
+    assert error.message.startswith("provider http://h/v1 answered HTTP 401: invalid key ***")
+    assert len(error.message) < 300
+
+
+def test_transport_errors_are_retryable_and_classified() -> None:
+    timeout = transport_failure(httpx.ReadTimeout("slow"), where="p", secret=None)
+    assert (timeout.code, timeout.retryable) == ("timeout", True)
+    broken = httpx.ConnectTimeout("mapped by the aiohttp transport")
+    broken.__cause__ = ConnectionResetError("reset by peer")
+    assert transport_failure(broken, where="p", secret=None).code == "provider_error"
+
+
+def test_gave_up_keeps_the_code_and_counts_attempts() -> None:
+    error = gave_up(status_failure(429, "", {"retry-after": "1"}, where="p", secret=None), 3)
+    assert error.code == "rate_limited" and error.retryable is False
+    assert error.message.endswith("(gave up after 3 attempts)")
