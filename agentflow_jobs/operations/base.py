@@ -6,14 +6,15 @@ does the per-request work once (prompts, JSON schema, validators); the returned
 item. The executor prepares once per request, so per-item work stays small; the
 ``build``/``parse`` shortcuts on ``Operation`` are for callers holding a single item.
 
-Nothing here does I/O. Three exceptions are internal to the engine:
+Nothing here does I/O. Three exceptions; the first two never leave the engine:
 
 - ``OperationInputError(code, message)``: the item itself cannot be sent
   (``missing_field``, ``empty_content``, ``item_too_large``); the row fails at once.
 - ``InvalidOutput(message)``: the model's reply broke the contract; the executor re-asks
   once with ``retry_request`` and then fails the row with ``invalid_output``.
 - ``InvalidRequest(message)``: the request as a whole is unusable (a broken template or
-  schema); raised by ``prepare``, never per item.
+  schema); raised by ``prepare``, never per item. It is the public 422 error
+  (``UnprocessableEntityError``), since it reaches SDK and HTTP users.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from agentflow_jobs.errors import AgentFlowError
+from agentflow_jobs.errors import AgentFlowError, UnprocessableEntityError
 from agentflow_jobs.providers.base import ChatReply, ChatRequest, TaskHint
 from agentflow_jobs.wire import CompletionRequest
 
@@ -62,11 +63,15 @@ class InvalidOutput(AgentFlowError):
     code = "invalid_output"
 
 
-class InvalidRequest(AgentFlowError):
-    """The request as a whole cannot run (broken template, schema or fields)."""
+class InvalidRequest(UnprocessableEntityError):
+    """The request as a whole cannot run (broken template, schema or fields).
 
-    exit_code = 2
-    code = "invalid_request"
+    A 422 like the one the HTTP API answers for it, so the embedded and HTTP transports
+    raise the same error class.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=422)
 
 
 def value_text(value: Any) -> str:

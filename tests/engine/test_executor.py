@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentflow_jobs.engine import Executor
-from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.errors import ProviderError, UnprocessableEntityError
 from agentflow_jobs.operations import InvalidRequest
 from agentflow_jobs.providers import build_provider
 from agentflow_jobs.providers.base import ChatReply, ChatRequest
@@ -308,13 +308,14 @@ def test_empty_and_oversized_content_fail_without_a_request(fake_provider: FakeP
 
 
 def test_a_broken_request_raises_before_anything_is_sent(fake_provider: FakeProvider) -> None:
-    with pytest.raises(InvalidRequest, match="attribute access"):
+    with pytest.raises(UnprocessableEntityError, match="attribute access") as caught:
         complete(
             fake_provider,
             operation="run",
             user_prompt_template="{content.__init__.__globals__}",
             items=[{"content": "x"}],
         )
+    assert isinstance(caught.value, InvalidRequest) and caught.value.status_code == 422
     assert fake_provider.count == 0
 
 
