@@ -240,7 +240,7 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, (_SEQ, "!"))
             return [self._value(doc, item, (*path, i)) for i, item in enumerate(node.value)]
-        if not self._check_tag(node, _SCALAR_TAGS):
+        if not isinstance(node, yaml.ScalarNode) or not self._check_tag(node, _SCALAR_TAGS):
             return str(node.value)  # reported; keep the text so nothing else cascades
         return self._scalar(doc, node, path)
 

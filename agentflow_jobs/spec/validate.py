@@ -116,11 +116,24 @@ def _validator() -> Draft202012Validator:
     return Draft202012Validator(job_spec_schema())
 
 
+# about a value itself, one error is enough; `must be one of a, b` says more than `must be a string`
+_VALUE_CHECK_RANK = {"const": 0, "enum": 0, "type": 1}
+
+
 def _schema_problems(doc: Document) -> Iterator[Problem]:
     errors = sorted(_validator().iter_errors(doc.data), key=relevance, reverse=True)
+    about_value: dict[tuple[Any, ...], ValidationError] = {}
     for error in errors:
         if error.context:
             error = best_match(error.context) or error
+        if error.validator in ("required", "additionalProperties"):
+            yield from _schema_problem(doc, error)
+            continue
+        path = tuple(error.absolute_path)
+        kept = about_value.get(path)
+        if kept is None or _VALUE_CHECK_RANK.get(error.validator, 2) < _VALUE_CHECK_RANK.get(kept.validator, 2):
+            about_value[path] = error
+    for error in about_value.values():
         yield from _schema_problem(doc, error)
 
 

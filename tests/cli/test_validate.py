@@ -1,0 +1,105 @@
+"""`agentflow-jobs validate` and `schema` through `main(argv)`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agentflow_jobs.cli import main
+
+REPO = Path(__file__).parents[2]
+FIXTURES = REPO / "tests" / "spec" / "fixtures"
+SCHEMA_FILE = REPO / "schemas" / "job-spec.schema.json"
+
+
+def test_examples_are_valid(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["validate", "specs/examples"]) == 0
+    assert capsys.readouterr().out == "valid: 5 jobs in 5 files\n"
+
+
+def test_default_path_is_specs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.startswith("valid: ")
+
+
+def test_invalid_spec_exits_3_with_located_problems_and_a_summary(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FIXTURES)
+    code = main(["validate", "invalid/unknown_key.yaml", "invalid/wrong_type.yaml", "--root", "."])
+    assert code == 3
+    assert capsys.readouterr().out.splitlines() == [
+        "invalid/unknown_key.yaml:5:1: unknown key `catgories` (did you mean `categories`?)",
+        "invalid/wrong_type.yaml:11:16: `execution.concurrency` must be an integer, got the string `lots`",
+        "invalid: 2 problems in 2 files (2 files checked)",
+    ]
+
+
+def test_json_output_shape(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(FIXTURES)
+    assert main(["validate", "--json", "invalid/bad_enum.yaml", "--root", "."]) == 3
+    document = json.loads(capsys.readouterr().out)
+    assert document == {
+        "valid": False,
+        "jobs": [],
+        "problems": [
+            {
+                "path": "invalid/bad_enum.yaml",
+                "line": 4,
+                "column": 12,
+                "message": "`operation` must be one of classify, label, extract, summarize, enrich, run; "
+                "got the string `clasify`",
+                "hint": "did you mean `classify`?",
+                "job": "bad-enum",
+            }
+        ],
+    }
+
+
+def test_json_output_lists_jobs_when_valid(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    assert main(["validate", "--json", "specs/examples/classify.yaml", "specs/examples/run.yaml"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "valid": True, "jobs": ["review-sentiment", "feedback-analysis"], "problems": []
+    }
+
+
+def test_every_invalid_fixture_exits_3_without_a_traceback(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(FIXTURES)
+    for fixture in sorted(Path("invalid").glob("*.yaml")):
+        assert main(["validate", str(fixture), "--root", "."]) == 3, fixture
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.out + captured.err
+        assert captured.out.splitlines()[-1].startswith("invalid: ")
+
+
+def test_missing_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "nope"]) == 2
+    assert "nope: no such file or directory" in capsys.readouterr().err
+
+
+def test_empty_directory_is_valid_with_a_note(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "specs").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out == "valid: no jobs found (0 files checked)\n"
+
+
+def test_committed_schema_is_not_stale(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out == SCHEMA_FILE.read_text(encoding="utf-8"), (
+        "schemas/job-spec.schema.json is stale: run `agentflow-jobs schema --output schemas/job-spec.schema.json`"
+    )
+
+
+def test_schema_output_writes_the_file(tmp_path: Path) -> None:
+    target = tmp_path / "schema.json"
+    assert main(["schema", "--output", str(target)]) == 0
+    assert json.loads(target.read_text())["$schema"] == "https://json-schema.org/draft/2020-12/schema"
