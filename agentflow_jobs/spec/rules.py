@@ -25,7 +25,7 @@ from agentflow_jobs.wire import normalize_operation
 __all__ = ["RULES", "Reporter", "display_path", "dotted"]
 
 _JSON_TYPES = "string, number, integer, boolean, array, object, null"
-_KNOWN_KEYS = set(JobSpec.model_json_schema(by_alias=True)["properties"])
+_KNOWN_KEYS = frozenset(field.alias or name for name, field in JobSpec.model_fields.items())
 _ALL_OPERATION_FIELDS = {name: kind for kind, names in OPERATION_FIELDS.items() for name in names}
 _USED_BY = {"label": "classify", "extract": "extract", "summarize": "summarize", "enrich": "enrich", "run": "run"}
 
@@ -117,7 +117,8 @@ def _misspelled(data: dict[str, Any], keys: list[str]) -> bool:
 def _label(data: dict[str, Any], report: Reporter) -> None:
     categories = data.get("categories")
     if categories is None:
-        _need(data, report, ["categories"], "operation `classify` needs `categories` (at least 2 distinct labels)")
+        message = f"operation `{data['operation']}` needs `categories` (at least 2 distinct labels)"
+        _need(data, report, ["categories"], message)
         return
     if not isinstance(categories, list):
         return

@@ -27,7 +27,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("5:13", "`categories` needs at least 2 distinct labels, got 1"),
         ("5:24", "duplicate category `positive`"),
     ],
-    "invalid/classify_missing_categories.yaml": [("1:1", "operation `classify` needs `categories`")],
+    "invalid/classify_missing_categories.yaml": [("1:1", "operation `label` needs `categories`")],
     "invalid/categorical_no_values.yaml": [("6:5", "categorical field `segment` needs `valid_values`")],
     "invalid/valid_values_not_categorical.yaml": [("7:5", "`valid_values` only applies to `type: categorical`")],
     "invalid/duplicate_field_names.yaml": [("7:11", "duplicate field name `segment`")],
