@@ -52,11 +52,19 @@ class AtomicFile:
         self.handle.close()
         os.replace(self.temp, self.path)
         _fsync_dir(self.path.parent)
+        self._clean_stale()
 
     def abort(self) -> None:
         self.handle.close()
         with contextlib.suppress(FileNotFoundError):
             self.temp.unlink()
+        self._clean_stale()
+
+    def _clean_stale(self) -> None:
+        """Temp files of writers killed mid-write (the caller owns this path now)."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     def __enter__(self) -> AtomicFile:
         return self

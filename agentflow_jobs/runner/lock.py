@@ -98,6 +98,7 @@ class StateLock:
         self._fd = None
 
     def __enter__(self) -> StateLock:
+        self.acquire()
         return self
 
     def __exit__(

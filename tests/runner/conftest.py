@@ -43,7 +43,9 @@ class Workspace:
             "mode": "sync",
         }
         for key, value in overrides.items():
-            if isinstance(value, dict) and isinstance(spec.get(key), dict):
+            if value is None:
+                spec.pop(key, None)
+            elif isinstance(value, dict) and isinstance(spec.get(key), dict):
                 merged = {**spec[key], **value}
                 spec[key] = {k: v for k, v in merged.items() if v is not None}
             else:

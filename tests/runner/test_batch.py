@@ -1,0 +1,80 @@
+"""Batch mode: chunks as batches, recorded ids, detach and collect, cancel."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from tests.runner.conftest import Workspace, reviews
+
+
+def _batch_rows(ws: Workspace) -> list[tuple[str, str, int]]:
+    db = sqlite3.connect(ws.state)
+    try:
+        return list(db.execute("SELECT batch_id, status, total FROM batches ORDER BY seq"))
+    finally:
+        db.close()
+
+
+def test_batch_mode_splits_into_batches_of_batch_size(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(25))
+    ws.write_spec(mode="batch", execution={"batch_size": 10})
+    assert ws.run("apply") == 0
+    assert [r["id"] for r in ws.output()] == [f"r{i}" for i in range(25)]
+    assert [(status, total) for _, status, total in _batch_rows(ws)] == [
+        ("collected:completed", 10),
+        ("collected:completed", 10),
+        ("collected:completed", 5),
+    ]
+    assert fake_provider.count == 25
+
+
+def test_answers_are_shared_across_sync_and_batch_modes(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(10))
+    ws.write_spec(mode="sync")
+    assert ws.run("apply") == 0
+    ws.write_input("reviews.jsonl", reviews(5, start=10), append=True)
+    fake_provider.reset()
+    assert ws.run("apply", "--mode", "batch") == 0
+    assert fake_provider.count == 5
+    assert len(ws.output()) == 15
+
+
+def test_auto_mode_picks_batch_above_the_threshold(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(6))
+    ws.write_spec(mode="auto", execution={"auto_batch_threshold": 5})
+    assert ws.run("apply", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["mode"] == "batch"
+
+
+def test_detach_submits_and_a_later_apply_collects(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(12))
+    ws.write_spec(mode="batch", execution={"batch_size": 5})
+    assert ws.run("apply", "--detach", "--json") == 0
+    report = json.loads(capsys.readouterr().out)["jobs"][0]
+    assert report["status"] == "submitted" and report["batches"] == 3
+    assert all(batch_id for batch_id, _, _ in _batch_rows(ws))
+    assert ws.run("plan", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "running"
+    assert ws.run("apply") == 0
+    assert len(ws.output()) == 12
+    assert fake_provider.count == 12
+    assert all(status == "collected:completed" for _, status, _ in _batch_rows(ws))
+
+
+def test_cancel_records_what_finished(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(6))
+    ws.write_spec(mode="batch")
+    fake_provider.script(latency_ms=300)
+    assert ws.run("apply", "--detach") == 0
+    assert ws.run("cancel", "reviews") == 0
+    assert all(status.startswith("collected:") for _, status, _ in _batch_rows(ws))
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert len(ws.output()) == 6
+    assert fake_provider.count <= 6

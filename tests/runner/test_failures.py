@@ -1,0 +1,97 @@
+"""Per-item failures, retry, malformed inputs: one bad item never fails the job alone."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.runner.conftest import Workspace, reviews
+
+
+def _poisoned(count: int, bad: set[int]) -> list[dict[str, Any]]:
+    rows = reviews(count)
+    for i in bad:
+        rows[i]["content"] = f"poison {i}"
+    return rows
+
+
+def test_failed_items_go_to_the_errors_file_and_good_rows_are_kept(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", _poisoned(20, {3, 7}))
+    ws.write_spec(execution={"max_failure_rate": 0.05})
+    fake_provider.script(match="poison", status=400)
+    assert ws.run("apply") == 1
+    assert "failure rate 10.0% is above max_failure_rate 5.0%" in capsys.readouterr().err
+    assert len(ws.output()) == 18
+    errors = ws.errors()
+    assert [(e["id"], e["line"]) for e in errors] == [("r3", 4), ("r7", 8)]
+    assert all(e["code"] and e["message"] for e in errors)
+
+
+def test_failures_within_the_allowed_rate_succeed(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", _poisoned(20, {3}))
+    ws.write_spec(execution={"max_failure_rate": 0.10})
+    fake_provider.script(match="poison", status=400)
+    assert ws.run("apply") == 0
+    assert len(ws.errors()) == 1
+
+
+def test_apply_does_not_resend_failed_items_but_retry_does(
+    ws: Workspace, fake_provider: Any
+) -> None:
+    ws.write_input("reviews.jsonl", _poisoned(20, {3, 7}))
+    ws.write_spec(execution={"max_failure_rate": 0.5})
+    fake_provider.script(match="poison", status=400)
+    assert ws.run("apply") == 0
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 0
+    assert ws.run("retry", "reviews") == 0
+    assert fake_provider.count == 2
+    assert len(ws.output()) == 20
+    assert ws.errors() == []
+    retried = {r["id"]: r for r in ws.output()}
+    assert retried["r3"]["result"]["label"]
+
+
+def test_malformed_lines_are_item_errors_with_line_numbers(
+    ws: Workspace, fake_provider: Any
+) -> None:
+    path = ws.root / "data" / "reviews.jsonl"
+    path.write_bytes(
+        b'{"rid": "a", "content": "great"}\n{oops\n{"rid": "c", "nope": 1}\n'
+        b'{"rid": "d", "content": "caf\xe9"}\n{"rid": "e", "content": "good"}\n'
+    )
+    ws.write_spec(execution={"max_failure_rate": 0.9})
+    assert ws.run("apply") == 0
+    assert [r["id"] for r in ws.output()] == ["a", "e"]
+    errors = ws.errors()
+    assert [(e["line"], e["code"]) for e in errors] == [
+        (2, "invalid_json"),
+        (3, "missing_field"),
+        (4, "invalid_encoding"),
+    ]
+    assert fake_provider.count == 2
+
+
+def test_on_error_fail_stops_with_file_and_line(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    path = ws.root / "data" / "reviews.jsonl"
+    path.write_text('{"rid": "a", "content": "great"}\n{oops\n')
+    ws.write_spec(input={"on_error": "fail"})
+    assert ws.run("apply") == 1
+    assert "reviews.jsonl:2:" in capsys.readouterr().err
+    assert fake_provider.count == 0
+
+
+def test_csv_and_json_inputs(ws: Workspace, fake_provider: Any) -> None:
+    (ws.root / "data" / "reviews.csv").write_text('rid,text\n1,"great, really"\n2,awful\n')
+    ws.write_spec(
+        input={"path": "../data/reviews.csv", "content_field": "text"},
+        output={"path": "../out/reviews.json"},
+    )
+    assert ws.run("apply") == 0
+    rows = json.loads((ws.root / "out" / "reviews.json").read_text())
+    assert [(r["id"], r["result"]["label"]) for r in rows] == [("1", "positive"), ("2", "negative")]
