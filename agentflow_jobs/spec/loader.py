@@ -273,7 +273,7 @@ class _Builder:
         else:
             try:
                 value = self.constructor.construct_object(node)
-            except (ValueError, TypeError, KeyError, yaml.YAMLError):
+            except Exception:  # PyYAML's constructors fail in many ways on odd input (`!!int ''`)
                 kind = node.tag.rsplit(":", 1)[-1]
                 self._add(node.start_mark, f"`{node.value}` is not a valid {kind}")
                 return None

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentflow_jobs.errors import Problem
+from agentflow_jobs.errors import Problem, SpecError
+from agentflow_jobs.spec import load_specs
 from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Mark, load_documents
 
 
@@ -108,7 +109,13 @@ def _assert_located(problems: list[Problem]) -> None:
 
 
 _YAML_ALPHABET = st.sampled_from(
-    [*"abc:- \n\t{}[],&*!|>'\"#%@`?$~0123456789.", "${X}", "---", "\r", "\x00", "é", "&a ", "*a", "!!python/object "]
+    [
+        *"abc:- \n\t{}[],&*!|>'\"#%@`?$~0123456789.",
+        *("${X}", "---", "\r", "\x00", "é", "&a ", "*a", "? ", "!!python/object "),
+        *("!!int ", "!!float ", "!!bool ", "!!binary ", "!!set ", "!!omap ", "!!timestamp "),
+        *("apiVersion: agentflow-jobs/v1\n", "kind: Job\n", "name: x\n", "operation: run\n"),
+        *("input:\n  path: a.jsonl\n", "user_prompt_template: ", "{content.x}"),
+    ]
 )
 
 
@@ -117,6 +124,10 @@ _YAML_ALPHABET = st.sampled_from(
 def test_random_yaml_text_never_raises(tmp_path: Path, text: str) -> None:
     _, problems = _load(tmp_path, text)
     _assert_located(problems)
+    try:
+        load_specs([tmp_path / "spec.yaml"], root=tmp_path)
+    except SpecError as exc:
+        assert all(p.line >= 1 and p.column >= 1 for p in exc.problems)
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
