@@ -1,0 +1,95 @@
+"""Profiles: where they are read from, interpolation, the built-in `local`, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentflow_jobs.sdk import AgentFlow, ConfigError
+from agentflow_jobs.sdk.profiles import config_path, load_profile
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_default_file_is_under_the_home_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write(tmp_path / ".config/agentflow/profiles.yaml",
+          "profiles:\n  prod:\n    base_url: https://af.example\n    api_key: k\n")
+    profile = load_profile("prod")
+    assert (profile.engine, profile.base_url, profile.api_key) == ("http", "https://af.example", "k")
+    assert config_path() == tmp_path / ".config/agentflow/profiles.yaml"
+
+
+def test_agentflow_config_and_interpolation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", """
+profiles:
+  local:
+    engine: embedded
+    store: ${STORE_DIR:-/tmp}/x.db
+    model: small
+    provider: {type: openai, base_url: "${LLM_URL}", api_key: "${LLM_KEY}", concurrency: 4}
+""")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    monkeypatch.setenv("LLM_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("LLM_KEY", "sk-secret")
+    profile = load_profile(None)
+    assert profile.engine == "embedded" and profile.store == "/tmp/x.db"
+    assert profile.provider == {"type": "openai", "base_url": "http://127.0.0.1:1/v1",
+                                "api_key": "sk-secret", "concurrency": 4}
+    assert "sk-secret" not in repr(profile)
+
+
+def test_unset_variable_names_file_and_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", "profiles:\n  prod:\n    base_url: x\n    api_key: ${NOPE_KEY}\n")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=r"p\.yaml:profiles\.prod\.api_key: .*NOPE_KEY"):
+        AgentFlow.from_profile("prod")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("profiles: [a, b]\n", "expected a mapping"),
+        ("profiles:\n  prod: {base_url: x, apikey: k}\n", r"profiles\.prod\.apikey: unknown key"),
+        ("profiles:\n  prod: {engine: http}\n", r"profiles\.prod\.base_url: .*needs base_url"),
+        ("profiles:\n  prod: 3\n", r"profiles\.prod: a profile must be a mapping"),
+        ("profiles:\n  prod: {base_url: [\n", "cannot read profiles file"),
+    ],
+)
+def test_broken_profiles_are_clear_errors(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path / "broken.yaml", text)
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=message) as caught:
+        load_profile("prod")
+    assert str(path) in str(caught.value)
+
+
+def test_missing_profile_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", "profiles:\n  staging: {base_url: http://x}\n")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    with pytest.raises(ConfigError, match=r"p\.yaml:profiles\.prod: no profile named 'prod'.*staging"):
+        load_profile("prod")
+
+
+def test_builtin_local_uses_openai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:1/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("AGENTFLOW_MODEL", "qwen")
+    profile = load_profile("local")
+    assert profile.source == "built-in" and profile.engine == "embedded"
+    assert profile.provider == {"type": "openai", "base_url": "http://127.0.0.1:1/v1",
+                                "api_key": "sk-x", "model": "qwen"}
+
+
+def test_builtin_local_without_a_provider_says_how_to_configure() -> None:
+    with pytest.raises(ConfigError, match="OPENAI_BASE_URL") as caught:
+        AgentFlow()
+    assert "agentflow-jobs[local]" in str(caught.value)
+    assert caught.value.exit_code == 2
