@@ -111,11 +111,10 @@ def redact_event(
 
 
 def _renderer(fmt: str, stream: Any) -> Any:
-    if fmt == "auto":
-        isatty = getattr(stream, "isatty", None)
-        fmt = "console" if callable(isatty) and isatty() else "json"
-    if fmt == "console":
-        return structlog.dev.ConsoleRenderer(colors=False)
+    isatty = getattr(stream, "isatty", None)
+    tty = bool(callable(isatty) and isatty())
+    if fmt == "console" or (fmt == "auto" and tty):
+        return structlog.dev.ConsoleRenderer(colors=tty)
     return structlog.processors.JSONRenderer()
 
 

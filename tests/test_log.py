@@ -78,3 +78,14 @@ def test_console_format_is_readable_text(capsys: pytest.CaptureFixture[str]) -> 
 def test_redaction_is_a_plain_processor() -> None:
     event = {"event": "x", "secret_thing": "s", "nested": {"password": "p"}}
     assert redact_event(None, "info", event) == {"event": "x", "secret_thing": "***", "nested": {"password": "***"}}
+
+
+def test_exception_tracebacks_are_redacted_too(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(fmt="json")
+    register_secret("sk-in-a-traceback-42")
+    try:
+        raise ValueError("provider rejected sk-in-a-traceback-42")
+    except ValueError:
+        structlog.get_logger().exception("call failed")
+    [line] = _lines(capsys)
+    assert "ValueError: provider rejected ***" in line["exception"]
