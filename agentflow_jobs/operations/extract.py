@@ -14,8 +14,8 @@ import json
 from typing import Any
 
 # no type stubs for jsonschema are installed; the ignores stay harmless once they are
-import jsonschema  # type: ignore[import-untyped, unused-ignore]
-from jsonschema.exceptions import (  # type: ignore[import-untyped, unused-ignore]
+import jsonschema
+from jsonschema.exceptions import (
     SchemaError,
     best_match,
 )

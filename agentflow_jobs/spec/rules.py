@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped,unused-ignore]
+import jsonschema
 
 from agentflow_jobs.errors import Problem
 from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath

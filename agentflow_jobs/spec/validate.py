@@ -13,14 +13,14 @@ import json
 from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pydantic
-from jsonschema import (  # type: ignore[import-untyped,unused-ignore]
+from jsonschema import (
     Draft202012Validator,
     ValidationError,
 )
-from jsonschema.exceptions import (  # type: ignore[import-untyped,unused-ignore]
+from jsonschema.exceptions import (
     best_match,
     relevance,
 )
@@ -131,7 +131,7 @@ def _schema_problems(doc: Document) -> Iterator[Problem]:
             continue
         path = tuple(error.absolute_path)
         kept = about_value.get(path)
-        if kept is None or _VALUE_CHECK_RANK.get(error.validator, 2) < _VALUE_CHECK_RANK.get(kept.validator, 2):
+        if kept is None or _VALUE_CHECK_RANK.get(str(error.validator), 2) < _VALUE_CHECK_RANK.get(str(kept.validator), 2):
             about_value[path] = error
     for error in about_value.values():
         yield from _schema_problem(doc, error)
@@ -139,10 +139,10 @@ def _schema_problems(doc: Document) -> Iterator[Problem]:
 
 def _schema_problem(doc: Document, error: ValidationError) -> Iterator[Problem]:
     path: JsonPath = tuple(error.absolute_path)
-    name, value, kind = dotted(path), error.instance, error.validator
+    name, value, kind = dotted(path), error.instance, str(error.validator)
     if kind == "required":
         schema = error.schema if isinstance(error.schema, dict) else {}
-        for key in error.validator_value:
+        for key in cast(Any, error.validator_value):
             if isinstance(value, dict) and key not in value:
                 about = schema.get("properties", {}).get(key, {}).get("description")
                 where = f" in `{name}`" if path else ""
@@ -160,7 +160,7 @@ def _unknown_keys(doc: Document, path: JsonPath, error: ValidationError) -> Iter
     schema = error.schema if isinstance(error.schema, dict) else {}
     allowed = list(schema.get("properties", {}))
     where = f" in `{dotted(path)}`" if path else ""
-    for key in error.instance:
+    for key in cast(Any, error.instance):
         if key in allowed:
             continue
         close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
