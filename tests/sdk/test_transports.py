@@ -192,6 +192,7 @@ def test_closed_client_reopens_on_next_use(client: AgentFlow) -> None:
 def test_bad_output_arguments_name_the_parameter(client: AgentFlow, tmp_path: Path) -> None:
     batch = client.batches.submit_and_wait(operation="label", items=REVIEWS[:1],
                                            categories=CATEGORIES, timeout=30)
+    (tmp_path / "out").mkdir()
     for kwargs, name in (({"offset": -1}, "offset"), ({"limit": -1}, "limit"),
                          ({"format": "xml"}, "format")):
         with pytest.raises(UnprocessableEntityError, match=name):
@@ -199,5 +200,5 @@ def test_bad_output_arguments_name_the_parameter(client: AgentFlow, tmp_path: Pa
     with pytest.raises(NotFoundError):
         client.batches.output("batch_nope", format="csv")
     with pytest.raises(NotFoundError):
-        client.batches.download_output("batch_nope", tmp_path / "never-written.jsonl")
-    assert list(tmp_path.iterdir()) == []
+        client.batches.download_output("batch_nope", tmp_path / "out" / "never-written.jsonl")
+    assert list((tmp_path / "out").iterdir()) == []
