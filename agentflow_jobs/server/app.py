@@ -67,7 +67,8 @@ class Gate:
             return
         started = time.perf_counter()
         headers = Headers(scope=scope)
-        request_id = headers.get("x-request-id") or f"req_{uuid.uuid4().hex[:16]}"
+        # a caller's id is echoed (capped) so logs on both sides can be joined
+        request_id = headers.get("x-request-id", "")[:128] or f"req_{uuid.uuid4().hex[:16]}"
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
