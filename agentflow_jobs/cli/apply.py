@@ -46,6 +46,7 @@ __all__ = [
     "print_reports",
     "resolve_state",
     "spec_set_options",
+    "stderr_console",
     "stop_on_signals",
 ]
 
@@ -205,6 +206,11 @@ class RichProgress:
             self._bar.stop()
 
 
+def stderr_console() -> Console:
+    """stderr; off a terminal wide enough that tables in logs are not cut."""
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
 def make_progress() -> PlainProgress | RichProgress:
     console = Console(stderr=True)
     return RichProgress(console) if console.is_terminal else PlainProgress()
@@ -253,7 +259,7 @@ def print_reports(reports: Sequence[JobReport], *, title: str) -> None:
             str(r.tokens),
             os.path.relpath(r.output) if r.output else "",
         )
-    console = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+    console = stderr_console()
     console.print(table)
     for r in reports:
         if r.message:

@@ -6,10 +6,15 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from agentflow_jobs.cli.apply import default_paths, load_job_specs, resolve_state, spec_set_options
+from agentflow_jobs.cli.apply import (
+    default_paths,
+    load_job_specs,
+    resolve_state,
+    spec_set_options,
+    stderr_console,
+)
 from agentflow_jobs.runner import JobPlan, plan_jobs
 
 __all__ = ["command"]
@@ -80,5 +85,5 @@ def command(
     if as_json:
         click.echo(json.dumps({"pending": pending, "jobs": [p.to_dict() for p in plans]}, indent=2))
     else:
-        Console(stderr=True).print(_table(plans))
+        stderr_console().print(_table(plans))
     return PENDING_EXIT if exit_code and pending else 0

@@ -6,10 +6,15 @@ import json
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from agentflow_jobs.cli.apply import default_paths, load_job_specs, resolve_state, spec_set_options
+from agentflow_jobs.cli.apply import (
+    default_paths,
+    load_job_specs,
+    resolve_state,
+    spec_set_options,
+    stderr_console,
+)
 from agentflow_jobs.runner import job_statuses
 
 __all__ = ["command"]
@@ -67,5 +72,5 @@ def command(
             str(row["tokens"]),
             row["output"],
         )
-    Console(stderr=True).print(table)
+    stderr_console().print(table)
     return 0

@@ -184,8 +184,9 @@ def _finish(
         report.status = "failed"
         report.exit_code = 1
         report.message = (
-            f"failure rate {summary.failure_rate:.1%} is above "
-            f"max_failure_rate {job.max_failure_rate:.1%}"
+            f"failure rate {summary.failure_rate:.1%} is above max_failure_rate "
+            f"{job.max_failure_rate:.1%}; good rows were written; "
+            f"`agentflow-jobs retry {job.name}` re-sends the failed items"
         )
     else:
         report.status = "applied"

@@ -150,9 +150,17 @@ def plan_job(
 def drift(
     job: Job, spec_hash: str | None, input_fp: str | None, output_fp: str | None
 ) -> list[str]:
+    """Why a job is out of date: spec, model, output settings, input, output file."""
     reasons = []
     if spec_hash != job_fingerprint(job):
-        reasons.append("spec")
+        old = (spec_hash or "").split("|")
+        new = job_fingerprint(job).split("|")
+        if len(old) != 3 or old[0] != new[0]:
+            reasons.append("spec")
+        if len(old) == 3 and old[2] != new[2]:
+            reasons.append("model")
+        if len(old) == 3 and old[1] != new[1]:
+            reasons.append("output settings")
     if input_fp != file_fingerprint(job.input_path):
         reasons.append("input")
     if output_fp != file_fingerprint(job.output_path):
@@ -162,7 +170,7 @@ def drift(
 
 def job_fingerprint(job: Job) -> str:
     """What the state remembers of the spec: spec hash, output settings, model."""
-    return job.spec_hash + ":" + job.output_identity() + ":" + job.model_identity
+    return "|".join((job.spec_hash, job.output_identity(), job.model_identity))
 
 
 def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:

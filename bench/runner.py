@@ -1,0 +1,127 @@
+"""The runner end to end: `agentflow-jobs apply` as a subprocess against the zero-latency fake.
+
+Figures:
+- ``apply_<n>``: items/s and peak RSS (``os.wait4`` rusage of that one child) for a
+  first apply of n items (sync mode, classify) — 100k and 1M; memory must stay flat:
+  ``rss_ratio`` = peak RSS at 1M / at 100k, target ≤ 1.25;
+- ``plan_unchanged_s``: `plan` of the unchanged 1M-item job (fingerprints match, no read);
+- ``plan_rescan_s``: `plan` after touching the input (every item hashed and looked up);
+- ``reapply_touched_s`` / ``reapply_unchanged_s``: re-apply after the touch (full scan and
+  output rewrite) and then of the untouched job (fingerprints only);
+- ``reapply_requests``: requests the fake saw during both re-applies (target 0).
+
+``python -m bench.runner --quick`` (or AGENTFLOW_BENCH_QUICK=1) uses 5k / 50k items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.handles import REPO_ROOT, FakeProviderProcess
+
+CLI = [sys.executable, "-c", "from agentflow_jobs.cli import entrypoint; entrypoint()"]
+WORDS = ("great", "terrible", "fine", "amazing", "awful", "ordinary")
+SPEC = """apiVersion: agentflow-jobs/v1
+kind: Job
+name: bench
+profile: bench
+operation: classify
+categories: [positive, negative, neutral]
+input: {path: ../data/items.jsonl, id_field: rid}
+output: {path: ../out/bench.jsonl}
+mode: sync
+execution: {concurrency: 256, chunk_size: 256, max_failure_rate: 0.01}
+"""
+PROFILES = """profiles:
+  bench:
+    engine: embedded
+    store: {store}
+    provider: {{type: openai, base_url: "{base_url}", api_key: bench, model: fake-model, concurrency: 256}}
+"""
+
+
+def _workspace(root: Path, count: int, fake: FakeProviderProcess) -> dict[str, str]:
+    for name in (".git", "specs", "data"):
+        (root / name).mkdir(exist_ok=True)
+    with open(root / "data" / "items.jsonl", "w") as handle:
+        for i in range(count):
+            word = WORDS[i % len(WORDS)]
+            handle.write(
+                json.dumps({"rid": f"r{i}", "content": f"Review {i}: it was {word}."}) + "\n"
+            )
+    (root / "specs" / "bench.yaml").write_text(SPEC)
+    (root / "profiles.yaml").write_text(
+        PROFILES.format(store=root / "store.db", base_url=fake.base_url)
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
+    env.update(
+        AGENTFLOW_CONFIG=str(root / "profiles.yaml"),
+        AGENTFLOW_LOCAL_MODEL="off",
+        AGENTFLOW_LOG_FORMAT="json",
+        PYTHONPATH=str(REPO_ROOT),
+    )
+    return env
+
+
+def _run(root: Path, env: dict[str, str], *args: str) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS (MiB) and exit code of one CLI run."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [*CLI, *args], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - started, usage.ru_maxrss / 1024, proc.returncode
+
+
+def _apply_figures(count: int, fake: FakeProviderProcess, *, full: bool) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
+        root = Path(tmp)
+        env = _workspace(root, count, fake)
+        fake.reset()
+        seconds, rss, code = _run(root, env, "apply")
+        figures: dict[str, Any] = {
+            "items": count,
+            "exit_code": code,
+            "seconds": round(seconds, 1),
+            "items_per_s": round(count / seconds),
+            "peak_rss_mib": round(rss, 1),
+            "requests": fake.count,
+        }
+        if full:
+            figures["plan_unchanged_s"] = round(_run(root, env, "plan")[0], 2)
+            os.utime(root / "data" / "items.jsonl")
+            figures["plan_rescan_s"] = round(_run(root, env, "plan")[0], 2)
+            fake.reset()
+            figures["reapply_touched_s"] = round(_run(root, env, "apply")[0], 2)
+            figures["reapply_unchanged_s"] = round(_run(root, env, "apply")[0], 2)
+            figures["reapply_requests"] = fake.count
+        return figures
+
+
+def run(quick: bool | None = None) -> dict[str, Any]:
+    quick = bool(os.environ.get("AGENTFLOW_BENCH_QUICK")) if quick is None else quick
+    small, large = (5_000, 50_000) if quick else (100_000, 1_000_000)
+    with FakeProviderProcess(latency_ms=0) as fake:
+        first = _apply_figures(small, fake, full=False)
+        second = _apply_figures(large, fake, full=True)
+    return {
+        f"apply_{small}": first,
+        f"apply_{large}": second,
+        "rss_ratio": round(second["peak_rss_mib"] / first["peak_rss_mib"], 3),
+        "plan_unchanged_s": second.pop("plan_unchanged_s"),
+        "plan_rescan_s": second.pop("plan_rescan_s"),
+        "reapply_requests": second.pop("reapply_requests"),
+        "quick": quick,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(run("--quick" in sys.argv[1:] or None), indent=2))

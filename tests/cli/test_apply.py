@@ -1,0 +1,122 @@
+"""The runner commands through `main(argv)`: exit codes, --json documents, stderr tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentflow_jobs.cli import main
+from tests.runner.conftest import Workspace, reviews
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_provider: Any) -> Iterator[Workspace]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("AGENTFLOW_STORE", str(tmp_path / "store.db"))
+    yield Workspace(tmp_path)
+
+
+def test_apply_json_report_and_summary_table(
+    ws: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(4))
+    ws.write_spec()
+    assert main(["apply", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["exit_code"] == 0 and report["interrupted"] is False
+    (job,) = report["jobs"]
+    assert (job["name"], job["status"], job["sent"], job["completed"]) == (
+        "reviews",
+        "applied",
+        4,
+        4,
+    )
+    assert "applied" in captured.err and "out/reviews.jsonl" in captured.err
+
+
+def test_unknown_job_is_a_usage_error(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write_input("reviews.jsonl", reviews(1))
+    ws.write_spec()
+    assert main(["apply", "--job", "nope"]) == 2
+    assert "no job named nope" in capsys.readouterr().err
+
+
+def test_only_the_named_job_runs(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("a.jsonl", reviews(2))
+    ws.write_input("b.jsonl", reviews(3))
+    ws.write_spec("a")
+    ws.write_spec("b")
+    assert main(["apply", "--job", "b"]) == 0
+    assert fake_provider.count == 3
+    assert not (ws.root / "out" / "a.jsonl").exists()
+
+
+def test_plan_table_says_why(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec()
+    assert main(["apply"]) == 0
+    ws.write_input("reviews.jsonl", reviews(2, start=3), append=True)
+    capsys.readouterr()
+    assert main(["plan", "--json"]) == 0
+    (plan,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert plan["status"] == "changed" and plan["reasons"] == ["input"]
+    assert (plan["total"], plan["cached"], plan["to_send"]) == (5, 3, 2)
+    assert plan["est_tokens"] and plan["est_tokens"] > 0
+    assert main(["plan"]) == 0
+    assert "changed" in capsys.readouterr().err
+
+
+def test_status_table(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    ws.write_input("reviews.jsonl", reviews(2))
+    ws.write_spec()
+    assert main(["status"]) == 0
+    assert "never" in capsys.readouterr().err
+    assert main(["apply"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert "applied" in capsys.readouterr().err
+
+
+def test_explicit_state_file(ws: Workspace, tmp_path: Path) -> None:
+    ws.write_input("reviews.jsonl", reviews(2))
+    ws.write_spec()
+    state = tmp_path / "elsewhere" / "s.db"
+    assert main(["apply", "--state", str(state)]) == 0
+    assert state.exists() and not ws.state.exists()
+
+
+def test_examples_apply_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_provider: Any
+) -> None:
+    shutil.copytree(REPO / "specs" / "examples", tmp_path / "specs" / "examples")
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("AGENTFLOW_STORE", str(tmp_path / "store.db"))
+    assert main(["apply", "specs/examples"]) == 0
+    out = tmp_path / "specs" / "examples" / "out"
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "company-segments.jsonl",
+        "feedback-analysis.json",
+        "lead-contacts.csv",
+        "meeting-summaries.jsonl",
+        "review-sentiment.jsonl",
+    ]
+    with open(out / "lead-contacts.csv", newline="") as handle:
+        assert list(csv.DictReader(handle))
+    sent = fake_provider.count
+    assert main(["plan", "specs/examples", "--exit-code"]) == 0
+    assert main(["apply", "specs/examples"]) == 0
+    assert fake_provider.count == sent
