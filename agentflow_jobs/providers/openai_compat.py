@@ -1,9 +1,11 @@
 """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, Ollama, ...).
 
 The provider only sends: the retry decision lives in ``retry.py``, pacing in
-``limiter.py``. HTTP goes through httpx with the ``httpx-aiohttp`` transport: httpx's
-API, aiohttp's connection pool, which keeps its rate with hundreds of requests in flight
-where httpx's own pool does not (figures in ``bench/transport.py`` and bench/README.md).
+``limiter.py``. HTTP goes through an httpx transport (``httpx.Request`` in,
+``httpx.Response`` out, httpx's exceptions): by default ``AiohttpPoolTransport``
+(aiohttp's connection pool, called directly), which keeps its rate with hundreds of
+requests in flight where ``httpx.AsyncClient`` does not; ``transport="httpx"`` uses
+httpx's own. Figures: ``bench/transport.py`` and bench/README.md.
 
 A server that rejects ``response_format: json_schema`` (a 400 naming response_format or
 json_schema) gets ``json_object`` instead, with the schema written into a system
@@ -19,7 +21,6 @@ from typing import Any
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
 from agentflow_jobs.errors import ProviderError
 from agentflow_jobs.providers.base import ChatReply, ChatRequest, TokenLogprob
@@ -31,6 +32,7 @@ from agentflow_jobs.providers.retry import (
     status_failure,
     transport_failure,
 )
+from agentflow_jobs.providers.transport import AiohttpPoolTransport, RawResponse
 from agentflow_jobs.wire import Usage
 
 __all__ = ["OpenAICompatProvider", "parse_reply"]
@@ -73,13 +75,18 @@ class OpenAICompatProvider:
         self._url = f"{self.base_url}/chat/completions"
         self._where = f"provider {self.base_url}"
         self._api_key = api_key or None
-        self._headers = {"content-type": "application/json", **(headers or {})}
+        merged = {"content-type": "application/json", "user-agent": "agentflow-jobs", **(headers or {})}
         if self._api_key:
-            self._headers["authorization"] = f"Bearer {self._api_key}"
+            merged["authorization"] = f"Bearer {self._api_key}"
+        # built once: per-request httpx URL/header parsing is measurable at 1000s of requests/s
+        self._headers = httpx.Headers(merged)
+        self._header_map = dict(self._headers.items())
+        self._url_object = httpx.URL(self._url)
         self._total_timeout = timeout
-        self._timeout = httpx.Timeout(
-            timeout, connect=connect_timeout or min(10.0, timeout), read=read_timeout or timeout
-        )
+        connect = connect_timeout or min(10.0, timeout)
+        self._extensions = {"timeout": httpx.Timeout(
+            timeout, connect=connect, read=read_timeout or timeout, pool=connect
+        ).as_dict()}
         self.retry = retry or RetryPolicy(max_attempts=max_attempts)
         self.limiter = limiter or Limiter(
             concurrency=concurrency,
@@ -90,14 +97,15 @@ class OpenAICompatProvider:
             raise ValueError("transport is 'aiohttp' or 'httpx'")
         self._transport = transport
         self.json_schema_supported = True
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._http: httpx.AsyncBaseTransport | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._aiohttp_timeout: Any = None
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAICompatProvider(base_url={self.base_url!r}, model={self.default_model!r})"
 
     async def chat(self, request: ChatRequest) -> ChatReply:
-        payload = self._payload(request)
+        payload = self.payload(request)
         attempt = 0
         while True:
             attempt += 1
@@ -105,7 +113,7 @@ class OpenAICompatProvider:
                 return await self._attempt(payload)
             except _SchemaRejected:
                 self.json_schema_supported = False
-                payload = self._payload(request)
+                payload = self.payload(request)
                 attempt -= 1  # a different request, not a retry of this one
                 continue
             except ProviderError as error:
@@ -114,64 +122,72 @@ class OpenAICompatProvider:
                 await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
-        if client is not None and self._client_loop is asyncio.get_running_loop():
-            await client.aclose()
-        self._client_loop = None
+        http, self._http = self._http, None
+        if http is not None and self._http_loop is asyncio.get_running_loop():
+            await http.aclose()
+        self._http_loop = None
 
     # ---- one attempt -----------------------------------------------------------------
 
     async def _attempt(self, payload: dict[str, Any]) -> ChatReply:
         async with self.limiter.slot(_estimate_tokens(payload)) as permit:
             response = await self._post(payload)
-            if response.status_code >= 400:
+            if response.status >= 400:
                 self._failed(permit, response, payload)
             reply = parse_reply(response.content, where=self._where, secret=self._api_key)
             self.limiter.settle(permit, reply.usage.total_tokens or None)
             self.limiter.on_success()
             return reply
 
-    def _failed(self, permit: Permit, response: httpx.Response, payload: dict[str, Any]) -> None:
-        body = response.text
+    def _failed(self, permit: Permit, response: RawResponse, payload: dict[str, Any]) -> None:
+        body = response.content.decode("utf-8", "replace")
         error = status_failure(
-            response.status_code, body, response.headers, where=self._where, secret=self._api_key
+            response.status, body, response.headers, where=self._where, secret=self._api_key
         )
         self.limiter.settle(permit, 0)  # a refused request used no tokens
-        if response.status_code == 429:
+        if response.status == 429:
             self.limiter.on_rate_limited(permit, error.retry_after)
-        if _rejects_json_schema(response.status_code, body, payload):
+        if _rejects_json_schema(response.status, body, payload):
             raise _SchemaRejected
         raise error
 
-    async def _post(self, payload: dict[str, Any]) -> httpx.Response:
-        client = self._client_for_loop()
+    async def _post(self, payload: dict[str, Any]) -> RawResponse:
+        http = self._transport_for_loop()
+        body = json.dumps(payload).encode()
         try:
+            if isinstance(http, AiohttpPoolTransport):
+                return await http.post(self._url_object, body, self._header_map, self._aiohttp_timeout)
+            request = httpx.Request(
+                "POST", self._url_object, headers=self._headers, content=body, extensions=self._extensions
+            )
             async with asyncio.timeout(self._total_timeout):
-                return await client.post(self._url, content=json.dumps(payload).encode())
+                response = await http.handle_async_request(request)
+                await response.aread()
+            return RawResponse(response.status_code, response.headers, response.content)
         except _TRANSPORT_ERRORS as exc:
             raise transport_failure(exc, where=self._where, secret=self._api_key) from None
 
-    def _client_for_loop(self) -> httpx.AsyncClient:
+    def _transport_for_loop(self) -> httpx.AsyncBaseTransport:
         # aiohttp sessions belong to one event loop; a sync wrapper may run several
         loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = self._make_client()
-            self._client_loop = loop
-        return self._client
+        if self._http is None or self._http_loop is not loop:
+            self._http = self._make_transport()
+            self._http_loop = loop
+        return self._http
 
-    def _make_client(self) -> httpx.AsyncClient:
+    def _make_transport(self) -> httpx.AsyncBaseTransport:
         size = self.limiter.max_concurrency
-        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30)
-        transport: httpx.AsyncBaseTransport
         if self._transport == "aiohttp":
-            transport = AiohttpTransport(limits=limits)
-        else:
-            transport = httpx.AsyncHTTPTransport(limits=limits)
-        return httpx.AsyncClient(transport=transport, timeout=self._timeout, headers=self._headers)
+            http = AiohttpPoolTransport(max_connections=size)
+            self._aiohttp_timeout = http.client_timeout({**self._extensions["timeout"], "total": self._total_timeout})
+            return http
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30)
+        return httpx.AsyncHTTPTransport(limits=limits)
 
     # ---- request body ----------------------------------------------------------------
 
-    def _payload(self, request: ChatRequest) -> dict[str, Any]:
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        """The JSON body this provider sends for ``request`` (benchmarks replay it)."""
         messages = list(request.messages)
         payload: dict[str, Any] = {"messages": messages}
         model = request.model or self.default_model
