@@ -229,6 +229,8 @@ def _apply_one(
         output=str(job.output_path),
     )
     if plan.status in ("up_to_date", "failed"):
+        record = state.job(job.name)
+        report.tokens = int(record.summary.get("tokens", 0)) if record else 0
         report.completed, report.failed, report.input_errors = (
             plan.cached,
             plan.failed,

@@ -20,6 +20,7 @@ from typing import Any
 
 import structlog
 
+from agentflow_jobs.errors import NotFoundError
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job
@@ -143,7 +144,13 @@ async def collect_batches(
         for record in open_records:
             assert record.batch_id is not None
             structlog.contextvars.bind_contextvars(batch_id=record.batch_id)
-            batch = await client.batches.retrieve(record.batch_id)
+            try:
+                batch = await client.batches.retrieve(record.batch_id)
+            except NotFoundError:
+                # the service forgot it (store wiped): its items become pending again
+                log.warning("batch not found; its items will be sent again")
+                state.update_batch(record.seq, status="collected:lost")
+                continue
             progress = batch.progress
             done, failed, total = (
                 done + progress.completed,

@@ -50,15 +50,15 @@ class Ledger:
         self._db = state.db
         self._state = state
 
-    def statuses(self, keys: Sequence[str]) -> dict[str, str]:
-        """``key -> status`` for those of ``keys`` already in the ledger."""
-        found: dict[str, str] = {}
+    def statuses(self, keys: Sequence[str]) -> dict[str, tuple[str, float]]:
+        """``key -> (status, written at)`` for those of ``keys`` already in the ledger."""
+        found: dict[str, tuple[str, float]] = {}
         for start in range(0, len(keys), _BLOCK):
             block = list(keys[start : start + _BLOCK])
             marks = ",".join("?" * len(block))
-            found.update(
-                self._db.execute(f"SELECT key, status FROM ledger WHERE key IN ({marks})", block)
-            )
+            query = f"SELECT key, status, created FROM ledger WHERE key IN ({marks})"
+            for key, status, created in self._db.execute(query, block):
+                found[key] = (status, created)
         return found
 
     def lookup(self, keys: Sequence[str]) -> dict[str, LedgerEntry]:

@@ -193,7 +193,7 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
             if rendered.key is None:
                 plan.input_errors += 1
                 continue
-            status = statuses.get(rendered.key)
+            status = statuses[rendered.key][0] if rendered.key in statuses else None
             if status == "completed" or (status == "failed" and not retry):
                 plan.cached += status == "completed"
                 plan.failed += status == "failed"

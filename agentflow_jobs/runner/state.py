@@ -280,7 +280,9 @@ class State:
                 (status, batch_id, completed, failed, time.time(), seq),
             )
             if status.startswith(CLOSED_PREFIX):
+                # the items were only kept to re-submit; the ledger holds the answers now
                 db.execute("DELETE FROM batch_keys WHERE seq = ?", (seq,))
+                db.execute("UPDATE batches SET items = '[]' WHERE seq = ?", (seq,))
 
     def batches(self, job: str | None = None, *, open_only: bool = False) -> list[BatchRecord]:
         query = (

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -49,8 +50,10 @@ class SyncCounts:
 class Selector:
     """Picks the items to send from the input, claiming their keys.
 
-    ``retry`` also picks items whose ledger row failed; ``force`` picks everything
-    (each distinct key once per run). ``skip`` is checked too (keys in open batches).
+    ``retry`` also picks items whose ledger row failed; ``force`` picks everything. A
+    row written since this selector started was answered in this run and is never
+    picked again (so ``force`` and ``retry`` send each distinct item once, with no
+    per-item memory). ``skip`` names keys to leave alone (those in open batches).
     """
 
     def __init__(
@@ -67,8 +70,15 @@ class Selector:
         self._force = force
         self._retry = retry
         self._skip = skip
+        self._since = time.time()
         self.claimed: set[str] = set()
-        self._forced: set[str] = set()
+
+    def _wanted(self, status: str | None, created: float) -> bool:
+        if status is None:
+            return True
+        if created >= self._since:
+            return False
+        return self._force or (status == "failed" and self._retry)
 
     def next_block(self) -> list[RenderedItem] | None:
         """The next block's items to send (possibly empty); None at end of input."""
@@ -76,26 +86,22 @@ class Selector:
         if block is None:
             return None
         keys = [r.key for r in block if r.key is not None]
-        statuses = {} if self._force else self._ledger.statuses(keys)
+        rows = self._ledger.statuses(keys)
         skipped = self._skip(keys) if self._skip else set()
         picked: list[RenderedItem] = []
         for rendered in block:
             key = rendered.key
-            if key is None or key in self.claimed or key in skipped or key in self._forced:
+            if key is None or key in self.claimed or key in skipped:
                 continue
-            status = statuses.get(key)
-            if status == "completed" or (status == "failed" and not self._retry):
-                continue
-            self.claimed.add(key)
-            if self._force:
-                self._forced.add(key)
-            picked.append(rendered)
+            status, created = rows.get(key, (None, 0.0))
+            if self._wanted(status, created):
+                self.claimed.add(key)
+                picked.append(rendered)
         return picked
 
     def release(self, keys: list[str]) -> None:
         """Forget keys whose rows are committed (the ledger now answers for them)."""
-        if not self._force:
-            self.claimed.difference_update(keys)
+        self.claimed.difference_update(keys)
 
     def chunks(self, size: int) -> Iterator[list[RenderedItem]]:
         buffer: list[RenderedItem] = []

@@ -78,3 +78,16 @@ def test_cancel_records_what_finished(ws: Workspace, fake_provider: Any, capsys:
     assert ws.run("apply") == 0
     assert len(ws.output()) == 6
     assert fake_provider.count <= 6
+
+
+def test_a_batch_the_service_forgot_is_sent_again(ws: Workspace, fake_provider: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(4))
+    ws.write_spec(mode="batch")
+    fake_provider.script(latency_ms=200)
+    assert ws.run("apply", "--detach") == 0
+    for leftover in ws.root.glob("store.db*"):
+        leftover.unlink()
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert [r["id"] for r in ws.output()] == [f"r{i}" for i in range(4)]
+    assert [status for _, status, _ in _batch_rows(ws)] == ["collected:lost", "collected:completed"]

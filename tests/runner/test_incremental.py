@@ -117,3 +117,15 @@ def test_plan_exit_code_and_json(ws: Workspace, fake_provider: Any, capsys: Any)
     assert ws.run("plan", "--exit-code", "--json") == 0
     assert json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "up_to_date"
     assert fake_provider.count == 7
+
+
+def test_force_sends_each_distinct_item_once(ws: Workspace, fake_provider: Any) -> None:
+    rows = reviews(3) + reviews(3)  # every item twice
+    ws.write_input("reviews.jsonl", rows)
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 3
+    fake_provider.reset()
+    assert ws.run("apply", "--force") == 0
+    assert fake_provider.count == 3
+    assert len(ws.output()) == 6
