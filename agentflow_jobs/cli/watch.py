@@ -1,13 +1,82 @@
-"""`agentflow-jobs watch` (placeholder until its issue lands)."""
+"""`agentflow-jobs watch`: keep the outputs in step with the specs and their inputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from agentflow_jobs.errors import UsageError
+from agentflow_jobs.cli.apply import (
+    default_paths,
+    make_progress,
+    print_reports,
+    resolve_state,
+    spec_set_options,
+    stop_on_signals,
+)
+from agentflow_jobs.runner import Workspace
+from agentflow_jobs.watch import DEFAULT_DEBOUNCE_MS, Watcher
 
 
 @click.command(name="watch")
-def command() -> None:
-    """Not built yet."""
-    raise UsageError("`watch` is not built yet")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--once", is_flag=True, help="Run one reconcile and exit (exit code like apply's).")
+@click.option(
+    "--debounce-ms",
+    type=click.IntRange(min=1),
+    default=DEFAULT_DEBOUNCE_MS,
+    envvar="AGENTFLOW_WATCH_DEBOUNCE_MS",
+    show_default=True,
+    help="Quiet period after a burst of changes before reconciling.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(["sync", "batch", "auto"]),
+    default=None,
+    help="Override the specs' mode.",
+)
+@click.option(
+    "--lock-timeout",
+    type=float,
+    default=0.0,
+    envvar="AGENTFLOW_LOCK_TIMEOUT",
+    show_default=True,
+    help="Seconds to wait for an apply to release the state.",
+)
+@spec_set_options
+def command(
+    paths: tuple[Path, ...],
+    once: bool,
+    debounce_ms: int,
+    mode: str | None,
+    lock_timeout: float,
+    state: Path | None,
+    root: Path | None,
+) -> int:
+    """Apply what is out of date, then again whenever specs or their files change
+    (default DIR: specs/). Ctrl-C or SIGTERM stops cleanly; a second Ctrl-C aborts."""
+    spec_paths = default_paths(paths)
+    state_path = resolve_state(spec_paths, state)
+    with (
+        stop_on_signals() as stop,
+        Workspace(state_path, lock_timeout=lock_timeout, command="watch") as workspace,
+    ):
+        watcher = Watcher(
+            spec_paths,
+            workspace=workspace,
+            root=root,
+            mode=mode,
+            debounce_ms=debounce_ms,
+            progress=make_progress(),
+            stop=stop,
+        )
+        if not once:
+            watcher.run()
+            return 0
+        report = watcher.reconcile(initial=True)
+    if report is None:  # an initial reconcile always reports; this keeps mypy honest
+        return 0
+    for problem in report.problems:
+        click.echo(f"error: {problem}", err=True)
+    print_reports(report.jobs, title="watch --once")
+    return report.exit_code
