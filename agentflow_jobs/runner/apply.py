@@ -148,10 +148,7 @@ async def _execute(
         if detach:
             report.status = "submitted"
             return
-        counts = await collect_batches(
-            job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
-        )
-        report.batches += counts.collected
+        await collect_batches(job, state, client, stop=stop, on_progress=_batch_cb(progress, job))
 
 
 def _batch_cb(progress: Progress, job: Job) -> Any:
@@ -269,6 +266,20 @@ def _apply_one(
     return report
 
 
+def _blocked(job: Job, jobs: Sequence[Job], finished: dict[str, JobReport]) -> JobReport | None:
+    """A skipped report when the job producing this job's input did not finish."""
+    upstream = upstream_of(job, jobs)
+    done = finished.get(upstream.name) if upstream is not None else None
+    if upstream is None or done is None or done.status in ("applied", "up_to_date"):
+        return None
+    return JobReport(
+        name=job.name,
+        status="skipped",
+        output=str(job.output_path),
+        message=f"upstream job {upstream.name} did not finish ({done.status})",
+    )
+
+
 def apply_jobs(
     specs: Iterable[Any],
     *,
@@ -297,20 +308,10 @@ def apply_jobs(
                 if stop.is_set():
                     report.interrupted = True
                     break
-                upstream = upstream_of(job, jobs)
-                if (
-                    upstream is not None
-                    and finished.get(upstream.name) is not None
-                    and (finished[upstream.name].status not in ("applied", "up_to_date"))
-                ):
-                    skipped = JobReport(
-                        name=job.name,
-                        status="skipped",
-                        output=str(job.output_path),
-                        message=f"upstream job {upstream.name} did not finish",
-                    )
-                    report.jobs.append(skipped)
-                    finished[job.name] = skipped
+                blocked = _blocked(job, jobs, finished)
+                if blocked is not None:
+                    report.jobs.append(blocked)
+                    finished[job.name] = blocked
                     continue
                 job_report = _apply_one(
                     job,

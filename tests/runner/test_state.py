@@ -108,3 +108,15 @@ def test_dependency_cycle_is_a_spec_error(ws: Workspace, fake_provider: Any, cap
     ws.write_spec("b", input={"path": "../out/a.jsonl"})
     assert ws.run("apply") == 3
     assert "cycle" in capsys.readouterr().err
+
+
+def test_a_job_whose_upstream_failed_is_skipped(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+    ws.write_input("first.jsonl", [{"rid": "x", "content": "poison"}])
+    ws.write_spec("second", input={"path": "../out/first.jsonl", "id_field": "id"})
+    ws.write_spec("first")
+    fake_provider.script(match="poison", status=400)
+    assert ws.run("apply", "--json") == 1
+    jobs = {j["name"]: j for j in json.loads(capsys.readouterr().out)["jobs"]}
+    assert jobs["first"]["status"] == "failed"
+    assert jobs["second"]["status"] == "skipped"
+    assert "upstream job first did not finish" in jobs["second"]["message"]
