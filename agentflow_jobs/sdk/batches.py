@@ -35,6 +35,11 @@ def _next_offset(page: OutputPage, offset: int) -> int | None:
     return offset if page.results and offset < page.total else None
 
 
+def _format_for(path: Path) -> OutputFormat:
+    suffix = path.suffix.lower()
+    return "csv" if suffix == ".csv" else "json" if suffix == ".json" else "jsonl"
+
+
 class AsyncBatches:
     """Async ``client.batches``."""
 
@@ -127,10 +132,11 @@ class AsyncBatches:
             offset = _next_offset(page, offset)
 
     async def download_output(
-        self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat = "jsonl"
+        self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat | None = None
     ) -> Path:
-        """Stream the output to ``path``; the file is replaced atomically when complete."""
+        """Stream the output to ``path`` (format from its extension unless given), atomically."""
         target = Path(path)
+        format = format or _format_for(target)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -256,9 +262,9 @@ class Batches:
             offset = _next_offset(page, offset)
 
     def download_output(
-        self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat = "jsonl"
+        self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat | None = None
     ) -> Path:
-        """Stream the output to ``path``; the file is replaced atomically when complete."""
+        """Stream the output to ``path`` (format from its extension unless given), atomically."""
         return self._runner.run(self._core.download_output(batch_id, path, format))
 
     def upload_file(

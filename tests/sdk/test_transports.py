@@ -95,6 +95,8 @@ def test_submit_wait_and_read_output_every_way(client: AgentFlow, tmp_path: Path
         target = client.batches.download_output(batch.id, tmp_path / f"out.{fmt}", format=fmt)
         assert target.read_text(encoding="utf-8").count("negative") == 1
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+    guessed = client.batches.download_output(batch.id, tmp_path / "guess.csv")
+    assert guessed.read_text(encoding="utf-8").startswith("index,id,status,label")
 
 
 def test_unknown_batch_is_not_found(client: AgentFlow) -> None:
