@@ -177,6 +177,12 @@ def _finish(
         pass
     elif summary.missing:
         report.status = "incomplete"
+    elif summary.retryable and not summary.completed and summary.retryable == summary.failed:
+        report.status, report.exit_code = "error", 4
+        report.message = (
+            "the provider failed every request (see the errors file); nothing was paid "
+            "for and a later apply sends these items again"
+        )
     elif summary.failure_rate > job.max_failure_rate:
         report.status = "failed"
         report.exit_code = 1

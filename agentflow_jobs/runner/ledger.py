@@ -18,9 +18,14 @@ from typing import Any
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.runner.state import State
 
-__all__ = ["Ledger", "LedgerEntry", "ledger_key"]
+__all__ = ["TRANSIENT_CODES", "Ledger", "LedgerEntry", "ledger_key"]
 
 _BLOCK = 500
+# failures nobody was charged for (the provider never answered): kept as "retryable",
+# which a normal apply sends again; any other failure is final until `retry`
+TRANSIENT_CODES = frozenset(
+    {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
+)
 
 
 def ledger_key(
@@ -90,13 +95,17 @@ class Ledger:
         params = []
         for key, index, row in rows:
             usage = row.get("usage") or {}
+            status = row.get("status") or "failed"
+            code = (row.get("error") or {}).get("code")
+            if status == "failed" and code in TRANSIENT_CODES:
+                status = "retryable"
             data = {"result": row.get("result"), "error": row.get("error"), "usage": usage}
             params.append(
                 (
                     key,
                     job,
                     index,
-                    row.get("status") or "failed",
+                    status,
                     json.dumps(data),
                     int(usage.get("total_tokens") or 0),
                     mode,
@@ -117,7 +126,7 @@ class Ledger:
 
     def job_counts(self, job: str) -> dict[str, int]:
         """Items per status and tokens recorded under ``job``."""
-        counts = {"completed": 0, "failed": 0, "tokens": 0}
+        counts = {"completed": 0, "failed": 0, "retryable": 0, "tokens": 0}
         query = "SELECT status, COUNT(*), SUM(tokens) FROM ledger WHERE job = ? GROUP BY status"
         for status, count, tokens in self._db.execute(query, (job,)):
             counts[status] = int(count)

@@ -34,6 +34,7 @@ class OutputSummary:
     completed: int = 0
     failed: int = 0
     input_errors: int = 0
+    retryable: int = 0
     missing: int = 0
     tokens: int = 0
 
@@ -134,6 +135,7 @@ def write_output(job: Job, state: State) -> OutputSummary:
             elif rendered.key is None or entry is not None:
                 error_writer.write(_error_row(rendered, entry))
                 summary.failed += entry is not None
+                summary.retryable += entry is not None and entry.status == "retryable"
                 summary.input_errors += entry is None
             else:
                 summary.missing += 1

@@ -134,6 +134,8 @@ def plan_job(
         plan.reasons = drift(job, record.spec_hash, record.input_fp, record.output_fp)
         if record.summary.get("missing"):
             plan.reasons.append("unfinished")
+        if record.summary.get("retryable"):
+            plan.reasons.append("provider failures to re-send")
     if open_batches:
         plan.status = "running"
         plan.reasons.append(f"{len(open_batches)} batch(es) in flight")
@@ -205,7 +207,7 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                     seen.add(rendered.key)
                 plan.to_send += 1
     counts = ledger.job_counts(job.name)
-    answered = counts.get("completed", 0) + counts.get("failed", 0)
+    answered = counts["completed"] + counts["failed"] + counts["retryable"]
     completed_tokens = counts.get("tokens", 0)
     if answered:
         plan.est_tokens = int(completed_tokens / answered * plan.to_send)

@@ -78,6 +78,8 @@ class Selector:
             return True
         if created >= self._since:
             return False
+        if status == "retryable":
+            return True
         return self._force or (status == "failed" and self._retry)
 
     def next_block(self) -> list[RenderedItem] | None:
@@ -150,14 +152,13 @@ async def run_sync(
                 on_chunk(done, len(rows) - done)
         except Exception as exc:  # the whole request failed: stop taking new work
             failure.append(exc)
-            stop.set()
         finally:
             selector.release([r.key or "" for r in chunk])
             slots.release()
 
     for chunk in selector.chunks(job.chunk_size):
         await slots.acquire()
-        if stop.is_set():
+        if stop.is_set() or failure:
             slots.release()
             break
         counts.sent += len(chunk)

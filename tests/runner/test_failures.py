@@ -95,3 +95,19 @@ def test_csv_and_json_inputs(ws: Workspace, fake_provider: Any) -> None:
     assert ws.run("apply") == 0
     rows = json.loads((ws.root / "out" / "reviews.json").read_text())
     assert [(r["id"], r["result"]["label"]) for r in rows] == [("1", "positive"), ("2", "negative")]
+
+
+def test_unreachable_provider_exits_4_and_a_later_apply_resends(
+    ws: Workspace, fake_provider: Any, monkeypatch: Any, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec()
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert ws.run("apply") == 4
+    assert "provider failed every request" in capsys.readouterr().err
+    assert [e["code"] for e in ws.errors()] == ["provider_error"] * 3
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
+    assert ws.run("plan", "--exit-code") == 10
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 3
+    assert len(ws.output()) == 3 and ws.errors() == []
