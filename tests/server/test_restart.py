@@ -120,5 +120,6 @@ def test_batch_completes_after_sigterm_and_kill_9_with_each_item_once(
     rows = [json.loads(line) for line in text.splitlines()]
     assert [r["index"] for r in rows] == list(range(TOTAL))
     assert [r["id"] for r in rows] == [str(i) for i in range(TOTAL)]
-    # each stop re-sends at most what was in flight or finished-but-unflushed
-    assert fake.count <= TOTAL + 2 * 3 * CONCURRENCY, fake.count
+    # each stop re-sends at most what was in flight; kill -9 may also lose the rows that
+    # finished within the last flush interval (100 ms ≈ 8 rows at this pace)
+    assert fake.count <= TOTAL + 2 * CONCURRENCY + 8, fake.count
