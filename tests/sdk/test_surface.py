@@ -94,3 +94,19 @@ def test_embedded_batches_resume_in_a_later_client(
         rows = list(second.batches.iter_output(batch.id))
     assert done.status == "completed" and [r["index"] for r in rows] == list(range(24))
     assert fake_provider.count <= 24 + 4  # at most the in-flight window (concurrency 4) again
+
+
+def test_embedded_store_location(
+    fake_provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
+    with AgentFlow() as client:  # the built-in `local` profile
+        batch = client.batches.submit_and_wait("summarize", ["x"], summary_instructions="s", timeout=20)
+    home_store = Path.home() / ".local/share/agentflow/local.db"
+    assert home_store.exists()
+    monkeypatch.setenv("AGENTFLOW_STORE", str(tmp_path / "elsewhere.db"))
+    with AgentFlow() as client:
+        with pytest.raises(NotFoundError):
+            client.batches.retrieve(batch.id)
+        assert client.batches.list() == []
+    assert (tmp_path / "elsewhere.db").exists()
