@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -207,6 +208,17 @@ def _finish(
     state.record_job(record)
 
 
+def _unchanged(job: Job, state: State, plan: JobPlan, report: JobReport) -> None:
+    record = state.job(job.name)
+    report.tokens = int(record.summary.get("tokens", 0)) if record else 0
+    report.completed, report.failed = plan.cached, plan.failed
+    report.input_errors = plan.input_errors
+    report.exit_code = 1 if plan.status == "failed" else 0
+    report.message = "unchanged since the last apply" + (
+        "; `retry` re-sends its failed items" if plan.status == "failed" else ""
+    )
+
+
 def _apply_one(
     job: Job,
     state: State,
@@ -219,38 +231,26 @@ def _apply_one(
     stop: threading.Event,
     progress: Progress,
 ) -> JobReport:
+    """Plan, send, write one job; a job that cannot run is reported, never raised."""
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(job=job.name)
-    input_fp = file_fingerprint(job.input_path)
-    plan = plan_job(job, state, mode=mode, force=force, retry=retry)
-    report = JobReport(
-        name=job.name,
-        status=plan.status,
-        mode=plan.mode,
-        total=plan.total,
-        cached=plan.cached,
-        output=str(job.output_path),
-    )
-    if plan.status in ("up_to_date", "failed"):
-        record = state.job(job.name)
-        report.tokens = int(record.summary.get("tokens", 0)) if record else 0
-        report.completed, report.failed, report.input_errors = (
+    report = JobReport(name=job.name, status="new", output=str(job.output_path))
+    try:
+        input_fp = file_fingerprint(job.input_path)
+        plan = plan_job(job, state, mode=mode, force=force, retry=retry)
+        report.status, report.mode, report.total, report.cached = (
+            plan.status,
+            plan.mode,
+            plan.total,
             plan.cached,
-            plan.failed,
-            plan.input_errors,
         )
-        report.exit_code = 1 if plan.status == "failed" else 0
-        report.message = "unchanged since the last apply" + (
-            "; `retry` re-sends its failed items" if plan.status == "failed" else ""
-        )
-        progress.job_finished(report)
-        return report
-    progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
-    log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
-    if plan.to_send or plan.open_batches:
-        try:
-            asyncio.run(
-                _execute(
+        if plan.status in ("up_to_date", "failed"):
+            _unchanged(job, state, plan, report)
+        else:
+            progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
+            log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
+            if plan.to_send or plan.open_batches:
+                _run_execute(
                     job,
                     state,
                     plan,
@@ -262,14 +262,22 @@ def _apply_one(
                     stop=stop,
                     progress=progress,
                 )
-            )
-        except AgentFlowError as exc:
-            report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
-            log.error("job stopped", error=str(exc))
-    _finish(job, state, report, write_output(job, state), input_fp, run_id)
+            _finish(job, state, report, write_output(job, state), input_fp, run_id)
+    except AgentFlowError as exc:
+        report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
+        log.error("job failed to run", error=str(exc))
     report.seconds = time.monotonic() - started
     progress.job_finished(report)
     return report
+
+
+def _run_execute(job: Job, state: State, plan: JobPlan, report: JobReport, **kwargs: Any) -> None:
+    """Send the job's items; a failure of the whole service still lets the output be written."""
+    try:
+        asyncio.run(_execute(job, state, plan, report, **kwargs))
+    except AgentFlowError as exc:
+        report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
+        log.error("job stopped", error=str(exc))
 
 
 def _blocked(job: Job, jobs: Sequence[Job], finished: dict[str, JobReport]) -> JobReport | None:
@@ -289,7 +297,7 @@ def _blocked(job: Job, jobs: Sequence[Job], finished: dict[str, JobReport]) -> J
 def apply_jobs(
     specs: Iterable[Any],
     *,
-    state: Workspace | str,
+    state: Workspace | str | Path,
     mode: str | None = None,
     force: bool = False,
     detach: bool = False,
@@ -340,7 +348,7 @@ def apply_jobs(
 
 
 def cancel_job(
-    specs: Iterable[Any], name: str, *, state: Workspace | str, lock_timeout: float = 0.0
+    specs: Iterable[Any], name: str, *, state: Workspace | str | Path, lock_timeout: float = 0.0
 ) -> JobReport:
     """Cancel the job's in-flight batches, record what they finished, rewrite its output."""
     (job,) = select_jobs(specs, [name])

@@ -66,6 +66,7 @@ class JobPlan:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["pending"] = self.pending
+        data["est_requests"] = self.to_send  # one provider request per item
         return data
 
 

@@ -111,3 +111,16 @@ def test_unreachable_provider_exits_4_and_a_later_apply_resends(
     assert ws.run("apply") == 0
     assert fake_provider.count == 3
     assert len(ws.output()) == 3 and ws.errors() == []
+
+
+def test_a_job_that_cannot_read_its_input_does_not_stop_the_others(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    ws.write_input("good.jsonl", reviews(2))
+    ws.write_spec("good")
+    ws.write_spec("broken")  # data/broken.jsonl does not exist
+    assert ws.run("apply", "--json") == 1
+    jobs = {j["name"]: j for j in json.loads(capsys.readouterr().out)["jobs"]}
+    assert jobs["broken"]["status"] == "error" and "cannot read input" in jobs["broken"]["message"]
+    assert jobs["good"]["status"] == "applied"
+    assert len(ws.output("good")) == 2

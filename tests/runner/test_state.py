@@ -110,7 +110,9 @@ def test_dependency_cycle_is_a_spec_error(ws: Workspace, fake_provider: Any, cap
     assert "cycle" in capsys.readouterr().err
 
 
-def test_a_job_whose_upstream_failed_is_skipped(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+def test_a_job_whose_upstream_failed_is_skipped(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
     ws.write_input("first.jsonl", [{"rid": "x", "content": "poison"}])
     ws.write_spec("second", input={"path": "../out/first.jsonl", "id_field": "id"})
     ws.write_spec("first")
