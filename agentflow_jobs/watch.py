@@ -176,6 +176,7 @@ class Watcher:
         self.reconcile(initial=True)
         while not self.stop.is_set():
             self._watch(self.watch_dirs())
+        log.info("watch stopped")
 
     def _watch(self, dirs: list[Path]) -> None:
         """Wait for changes under ``dirs``; return when the set of directories changes."""

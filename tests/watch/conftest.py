@@ -71,6 +71,7 @@ class Project:
             "output": {"path": f"../out/{name}.jsonl"}, "mode": "sync",
         }
         spec.update(overrides)
+        spec = {key: value for key, value in spec.items() if value is not None}
         return yaml.safe_dump(spec, sort_keys=False)
 
     def write_spec(self, name: str, **overrides: Any) -> Path:

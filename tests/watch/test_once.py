@@ -35,3 +35,12 @@ def test_once_while_another_process_holds_the_state_exits_5(project: Project) ->
     with Workspace(project.root / ".agentflow" / "state.db"):
         assert main(["watch", "--once"]) == 5
     assert project.fake.count == 0
+
+
+def test_once_collects_batches_in_flight_without_submitting_again(project: Project) -> None:
+    project.write_input("reviews", rows(6))
+    project.write_spec("reviews", mode="batch", execution={"batch_size": 3})
+    assert main(["apply", "--detach"]) == 0
+    assert main(["watch", "--once"]) == 0
+    assert [row["id"] for row in project.output("reviews")] == [f"r{i}" for i in range(6)]
+    assert project.fake.count == 6

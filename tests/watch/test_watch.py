@@ -141,3 +141,79 @@ def test_apply_while_watch_holds_the_state_exits_5(
     assert main(["apply", "specs"]) == 5
     assert "(watch," in capsys.readouterr().err
     assert watch.stop(signal.SIGINT) == 0
+
+
+def test_a_prompt_file_outside_the_spec_dir_is_watched(
+    project: Project, start_watch: Callable[..., WatchProcess]
+) -> None:
+    prompt = project.root / "prompts" / "ask.txt"
+    prompt.parent.mkdir()
+    prompt.write_text("Say something about: {content}")
+    project.write_input("notes", rows(3))
+    project.write_spec(
+        "notes", operation="run", categories=None, user_prompt_template_file="../prompts/ask.txt"
+    )
+    watch = start_watch(*FAST)
+    watch.wait_event("reconcile")
+    assert project.fake.count == 3
+    prompt.write_text("Describe in one word: {content}")
+    wait_for(lambda: project.fake.count == 6, what="the items re-sent with the new prompt")
+    assert all(c.startswith("Describe in one word") for c in project.sent_contents()[3:])
+    assert watch.wait_event("reconcile", count=2)[1]["changed"] == ["prompts/ask.txt"]
+
+
+def test_a_failing_job_is_logged_and_runs_once_its_input_exists(
+    project: Project, start_watch: Callable[..., WatchProcess]
+) -> None:
+    project.write_input("good", rows(1))
+    project.write_spec("good")
+    project.write_spec("later")  # its input data/later.jsonl does not exist yet
+    watch = start_watch(*FAST)
+    failed = watch.wait_event("job failed")[0]
+    assert failed["job"] == "later"
+    assert failed["location"] == "specs/later.yaml:1"
+    assert "later.jsonl" in failed["reason"]
+    assert len(project.output("good")) == 1
+    project.write_input("later", rows(2, start=10))
+    wait_for(lambda: len(project.output("later")) == 2, what="the job whose input appeared")
+    assert watch.process.poll() is None
+    assert project.fake.count == 3
+
+
+def test_jobs_downstream_of_a_changed_input_run_too(
+    project: Project, start_watch: Callable[..., WatchProcess]
+) -> None:
+    project.write_input("first", rows(2))
+    project.write_spec("first")
+    project.write_spec(
+        "second",
+        operation="summarize",
+        categories=None,
+        input={"path": "../out/first.jsonl", "content_field": "id"},
+    )
+    watch = start_watch(*FAST)
+    watch.wait_event("reconcile")
+    assert (len(project.output("first")), len(project.output("second"))) == (2, 2)
+    project.write_input("first", rows(1, start=2), append=True)
+    event = wait_for(lambda: watch.reconciles()[1:], what="the reconcile after the append")[0]
+    assert event["changed"] == ["data/first.jsonl"]
+    assert event["outcome"] == {"first": "applied", "second": "applied"}
+    assert (len(project.output("first")), len(project.output("second"))) == (3, 3)
+    assert project.fake.count == 2 + 2 + 1 + 1
+    time.sleep(0.4)  # the outputs it wrote itself are not changes to react to
+    assert len(watch.reconciles()) == 2
+
+
+def test_a_second_ctrl_c_aborts_at_once_with_130(
+    project: Project, start_watch: Callable[..., WatchProcess]
+) -> None:
+    project.write_input("reviews", rows(4))
+    project.write_spec("reviews")
+    project.fake.script(latency_ms=20_000)
+    watch = start_watch(*FAST)
+    wait_for(lambda: project.fake.stats()["in_flight"] > 0, what="a request in flight")
+    watch.process.send_signal(signal.SIGINT)
+    wait_for(lambda: "stopping" in watch.stderr, what="the first Ctrl-C to be taken")
+    started = time.monotonic()
+    assert watch.stop(signal.SIGINT) == 130
+    assert time.monotonic() - started < 5
