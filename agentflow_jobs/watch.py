@@ -128,8 +128,8 @@ class ReconcileReport:
 class _ApplyStop(threading.Event):
     """The stop event of one apply: set by a signal (the watcher's stop) or by the runner.
 
-    The runner sets its stop event when a whole request fails, to stop taking work for
-    that apply; that must end the one apply, never the watch loop.
+    Whatever the runner does with its stop event (it may set it to abandon one apply
+    after a failed request), that ends the one apply, never the watch loop.
     """
 
     def __init__(self, parent: threading.Event) -> None:
