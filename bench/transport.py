@@ -75,11 +75,11 @@ async def _httpx_run(url: str, concurrency: int, seconds: float, **client_kw: An
 async def _direct_run(url: str, concurrency: int, seconds: float) -> dict[str, float]:
     transport = AiohttpPoolTransport(max_connections=concurrency)
     timeout = transport.client_timeout({"connect": 10.0, "read": 30.0, "pool": 10.0, "total": 30.0})
-    target, body = httpx.URL(url), json.dumps(BODY).encode()
+    body = json.dumps(BODY).encode()
     headers = {"content-type": "application/json"}
 
     async def send() -> None:
-        response = await transport.post(target, body, headers, timeout)
+        response = await transport.post(url, body, headers, timeout)
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}")
         json.loads(response.content)

@@ -146,7 +146,10 @@ class OpenAICompatProvider:
         )
         self.limiter.settle(permit, 0)  # a refused request used no tokens
         if response.status == 429:
-            self.limiter.on_rate_limited(permit, error.retry_after)
+            pause = error.retry_after
+            if pause is not None:
+                pause = min(pause, self.retry.max_retry_after)
+            self.limiter.on_rate_limited(permit, pause)
         if _rejects_json_schema(response.status, body, payload):
             raise _SchemaRejected
         raise error
@@ -156,7 +159,7 @@ class OpenAICompatProvider:
         body = json.dumps(payload).encode()
         try:
             if isinstance(http, AiohttpPoolTransport):
-                return await http.post(self._url_object, body, self._header_map, self._aiohttp_timeout)
+                return await http.post(self._url, body, self._header_map, self._aiohttp_timeout)
             request = httpx.Request(
                 "POST", self._url_object, headers=self._headers, content=body, extensions=self._extensions
             )

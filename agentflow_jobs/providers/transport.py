@@ -61,15 +61,15 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
             )
         return self._session
 
-    def _proxy(self, url: httpx.URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-        origin = f"{url.scheme}://{url.netloc.decode('ascii')}"
-        found = self._proxies.get(origin)
+    def _proxy(self, url: str) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        found = self._proxies.get(url)
         if found is None:
             found = (None, None)
             if self._trust_env:
                 with contextlib.suppress(LookupError):
-                    found = get_env_proxy_for_url(URL(origin))
-            self._proxies[origin] = found
+                    found = get_env_proxy_for_url(URL(url))
+            if len(self._proxies) < 64:  # one provider talks to one or two URLs
+                self._proxies[url] = found
         return found
 
     def client_timeout(self, timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
@@ -82,13 +82,13 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
         return found
 
     async def post(
-        self, url: httpx.URL, body: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout
+        self, url: str, body: bytes, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout
     ) -> RawResponse:
         """POST a small body and read the whole answer: the provider's hot path."""
         proxy, proxy_auth = self._proxy(url)
         try:
             async with self._session_now().post(
-                str(url), data=body, headers=headers, allow_redirects=False,
+                url, data=body, headers=headers, allow_redirects=False,
                 timeout=timeout, proxy=proxy, proxy_auth=proxy_auth,
             ) as response:
                 return RawResponse(response.status, response.headers, await response.read())
@@ -103,7 +103,7 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.headers.raw}
         timeout = self.client_timeout(request.extensions.get("timeout") or {})
         try:
-            raw = await self.post(request.url, request.content, headers, timeout)
+            raw = await self.post(str(request.url), request.content, headers, timeout)
         except httpx.TransportError as exc:
             exc.request = request
             raise
