@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -129,6 +130,7 @@ def run(seconds: float = SECONDS) -> dict[str, Any]:
             for name, variant in _variants().items():
                 cell = asyncio.run(variant(url, concurrency, seconds))
                 figures.setdefault(name, {})[f"in_flight_{concurrency}"] = cell
+    figures["load_average_1min"] = round(os.getloadavg()[0], 2)
     return figures
 
 
