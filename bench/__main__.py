@@ -20,6 +20,7 @@ BENCHMARKS = [
     "bench.transport",
     "bench.engine",
     "bench.runner",
+    "bench.ratelimit",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -1,0 +1,370 @@
+"""`make chaos`: prove the invariants under kill -9, provider faults, torn files and fuzzing.
+
+Scenarios (figures in bench/reliability.json):
+
+- soak: rounds of ``agentflow-jobs apply`` on a 5,000-item job, each killed with SIGKILL
+  at a random moment and resumed by the next round, over sync and batch modes on the
+  embedded engine and on an ``agentflow-jobs serve`` subprocess (which is itself killed
+  mid-batch and restarted now and then); named crash points hit on purpose. Per round:
+  items lost, items duplicated, requests re-sent (counted at the fake provider process).
+- storm: the fake mixes 429 + Retry-After, 5xx, resets, stalls, truncated and malformed
+  replies; every item must end completed or failed with a fitting code, in bounded time.
+- torn: truncated/corrupt state file, half-written input line, full disk (tmpfs, or
+  RLIMIT_FSIZE when mounting is not allowed).
+- fuzz: hypothesis with many examples on the spec loader, templates and input readers.
+
+``python -m bench.chaos [--rounds N] [--quick] [--items N] [--only soak,storm,...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sqlite3
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.handles import FakeProviderProcess
+from tests.reliability import scenarios
+from tests.reliability.harness import (
+    Project,
+    ServeProcess,
+    count_lost_and_duplicated,
+    review_rows,
+)
+from tests.security import fuzzing
+
+REPORT = Path(__file__).resolve().parent / "reliability.json"
+CONCURRENCY = 64
+# sync: two chunks of `concurrency` in flight; batch: the engine's worker pool
+WINDOW = 2 * CONCURRENCY
+BATCH_SIZE = 500
+CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"))
+
+
+def provider_block(fake: FakeProviderProcess, **extra: Any) -> dict[str, Any]:
+    return {"type": "openai", "base_url": fake.base_url, "api_key": "sk-chaos", "model": "fake-model",
+            "concurrency": CONCURRENCY, "timeout": 10, **extra}
+
+
+@dataclass
+class Round:
+    config: str
+    job: int
+    kind: str  # kill | server_kill | crash:<point> | resume
+    exit_code: int
+    seconds: float
+    resent: int
+
+
+@dataclass
+class JobResult:
+    config: str
+    items: int
+    rounds: int
+    kills: int
+    requests: int
+    resent: int
+    lost: int
+    duplicated: int
+    batches_submitted: int | None
+    chunks: int | None
+    final_exit: int
+    final_stderr_tail: str = ""
+
+
+@dataclass
+class Soak:
+    rounds: list[Round] = field(default_factory=list)
+    jobs: list[JobResult] = field(default_factory=list)
+
+
+class SoakJob:
+    """One 5,000-item job in a fresh workspace, driven to completion through kills."""
+
+    def __init__(self, base: Path, fake: FakeProviderProcess, mode: str, transport: str,
+                 items: int, server: ServeProcess | None, number: int) -> None:
+        self.fake, self.mode, self.transport, self.server = fake, mode, transport, server
+        self.config = f"{mode}/{transport}"
+        self.number, self.items = number, items
+        root = base / f"{mode}-{transport}-{number}"
+        self.project = Project(root, provider_block(fake),
+                               remote_url=server.url if server else None)
+        self.project.write_input(review_rows(items))
+        spec: dict[str, Any] = {"mode": mode, "execution": {"batch_size": BATCH_SIZE,
+                                                            "concurrency": CONCURRENCY}}
+        if server is not None:
+            spec["profile"] = "remote"
+        self.project.write_spec(**spec)
+        self.start_count = fake.count
+        self.waste = 0
+        self.kills = 0
+        self.rounds = 0
+
+    def _store(self) -> Path | None:
+        if self.mode != "batch":
+            return None
+        return self.server.store if self.server else self.project.store
+
+    def _done(self) -> int:
+        store = self._store()
+        if store is None:
+            return self.project.ledger_rows()
+        since = getattr(self, "_store_mark", 0)
+        return _count(store, "SELECT count(*) FROM results") - since
+
+    def mark_store(self) -> None:
+        store = self._store()
+        self._store_mark = _count(store, "SELECT count(*) FROM results") if store else 0
+        self._batch_mark = _count(store, "SELECT count(*) FROM batches") if store else 0
+
+    def batches_submitted(self) -> int | None:
+        store = self._store()
+        if store is None:
+            return None
+        return _count(store, "SELECT count(*) FROM batches") - getattr(self, "_batch_mark", 0)
+
+    def measure(self, kind: str, code: int, seconds: float) -> Round:
+        """Requests sent but not kept: the ones a later round has to send again."""
+        if self.transport == "server" and self.mode == "sync":
+            self._settle()  # the server finishes the chunks a dead client had sent
+        done = self._done()
+        stats = self.fake.stats()
+        # a request still in flight at the provider may yet be kept (batch on a live server)
+        waste = (int(stats["requests"]) - int(stats["in_flight"]) - self.start_count) - done
+        resent = max(0, waste - self.waste)
+        self.waste = waste
+        self.rounds += 1
+        return Round(self.config, self.number, kind, code, round(seconds, 2), resent)
+
+    def _settle(self, timeout: float = 15.0) -> None:
+        """Wait until the provider has been idle for a moment."""
+        deadline = time.monotonic() + timeout
+        last = -1
+        while time.monotonic() < deadline:
+            stats = self.fake.stats()
+            if stats["in_flight"] == 0 and stats["requests"] == last:
+                return
+            last = stats["requests"]
+            time.sleep(0.3)
+
+    def kill_round(self, rng: random.Random, kill_server: bool) -> Round:
+        started = time.monotonic()
+        proc = self.project.start()
+        time.sleep(rng.uniform(0.6, 3.0))
+        kind = "kill"
+        if kill_server and self.server is not None and proc.poll() is None:
+            self.server.kill()
+            kind = "server_kill"
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            self.kills += 1
+        proc.communicate(timeout=60)
+        if kind == "server_kill" and self.server is not None:
+            self.server.start()
+        return self.measure(kind, proc.returncode, time.monotonic() - started)
+
+    def finish(self, **extra: str) -> tuple[Round, int, str]:
+        outcome = self.project.run(timeout=600, env=extra)
+        kind = "crash:" + extra["AGENTFLOW_CRASH_AT"] if extra else "resume"
+        return self.measure(kind, outcome.code, outcome.seconds), outcome.code, outcome.stderr
+
+    def verify(self, code: int, stderr: str) -> JobResult:
+        expected = [f"r{i}" for i in range(self.items)]
+        lost, duplicated = count_lost_and_duplicated(self.project.output_ids(), expected)
+        requests = self.fake.count - self.start_count
+        return JobResult(
+            self.config, self.items, self.rounds, self.kills, requests, requests - self.items,
+            lost, duplicated, self.batches_submitted(),
+            -(-self.items // BATCH_SIZE) if self.mode == "batch" else None, code,
+            "" if code == 0 else stderr[-800:],
+        )
+
+
+def _count(db: Path | None, sql: str) -> int:
+    if db is None or not db.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def run_soak(base: Path, fake: FakeProviderProcess, rounds: int, items: int, rng: random.Random,
+             deadline: float) -> Soak:
+    soak = Soak()
+    per_config = max(1, rounds // len(CONFIGS))
+    server = ServeProcess(base, provider_block(fake))
+    try:
+        for mode, transport in CONFIGS:
+            _soak_config(soak, base, fake, mode, transport, per_config, items, rng,
+                         server if transport == "server" else None, deadline)
+    finally:
+        server.stop()
+    return soak
+
+
+def _soak_config(soak: Soak, base: Path, fake: FakeProviderProcess, mode: str, transport: str,
+                 budget: int, items: int, rng: random.Random, server: ServeProcess | None,
+                 deadline: float) -> None:
+    used, number = 0, 0
+    while used < budget and time.monotonic() < deadline:
+        number += 1
+        job = SoakJob(base, fake, mode, transport, items, server, number)
+        job.mark_store()
+        kills = min(budget - used - 1, rng.randint(3, 7))
+        for turn in range(max(0, kills)):
+            kill_server = server is not None and mode == "batch" and turn % 3 == 1
+            soak.rounds.append(job.kill_round(rng, kill_server))
+            print(f"  soak {job.config} job {number} round {turn + 1}: {soak.rounds[-1].kind}"
+                  f" resent={soak.rounds[-1].resent}", file=sys.stderr, flush=True)
+        last, code, err = job.finish()
+        soak.rounds.append(last)
+        soak.jobs.append(job.verify(code, err))
+        used += job.rounds
+        print(f"  soak {job.config} job {number}: {asdict(soak.jobs[-1])}", file=sys.stderr, flush=True)
+
+
+CRASH_POINTS = (
+    ("after_submit:2", "batch"), ("before_ledger_commit:3", "batch"),
+    ("before_ledger_commit:5", "sync"), ("after_ledger_commit:5", "sync"),
+    ("mid_output_write", "sync"),
+)
+
+
+def run_crash_points(base: Path, fake: FakeProviderProcess, items: int, soak: Soak) -> None:
+    """Each named window once: crash there (exit 137), then resume to a complete output."""
+    for number, (point, mode) in enumerate(CRASH_POINTS, start=1000):
+        job = SoakJob(base, fake, mode, "embedded", items, None, number)
+        job.config = f"{mode}/embedded@{point}"
+        job.mark_store()
+        crashed, code, err = job.finish(AGENTFLOW_CRASH_AT=point)
+        crashed.exit_code = code
+        job.kills += 1
+        soak.rounds.append(crashed)
+        last, code, err = job.finish()
+        soak.rounds.append(last)
+        result = job.verify(code, err)
+        if crashed.exit_code != 137:
+            result.final_stderr_tail = f"crash point {point} not reached (exit {crashed.exit_code})"
+        soak.jobs.append(result)
+        print(f"  crash {point}: {asdict(result)}", file=sys.stderr, flush=True)
+
+
+def soak_figures(soak: Soak) -> dict[str, Any]:
+    jobs = [asdict(j) for j in soak.jobs]
+    return {
+        "rounds": len(soak.rounds),
+        "kills": sum(j.kills for j in soak.jobs),
+        "jobs": jobs,
+        "rounds_by_kind": _histogram(r.kind.split(":")[0] for r in soak.rounds),
+        "items_lost_total": sum(j.lost for j in soak.jobs),
+        "items_duplicated_total": sum(j.duplicated for j in soak.jobs),
+        "max_resent_per_round": max((r.resent for r in soak.rounds), default=0),
+        "resent_total": sum(max(0, j.resent) for j in soak.jobs),
+        "jobs_not_completed": sum(1 for j in soak.jobs if j.final_exit != 0),
+        "duplicate_batch_submissions": sum(
+            (j.batches_submitted or 0) - (j.chunks or 0) for j in soak.jobs
+            if j.batches_submitted is not None and j.batches_submitted > (j.chunks or 0)),
+        "window": WINDOW,
+    }
+
+
+def _histogram(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[value] = out.get(value, 0) + 1
+    return out
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=100, help="kill -9 soak rounds in total")
+    parser.add_argument("--items", type=int, default=5000, help="items per soak job")
+    parser.add_argument("--quick", action="store_true", help="a short run: 16 rounds, short fuzz")
+    parser.add_argument("--only", default="soak,crash,storm,torn,fuzz",
+                        help="comma-separated scenarios to run")
+    parser.add_argument("--budget-s", type=float, default=1080,
+                        help="stop starting soak jobs after this many seconds")
+    parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--output", type=Path, default=REPORT)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    if args.quick:
+        args.rounds = min(args.rounds, 16)
+    wanted = set(args.only.split(","))
+    started = time.monotonic()
+    rng = random.Random(args.seed)
+    report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "args": {k: str(v) for k, v in vars(args).items()}}
+    with tempfile.TemporaryDirectory(prefix="agentflow-chaos-") as tmp, \
+            FakeProviderProcess(latency_ms=2) as fake:
+        base = Path(tmp)
+        soak = Soak()
+        if "soak" in wanted:
+            print("soak: kill -9 rounds", file=sys.stderr, flush=True)
+            soak = run_soak(base, fake, args.rounds, args.items, rng, started + args.budget_s)
+        if "crash" in wanted:
+            print("crash points", file=sys.stderr, flush=True)
+            run_crash_points(base, fake, min(args.items, 2000), soak)
+        report["soak"] = soak_figures(soak)
+        _save(args.output, report)
+        fake.reset()
+        if "storm" in wanted:
+            report["storm"] = scenarios.provider_storm(base, fake, items=1000)
+            _save(args.output, report)
+        if "torn" in wanted:
+            report["torn"] = scenarios.torn_files(base, fake, items=2000)
+            _save(args.output, report)
+    if "fuzz" in wanted:
+        report["fuzz"] = fuzzing.fuzz_all(200 if args.quick else 3000)
+    report["seconds"] = round(time.monotonic() - started, 1)
+    report["summary"] = summary(report)
+    _save(args.output, report)
+    print(json.dumps(report["summary"], indent=2))
+    return 0 if report["summary"]["ok"] else 1
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    soak = report.get("soak", {})
+    checks = {
+        "no_items_lost": soak.get("items_lost_total", 0) == 0,
+        "no_items_duplicated": soak.get("items_duplicated_total", 0) == 0,
+        "resent_within_window": soak.get("max_resent_per_round", 0) <= WINDOW,
+        "every_job_completed": soak.get("jobs_not_completed", 0) == 0,
+        "no_duplicate_batches": soak.get("duplicate_batch_submissions", 0) == 0,
+    }
+    for name in ("storm", "torn", "fuzz"):
+        if name in report:
+            checks[f"{name}_ok"] = bool(report[name].get("ok"))
+    return {
+        "rounds": soak.get("rounds", 0),
+        "items_lost_total": soak.get("items_lost_total", 0),
+        "items_duplicated_total": soak.get("items_duplicated_total", 0),
+        "max_resent_per_round": soak.get("max_resent_per_round", 0),
+        "window": WINDOW,
+        "seconds": report.get("seconds"),
+        "checks": checks,
+        "ok": all(checks.values()),
+    }
+
+
+def _save(path: Path, report: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""Fault scenarios shared by the fast reliability tests (small) and `make chaos` (large).
+
+Each returns a JSON-ready dict of figures with an ``ok`` verdict, so the benchmark can
+report it and a test can assert it. The fake provider is the separate process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from tests.fakes.handles import FakeProvider, FakeProviderProcess
+from tests.reliability.harness import Outcome, Project, count_lost_and_duplicated, review_rows
+
+# the in-process fake (fast tests) or the separate process (chaos): the same surface
+Fake = FakeProvider | FakeProviderProcess
+# what an item that finally failed against a faulty provider may say
+STORM_CODES = frozenset({"rate_limited", "provider_error", "timeout", "invalid_output"})
+STORM_RULES: tuple[dict[str, Any], ...] = (
+    {"status": 429, "retry_after": 0.2, "rate": 0.05, "seed": 1},
+    {"status": 500, "rate": 0.04, "seed": 2},
+    {"status": 503, "rate": 0.02, "seed": 3},
+    {"fault": "reset", "rate": 0.03, "seed": 4},
+    {"latency_ms": 2500, "rate": 0.02, "seed": 5},  # a stall past the 1 s timeout
+    {"fault": "hang", "rate": 0.01, "seed": 6},
+    {"fault": "truncated", "rate": 0.03, "seed": 7},
+    {"fault": "malformed", "rate": 0.03, "seed": 8},
+    {"fault": "non_json", "rate": 0.02, "seed": 9},
+)
+TIMEOUT_S = 1.0
+MAX_ATTEMPTS = 3
+
+
+def traceback_free(outcome: Outcome) -> bool:
+    return "Traceback (most recent call last)" not in outcome.stderr + outcome.stdout
+
+
+def provider_block(fake: Fake, **extra: Any) -> dict[str, Any]:
+    return {"type": "openai", "base_url": fake.base_url, "api_key": "sk-reliability",
+            "model": "fake-model", "concurrency": 32, **extra}
+
+
+def provider_storm(base: Path, fake: Fake, *, items: int) -> dict[str, Any]:
+    """Every item ends completed or failed with a fitting code; nothing waits forever."""
+    fake.reset()
+    for rule in STORM_RULES:
+        fake.script(**rule)
+    project = Project(base / "storm", provider_block(fake, timeout=TIMEOUT_S,
+                                                       max_attempts=MAX_ATTEMPTS))
+    project.write_input(review_rows(items))
+    project.write_spec(execution={"max_failure_rate": 1.0, "concurrency": 32})
+    # generous: every attempt of every item stalling, spread over the concurrency
+    bound = 60 + items * MAX_ATTEMPTS * (TIMEOUT_S + 1) / 32
+    outcome = project.run(timeout=bound)
+    stats = fake.stats()
+    fake.reset()
+    ids = project.output_ids()
+    errors = project.error_rows()
+    expected = [f"r{i}" for i in range(items)]
+    lost, duplicated = count_lost_and_duplicated(ids + [e["id"] for e in errors], expected)
+    codes = Counter(str(e["code"]) for e in errors)
+    figures: dict[str, Any] = {
+        "items": items, "exit_code": outcome.code, "seconds": round(outcome.seconds, 1),
+        "bound_s": round(bound, 1), "completed": len(ids), "failed": len(errors),
+        "error_codes": dict(codes), "lost": lost, "duplicated": duplicated,
+        "provider": {"requests": stats["requests"], "by_status": stats["by_status"]},
+        "rules": list(STORM_RULES),
+    }
+    figures["ok"] = (outcome.code in (0, 1) and lost == 0 and duplicated == 0
+                     and set(codes) <= STORM_CODES and traceback_free(outcome))
+    return figures
+
+
+def _completed_project(base: Path, fake: Fake, name: str, items: int) -> Project:
+    project = Project(base / name, provider_block(fake))
+    project.write_input(review_rows(items))
+    project.write_spec()
+    outcome = project.run()
+    if outcome.code != 0:
+        raise RuntimeError(f"setup apply failed ({outcome.code}): {outcome.stderr[-600:]}")
+    return project
+
+
+def _drop_sidecars(db: Path) -> None:
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{db}{suffix}").unlink()
+
+
+def torn_state(base: Path, fake: Fake, *, items: int, how: str) -> dict[str, Any]:
+    """A truncated or garbage state file: exit 5 naming the state, or a clean recovery."""
+    project = _completed_project(base, fake, f"state-{how}", items)
+    before = project.output_path.read_bytes()
+    _drop_sidecars(project.state)
+    data = project.state.read_bytes()
+    if how == "truncated":
+        project.state.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        project.state.write_bytes(b"this is not a database\n" * 64)
+    else:  # header kept, pages zeroed: a file that opens and then fails
+        project.state.write_bytes(data[:100] + b"\0" * (len(data) - 100))
+    outcome = project.run()
+    output_kept = project.output_path.read_bytes() == before
+    clear = outcome.code == 5 and "state" in outcome.stderr.lower()
+    recovered = outcome.code == 0 and project.output_ids() == [f"r{i}" for i in range(items)]
+    return {"how": how, "exit_code": outcome.code, "clear_error": clear, "recovered": recovered,
+            "output_kept": output_kept, "stderr_tail": outcome.stderr.strip()[-300:],
+            "ok": (clear or recovered) and output_kept and traceback_free(outcome)}
+
+
+def torn_input(base: Path, fake: Fake, *, items: int) -> dict[str, Any]:
+    """A half-written last input line is one located per-item error, the rest is answered."""
+    project = Project(base / "torn-input", provider_block(fake))
+    project.write_input(review_rows(items), tail='{"rid": "r-torn", "content": "half wri')
+    project.write_spec(execution={"max_failure_rate": 0.5})
+    outcome = project.run()
+    errors = project.error_rows()
+    ids = project.output_ids()
+    torn = [e for e in errors if e.get("line") == items + 1]
+    return {"exit_code": outcome.code, "completed": len(ids), "errors": errors[:3],
+            "ok": (outcome.code == 0 and ids == [f"r{i}" for i in range(items)]
+                   and len(errors) == 1 and len(torn) == 1 and traceback_free(outcome))}
+
+
+@contextlib.contextmanager
+def small_disk(base: Path, size_kb: int) -> Iterator[tuple[Path, str]]:
+    """A tmpfs of ``size_kb`` when mounting works (root), else a plain folder."""
+    folder = base / "small-disk"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(folder)],
+                             capture_output=True).returncode == 0
+    try:
+        yield folder, "tmpfs" if mounted else "rlimit"
+    finally:
+        if mounted:
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def full_disk(base: Path, fake: Fake, *, items: int) -> dict[str, Any]:
+    """No space for the state/output: a clear error, then a full recovery with room again."""
+    size_kb = 48 + items * 64 // 1024
+    with small_disk(base, size_kb) as (folder, how):
+        project = Project(folder / "ws", provider_block(fake))
+        project.write_input(review_rows(items))
+        project.write_spec()
+        limit = size_kb * 1024 if how == "rlimit" else None
+        start = fake.count
+        full = project.run(fsize_limit=limit)
+        partial = project.output_ids()
+        # move the workspace to a roomy disk, as a user freeing space would
+        roomy = base / "full-disk-after"
+        shutil.copytree(project.root, roomy)
+    moved = Project(roomy, provider_block(fake))
+    recovered = moved.run()
+    ids = moved.output_ids()
+    lost, duplicated = count_lost_and_duplicated(ids, [f"r{i}" for i in range(items)])
+    return {"how": how, "full_exit_code": full.code, "full_stderr_tail": full.stderr.strip()[-300:],
+            "partial_output_rows": len(partial), "recovered_exit_code": recovered.code,
+            "lost": lost, "duplicated": duplicated, "requests": fake.count - start,
+            "ok": (full.code != 0 and not partial and traceback_free(full)
+                   and recovered.code == 0 and lost == 0 and duplicated == 0)}
+
+
+def torn_files(base: Path, fake: Fake, *, items: int) -> dict[str, Any]:
+    fake.reset()
+    results: dict[str, Any] = {
+        "state_truncated": torn_state(base, fake, items=items, how="truncated"),
+        "state_garbage": torn_state(base, fake, items=items, how="garbage"),
+        "state_zeroed": torn_state(base, fake, items=items, how="zeroed"),
+        "input_half_line": torn_input(base, fake, items=items),
+        "full_disk": full_disk(base, fake, items=items),
+    }
+    results["ok"] = all(r["ok"] for r in results.values())
+    return results
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
