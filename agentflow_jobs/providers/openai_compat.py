@@ -32,7 +32,7 @@ from agentflow_jobs.providers.retry import (
     status_failure,
     transport_failure,
 )
-from agentflow_jobs.providers.transport import AiohttpPoolTransport, RawResponse
+from agentflow_jobs.providers.transport import AiohttpPoolTransport, RawResponse, aiohttp_timeout
 from agentflow_jobs.wire import Usage
 
 __all__ = ["OpenAICompatProvider", "parse_reply"]
@@ -87,6 +87,7 @@ class OpenAICompatProvider:
         self._extensions = {"timeout": httpx.Timeout(
             timeout, connect=connect, read=read_timeout or timeout, pool=connect
         ).as_dict()}
+        self._aiohttp_timeout = aiohttp_timeout({**self._extensions["timeout"], "total": timeout})
         self.retry = retry or RetryPolicy(max_attempts=max_attempts)
         self.limiter = limiter or Limiter(
             concurrency=concurrency,
@@ -99,7 +100,6 @@ class OpenAICompatProvider:
         self.json_schema_supported = True
         self._http: httpx.AsyncBaseTransport | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
-        self._aiohttp_timeout: Any = None
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAICompatProvider(base_url={self.base_url!r}, model={self.default_model!r})"
@@ -181,9 +181,7 @@ class OpenAICompatProvider:
     def _make_transport(self) -> httpx.AsyncBaseTransport:
         size = self.limiter.max_concurrency
         if self._transport == "aiohttp":
-            http = AiohttpPoolTransport(max_connections=size)
-            self._aiohttp_timeout = http.client_timeout({**self._extensions["timeout"], "total": self._total_timeout})
-            return http
+            return AiohttpPoolTransport(max_connections=size)
         limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30)
         return httpx.AsyncHTTPTransport(limits=limits)
 

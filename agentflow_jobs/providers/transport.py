@@ -24,7 +24,7 @@ import httpx
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-__all__ = ["AiohttpPoolTransport", "RawResponse"]
+__all__ = ["AiohttpPoolTransport", "RawResponse", "aiohttp_timeout"]
 
 
 class RawResponse(NamedTuple):
@@ -73,12 +73,11 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
         return found
 
     def client_timeout(self, timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
-        """aiohttp's timeout for an httpx timeout dict (connect/read/pool, plus total)."""
+        """aiohttp's timeout for an httpx timeout dict, cached (one per provider in practice)."""
         key = tuple(timeout.get(k) for k in ("connect", "read", "pool", "total"))
         found = self._timeouts.get(key)
         if found is None:
-            found = aiohttp.ClientTimeout(total=key[3], sock_connect=key[0], sock_read=key[1], connect=key[2])
-            self._timeouts[key] = found
+            found = self._timeouts[key] = aiohttp_timeout(timeout)
         return found
 
     async def post(
@@ -114,6 +113,16 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+def aiohttp_timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:
+    """httpx's timeout keys (connect, read, pool) plus ``total`` as an aiohttp timeout."""
+    return aiohttp.ClientTimeout(
+        total=timeout.get("total"),
+        sock_connect=timeout.get("connect"),
+        sock_read=timeout.get("read"),
+        connect=timeout.get("pool"),
+    )
 
 
 def _httpx_error(exc: aiohttp.ClientError) -> httpx.TransportError:
