@@ -125,6 +125,9 @@ def _scenario(fake: FakeProviderProcess, latency_ms: int) -> dict[str, Any]:
         ideal = CONCURRENCY / (latency_ms / 1000.0)
         figures["ideal_items_per_s"] = ideal
         figures["executor_vs_ideal"] = round(figures["executor_items_per_s"] / ideal, 3)
+        # how far the plain loop itself gets tells machine load apart from engine cost
+        figures["plain_vs_ideal"] = round(figures["plain_aiohttp_items_per_s"] / ideal, 3)
+        figures["executor_vs_plain"] = round(figures["executor_items_per_s"] / figures["plain_aiohttp_items_per_s"], 3)
         figures["target"] = ">= 0.90 of ideal"
         figures["meets_target"] = figures["executor_vs_ideal"] >= 0.9
     else:
