@@ -172,3 +172,13 @@ def test_provider_survives_a_new_event_loop(fake_provider: FakeProvider) -> None
     asyncio.run(provider.aclose())
     assert fake_provider.count == 2
     assert API_KEY not in repr(provider)
+
+
+@pytest.mark.parametrize("fault", ["non_json", "wrong_label", "empty"])
+def test_bad_content_is_the_operations_business_not_retried_here(
+    fake_provider: FakeProvider, fault: str
+) -> None:
+    fake_provider.script(fault=fault, times=1)
+    [reply] = chat(fake_provider.base_url, request("great", response_format=LABEL_FORMAT))
+    assert reply.finish_reason == "stop" and fake_provider.count == 1
+    assert "positive" not in reply.text
