@@ -15,8 +15,12 @@ def __getattr__(name: str) -> Any:
         from tests.fakes import handles
 
         return getattr(handles, name)
-    if name in ("FAULTS", "FakeProviderServer", "Rule"):
+    if name in ("FAULTS", "Rule"):
+        from tests.fakes import script
+
+        return getattr(script, name)
+    if name == "FakeProviderServer":
         from tests.fakes import provider
 
-        return getattr(provider, name)
+        return provider.FakeProviderServer
     raise AttributeError(name)

@@ -1,0 +1,184 @@
+"""The fake provider's script: rules, what they do to one request, and the counters.
+
+Every ``script(...)`` call appends a Rule; for each request all rules that apply
+(``match`` substring in the messages, ``times`` left, ``rate`` roll) are consumed and
+merged into Effects: the first status/fault wins, the largest latency wins. FakeState
+also holds the settings (rpm, rpm_window_s, require_api_key) and the counters, and is
+only ever touched from the server's event loop.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
+
+from tests.fakes import replies
+
+FAULTS = frozenset(
+    {
+        "malformed",  # 200 with a body that is not JSON
+        "non_json",  # 200, valid envelope, content is prose instead of JSON
+        "missing_choices",  # 200, valid JSON without "choices"
+        "empty",  # 200, empty content
+        "wrong_label",  # enum values replaced by a value the schema does not allow
+        "truncated",  # finish_reason "length", content cut in half
+        "hang",  # never answers until reset/close
+        "reset",  # the connection is reset instead of answered
+        "reject_json_schema",  # 400 for response_format json_schema, like older servers
+    }
+)
+SETTINGS = ("rpm", "rpm_window_s", "require_api_key")
+KEPT_REQUESTS = 2000
+
+
+class Connection(Protocol):
+    """What the state needs of a hung connection: a way to drop it on reset."""
+
+    def abort(self, *, reset: bool = False) -> None: ...
+
+
+@dataclass
+class Rule:
+    """One scripted behaviour; with no ``times``/``rate``/``match`` it applies to all."""
+
+    latency_ms: float = 0.0
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_ms: float | None = None
+    fault: str | None = None
+    logprobs: bool | None = None
+    times: int | None = None
+    rate: float | None = None
+    seed: int = 0
+    match: str | None = None
+    body: str | None = None
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown fault {self.fault!r}; one of {sorted(FAULTS)}")
+        self._rng = random.Random(self.seed)
+
+    def applies(self, text: str, body: dict[str, Any]) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.match is not None and self.match not in text:
+            return False
+        if self.fault == "reject_json_schema":
+            fmt = body.get("response_format")
+            if not (isinstance(fmt, dict) and fmt.get("type") == "json_schema"):
+                return False
+        if self.rate is not None and self._rng.random() >= self.rate:
+            return False
+        if self.times is not None:
+            self.times -= 1
+        return True
+
+
+@dataclass
+class Effects:
+    """The merged rules for one request."""
+
+    latency_ms: float = 0.0
+    status: int | None = None
+    retry_after: float | None = None
+    retry_after_ms: float | None = None
+    fault: str | None = None
+    logprobs: bool = False
+    body: str | None = None
+
+    def merge(self, rule: Rule) -> None:
+        self.latency_ms = max(self.latency_ms, rule.latency_ms)
+        if self.status is None and self.fault is None and (rule.status or rule.fault):
+            self.status, self.fault, self.body = rule.status, rule.fault, rule.body
+            self.retry_after, self.retry_after_ms = rule.retry_after, rule.retry_after_ms
+        if rule.logprobs is not None:
+            self.logprobs = rule.logprobs
+
+
+_RULE_FIELDS = {f.name for f in fields(Rule) if not f.name.startswith("_")}
+
+
+class FakeState:
+    """Rules, counters and recent requests; touched only from the server's loop."""
+
+    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None) -> None:
+        self.base_latency_ms = latency_ms
+        self.base_rpm = rpm
+        self.hung: set[Connection] = set()
+        self.generation = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.generation += 1
+        self.rules: list[Rule] = [Rule(latency_ms=self.base_latency_ms)] if self.base_latency_ms else []
+        self.rpm: int | None = self.base_rpm
+        self.rpm_window_s = 60.0
+        self.require_api_key: str | None = None
+        self.count = 0
+        self.by_status: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.bodies: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
+        self.headers: deque[dict[str, str]] = deque(maxlen=KEPT_REQUESTS)
+        self.accepted: deque[float] = deque()
+        for conn in list(self.hung):
+            conn.abort()
+        self.hung.clear()
+
+    def apply_script(self, data: dict[str, Any]) -> None:
+        """Add rules / change settings; unknown keys are an error, not a silent no-op."""
+        data = dict(data)
+        if data.pop("replace", False):
+            self.rules = []
+        for key in SETTINGS:
+            if key in data:
+                setattr(self, key, data.pop(key))
+        self.rpm_window_s = float(self.rpm_window_s)
+        rules = data.pop("rules", None)
+        for item in rules or []:
+            self.rules.append(_make_rule(item))
+        if data:
+            self.rules.append(_make_rule(data))
+
+    def plan(self, body: dict[str, Any]) -> Effects:
+        effects = Effects()
+        if not self.rules:
+            return effects
+        text = replies.prompt_text(body)
+        for rule in self.rules:
+            if rule.applies(text, body):
+                effects.merge(rule)
+        return effects
+
+    def rpm_wait(self, now: float) -> float | None:
+        """Seconds until a request fits the server-side RPM limit, or None if it fits now."""
+        if not self.rpm:
+            return None
+        window = self.rpm_window_s
+        allowed = max(1, int(self.rpm * window / 60.0))
+        while self.accepted and self.accepted[0] <= now - window:
+            self.accepted.popleft()
+        if len(self.accepted) >= allowed:
+            return self.accepted[0] + window - now
+        self.accepted.append(now)
+        return None
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "requests": self.count,
+            "by_status": dict(self.by_status),
+            "in_flight": self.in_flight,
+            "max_in_flight": self.max_in_flight,
+        }
+
+
+def _make_rule(data: dict[str, Any]) -> Rule:
+    unknown = set(data) - _RULE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown script keys {sorted(unknown)}; known: {sorted(_RULE_FIELDS | set(SETTINGS))}")
+    return Rule(**data)
+
+
