@@ -5,10 +5,11 @@ Figures:
   first apply of n items (sync mode, classify) — 100k and 1M; memory must stay flat:
   ``rss_ratio`` = peak RSS at 1M / at 100k, target ≤ 1.25;
 - ``plan_unchanged_s``: `plan` of the unchanged 1M-item job (fingerprints match, no read);
-- ``plan_rescan_s``: `plan` after touching the input (every item hashed and looked up);
-- ``reapply_touched_s`` / ``reapply_unchanged_s``: re-apply after the touch (full scan and
-  output rewrite) and then of the untouched job (fingerprints only);
-- ``reapply_requests``: requests the fake saw during both re-applies (target 0).
+- ``plan_touched_s`` / ``reapply_touched_s``: after touching the input (same bytes: one
+  SHA-256 of the file, no scan) — and ``reapply_unchanged_s`` after that;
+- ``reapply_requests``: requests the fake saw during those re-applies (target 0);
+- ``plan_rescan_s`` / ``apply_one_more_s``: after appending one row (every item hashed and
+  looked up in the ledger; ``apply_one_more_requests`` should be 1).
 
 ``python -m bench.runner --quick`` (or AGENTFLOW_BENCH_QUICK=1) uses 5k / 50k items.
 """
@@ -81,6 +82,26 @@ def _run(root: Path, env: dict[str, str], *args: str) -> tuple[float, float, int
     return time.perf_counter() - started, usage.ru_maxrss / 1024, proc.returncode
 
 
+def _incremental_figures(
+    root: Path, env: dict[str, str], fake: FakeProviderProcess, count: int
+) -> dict[str, Any]:
+    """Plan and re-apply an applied job: unchanged, touched, then with one row appended."""
+    data = root / "data" / "items.jsonl"
+    figures: dict[str, Any] = {"plan_unchanged_s": round(_run(root, env, "plan")[0], 2)}
+    os.utime(data)
+    figures["plan_touched_s"] = round(_run(root, env, "plan")[0], 2)
+    fake.reset()
+    figures["reapply_touched_s"] = round(_run(root, env, "apply")[0], 2)
+    figures["reapply_unchanged_s"] = round(_run(root, env, "apply")[0], 2)
+    figures["reapply_requests"] = fake.count
+    with open(data, "a") as handle:
+        handle.write(json.dumps({"rid": f"r{count}", "content": "One more: it was great."}) + "\n")
+    figures["plan_rescan_s"] = round(_run(root, env, "plan")[0], 2)
+    figures["apply_one_more_s"] = round(_run(root, env, "apply")[0], 2)
+    figures["apply_one_more_requests"] = fake.count - figures["reapply_requests"]
+    return figures
+
+
 def _apply_figures(count: int, fake: FakeProviderProcess, *, full: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-runner-") as tmp:
         root = Path(tmp)
@@ -96,13 +117,7 @@ def _apply_figures(count: int, fake: FakeProviderProcess, *, full: bool) -> dict
             "requests": fake.count,
         }
         if full:
-            figures["plan_unchanged_s"] = round(_run(root, env, "plan")[0], 2)
-            os.utime(root / "data" / "items.jsonl")
-            figures["plan_rescan_s"] = round(_run(root, env, "plan")[0], 2)
-            fake.reset()
-            figures["reapply_touched_s"] = round(_run(root, env, "apply")[0], 2)
-            figures["reapply_unchanged_s"] = round(_run(root, env, "apply")[0], 2)
-            figures["reapply_requests"] = fake.count
+            figures.update(_incremental_figures(root, env, fake, count))
         return figures
 
 
@@ -112,13 +127,14 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     with FakeProviderProcess(latency_ms=0) as fake:
         first = _apply_figures(small, fake, full=False)
         second = _apply_figures(large, fake, full=True)
+    incremental = {
+        k: second.pop(k) for k in list(second) if k.startswith(("plan_", "reapply_", "apply_one"))
+    }
     return {
         f"apply_{small}": first,
         f"apply_{large}": second,
         "rss_ratio": round(second["peak_rss_mib"] / first["peak_rss_mib"], 3),
-        "plan_unchanged_s": second.pop("plan_unchanged_s"),
-        "plan_rescan_s": second.pop("plan_rescan_s"),
-        "reapply_requests": second.pop("reapply_requests"),
+        **incremental,
         "quick": quick,
     }
 

@@ -26,6 +26,7 @@ from agentflow_jobs.runner.output import OutputSummary, write_output
 from agentflow_jobs.runner.plan import (
     JobPlan,
     file_fingerprint,
+    input_fingerprint,
     job_fingerprint,
     order_jobs,
     plan_job,
@@ -236,7 +237,7 @@ def _apply_one(
     structlog.contextvars.bind_contextvars(job=job.name)
     report = JobReport(name=job.name, status="new", output=str(job.output_path))
     try:
-        input_fp = file_fingerprint(job.input_path)
+        input_fp = input_fingerprint(job.input_path)
         plan = plan_job(job, state, mode=mode, force=force, retry=retry)
         report.status, report.mode, report.total, report.cached = (
             plan.status,
@@ -366,7 +367,7 @@ def cancel_job(
 
             asyncio.run(run())
         summary = write_output(job, ws.state)
-        _finish(job, ws.state, report, summary, file_fingerprint(job.input_path), "cancel")
+        _finish(job, ws.state, report, summary, input_fingerprint(job.input_path), "cancel")
         report.status = "cancelled"
         report.message = f"{len(open_batches)} batch(es) cancelled"
     return report

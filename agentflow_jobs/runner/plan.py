@@ -8,6 +8,7 @@ failed ones are kept (``retry`` re-sends them), the rest are to send.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,10 +24,12 @@ __all__ = [
     "blocks",
     "drift",
     "file_fingerprint",
+    "input_fingerprint",
     "job_fingerprint",
     "order_jobs",
     "plan_job",
     "resolve_mode",
+    "same_input",
     "upstream_of",
 ]
 
@@ -40,6 +43,34 @@ def file_fingerprint(path: Path) -> str | None:
     except OSError:
         return None
     return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def input_fingerprint(path: Path) -> str | None:
+    """``size:mtime:sha256``: a touched but identical input is still recognised."""
+    quick = file_fingerprint(path)
+    if quick is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return f"{quick}:{digest.hexdigest()}"
+
+
+def same_input(stored: str | None, path: Path) -> bool:
+    """Whether ``path`` still holds what ``stored`` fingerprinted (hashing only if touched)."""
+    if stored is None:
+        return False
+    quick = file_fingerprint(path)
+    if quick is not None and stored.startswith(quick + ":"):
+        return True
+    if quick is None or quick.split(":", 1)[0] != stored.split(":", 1)[0]:
+        return False  # another size: changed, no need to read it
+    current = input_fingerprint(path)
+    return current is not None and current.rsplit(":", 1)[-1] == stored.rsplit(":", 1)[-1]
 
 
 @dataclass
@@ -164,7 +195,7 @@ def drift(
             reasons.append("model")
         if len(old) == 3 and old[1] != new[1]:
             reasons.append("output settings")
-    if input_fp != file_fingerprint(job.input_path):
+    if not same_input(input_fp, job.input_path):
         reasons.append("input")
     if output_fp != file_fingerprint(job.output_path):
         reasons.append("output")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from typing import Any
 
 from tests.runner.conftest import Workspace, reviews
@@ -129,3 +130,13 @@ def test_force_sends_each_distinct_item_once(ws: Workspace, fake_provider: Any) 
     assert ws.run("apply", "--force") == 0
     assert fake_provider.count == 3
     assert len(ws.output()) == 6
+
+
+def test_a_touched_but_identical_input_is_up_to_date(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+    path = ws.write_input("reviews.jsonl", reviews(4))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    os.utime(path, ns=(1, 1))
+    capsys.readouterr()
+    assert ws.run("plan", "--json", "--exit-code") == 0
+    assert json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "up_to_date"
