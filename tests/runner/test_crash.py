@@ -64,19 +64,28 @@ def _assert_complete(ws: Workspace, total: int = TOTAL) -> None:
     assert ids == [f"r{i}" for i in range(total)]
 
 
+def _kill_after(proc: subprocess.Popen[bytes], fake: Any, requests: int) -> bool:
+    """SIGKILL once the provider has seen ``requests`` more requests; False if it finished."""
+    target = fake.count + requests
+    while proc.poll() is None:
+        if fake.count >= target:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            return True
+        time.sleep(0.01)
+    proc.communicate(timeout=30)
+    return False
+
+
 @pytest.mark.parametrize("mode", ["sync", "batch"])
 def test_kill_9_at_random_points_then_resume(ws: Workspace, slow_fake: Any, mode: str) -> None:
     ws.write_input("reviews.jsonl", reviews(TOTAL))
     ws.write_spec(mode=mode, execution={"batch_size": 500})
     rng = random.Random(mode)
-    kills = 0
-    for _ in range(3):
-        proc = _start(ws, slow_fake)
-        time.sleep(rng.uniform(0.7, 1.6))
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
-            kills += 1
-        proc.communicate(timeout=30)
+    kills = sum(
+        _kill_after(_start(ws, slow_fake), slow_fake, rng.randint(100, 600)) for _ in range(3)
+    )
+    assert kills >= 2
     code, err = _finish(ws, slow_fake)
     assert code == 0, err
     _assert_complete(ws)
@@ -119,9 +128,13 @@ def test_previous_output_survives_a_crash_mid_write(ws: Workspace, slow_fake: An
     assert slow_fake.count == 60
 
 
-def test_sigint_stops_cleanly_keeps_results_and_exits_130(ws: Workspace, slow_fake: Any) -> None:
+def test_sigint_stops_cleanly_keeps_results_and_exits_130(
+    ws: Workspace, fake_provider_factory: Callable[..., Any]
+) -> None:
+    # 32 items in flight at 50 ms: the run takes seconds, so the signal lands mid-way
+    slow_fake = fake_provider_factory(latency_ms=50)
     ws.write_input("reviews.jsonl", reviews(TOTAL))
-    ws.write_spec()
+    ws.write_spec(execution={"concurrency": 16, "chunk_size": 16})
     proc = _start(ws, slow_fake)
     deadline = time.monotonic() + 30
     state_ready = ws.state.exists()

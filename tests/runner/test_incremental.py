@@ -132,7 +132,9 @@ def test_force_sends_each_distinct_item_once(ws: Workspace, fake_provider: Any) 
     assert len(ws.output()) == 6
 
 
-def test_a_touched_but_identical_input_is_up_to_date(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+def test_a_touched_but_identical_input_is_up_to_date(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
     path = ws.write_input("reviews.jsonl", reviews(4))
     ws.write_spec()
     assert ws.run("apply") == 0
