@@ -61,6 +61,10 @@ def test_detach_submits_and_a_later_apply_collects(
     assert all(batch_id for batch_id, _, _ in _batch_rows(ws))
     assert ws.run("plan", "--json") == 0
     assert json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "running"
+    assert ws.run("status", "--json") == 0
+    in_flight = json.loads(capsys.readouterr().out)["jobs"][0]["batches_in_flight"]
+    assert [b["items"] for b in in_flight] == [5, 5, 2]
+    assert all(b["batch_id"].startswith("batch_") for b in in_flight)
     assert ws.run("apply") == 0
     assert len(ws.output()) == 12
     assert fake_provider.count == 12
