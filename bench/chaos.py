@@ -62,6 +62,7 @@ class Round:
     exit_code: int
     seconds: float
     resent: int
+    note: str = ""
 
 
 @dataclass
@@ -158,7 +159,7 @@ class SoakJob:
     def kill_round(self, rng: random.Random, kill_server: bool) -> Round:
         started = time.monotonic()
         proc = self.project.start()
-        time.sleep(rng.uniform(0.6, 3.0))
+        time.sleep(rng.uniform(0.4, 2.5))
         kind = "kill"
         if kill_server and self.server is not None and proc.poll() is None:
             self.server.kill()
@@ -166,10 +167,14 @@ class SoakJob:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             self.kills += 1
-        proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
         if kind == "server_kill" and self.server is not None:
             self.server.start()
-        return self.measure(kind, proc.returncode, time.monotonic() - started)
+        measured = self.measure(kind, proc.returncode, time.monotonic() - started)
+        if proc.returncode != -signal.SIGKILL:  # it ended on its own before the kill
+            measured.kind = "ended"
+            measured.note = err.decode(errors="replace").strip()[-300:]
+        return measured
 
     def finish(self, **extra: str) -> tuple[Round, int, str]:
         outcome = self.project.run(timeout=600, env=extra)
@@ -221,13 +226,23 @@ def _soak_config(soak: Soak, base: Path, fake: FakeProviderProcess, mode: str, t
         job = SoakJob(base, fake, mode, transport, items, server, number)
         job.mark_store()
         kills = min(budget - used - 1, rng.randint(3, 7))
+        ended = False
         for turn in range(max(0, kills)):
             kill_server = server is not None and mode == "batch" and turn % 3 == 1
             soak.rounds.append(job.kill_round(rng, kill_server))
-            print(f"  soak {job.config} job {number} round {turn + 1}: {soak.rounds[-1].kind}"
-                  f" resent={soak.rounds[-1].resent}", file=sys.stderr, flush=True)
-        last, code, err = job.finish()
-        soak.rounds.append(last)
+            last_round = soak.rounds[-1]
+            print(f"  soak {job.config} job {number} round {turn + 1}: {last_round.kind}"
+                  f" exit={last_round.exit_code} {last_round.seconds}s resent={last_round.resent}"
+                  f" {last_round.note[-160:]}",
+                  file=sys.stderr, flush=True)
+            if last_round.kind == "ended" and last_round.exit_code == 0:
+                ended = True  # the job finished before this round's kill came
+                break
+        if ended:
+            code, err = 0, ""
+        else:
+            last, code, err = job.finish()
+            soak.rounds.append(last)
         soak.jobs.append(job.verify(code, err))
         used += job.rounds
         print(f"  soak {job.config} job {number}: {asdict(soak.jobs[-1])}", file=sys.stderr, flush=True)
@@ -266,9 +281,14 @@ def soak_figures(soak: Soak) -> dict[str, Any]:
         "kills": sum(j.kills for j in soak.jobs),
         "jobs": jobs,
         "rounds_by_kind": _histogram(r.kind.split(":")[0] for r in soak.rounds),
+        "round_exit_codes": _histogram(str(r.exit_code) for r in soak.rounds),
+        "round_log": [[r.config, r.job, r.kind, r.exit_code, r.seconds, r.resent, r.note]
+                      for r in soak.rounds],
         "items_lost_total": sum(j.lost for j in soak.jobs),
         "items_duplicated_total": sum(j.duplicated for j in soak.jobs),
         "max_resent_per_round": max((r.resent for r in soak.rounds), default=0),
+        "max_resent_per_round_by_config": _max_by_config(soak.rounds),
+        "rounds_over_window": [asdict(r) for r in soak.rounds if r.resent > WINDOW],
         "resent_total": sum(max(0, j.resent) for j in soak.jobs),
         "jobs_not_completed": sum(1 for j in soak.jobs if j.final_exit != 0),
         "duplicate_batch_submissions": sum(
@@ -276,6 +296,13 @@ def soak_figures(soak: Soak) -> dict[str, Any]:
             if j.batches_submitted is not None and j.batches_submitted > (j.chunks or 0)),
         "window": WINDOW,
     }
+
+
+def _max_by_config(rounds: list[Round]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in rounds:
+        out[r.config] = max(out.get(r.config, 0), r.resent)
+    return out
 
 
 def _histogram(values: Any) -> dict[str, int]:
@@ -287,7 +314,8 @@ def _histogram(values: Any) -> dict[str, int]:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=100, help="kill -9 soak rounds in total")
+    parser.add_argument("--rounds", type=int, default=136,
+                        help="soak rounds in total (about 3 in 4 end in a kill -9)")
     parser.add_argument("--items", type=int, default=5000, help="items per soak job")
     parser.add_argument("--quick", action="store_true", help="a short run: 16 rounds, short fuzz")
     parser.add_argument("--only", default="soak,crash,storm,torn,fuzz",

@@ -7,12 +7,12 @@ from tests.security import fuzzing
 
 
 def test_spec_loader_ends_in_jobs_or_located_problems() -> None:
-    assert fuzzing.fuzz_spec_loader(150) == 150
+    assert fuzzing.fuzz_spec_loader(300) == 300
 
 
 def test_templates_parse_or_fail_located_and_never_evaluate() -> None:
-    assert fuzzing.fuzz_templates(400) == 400
+    assert fuzzing.fuzz_templates(600) == 600
 
 
 def test_input_readers_yield_items_or_located_item_errors() -> None:
-    assert fuzzing.fuzz_readers(300) == 300
+    assert fuzzing.fuzz_readers(500) == 500
