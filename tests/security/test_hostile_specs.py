@@ -204,3 +204,26 @@ def test_non_utf8_and_nul_bytes_are_located(project: SpecProject,
     project.write(_header().encode() + b"\ndescription: a\x00b\n")
     code, out, err = run_cli(capsys, "validate", "specs")
     assert code == 3 and LOCATED.search(out + err), out + err
+
+
+@pytest.mark.parametrize("value", ["../../escaped.jsonl", "/tmp/agentflow-escaped.jsonl", "~/x.jsonl"])
+def test_a_path_from_a_variable_is_checked_after_expansion(
+        project: SpecProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        value: str) -> None:
+    monkeypatch.setenv("OUTPUT_TARGET", value)
+    project.write_spec(output={"path": "${OUTPUT_TARGET}"})
+    assert_refused(capsys, project, "points outside the workspace root")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "interpolate.py: `${X:-${Y}}` is accepted and silently yields the literal text `${Y}` "
+    "(the default stops at the first `}`) instead of a located error"))
+def test_a_nested_default_is_a_located_error(
+        project: SpecProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANARY_TARGET", "leaked-value")
+    monkeypatch.delenv("UNSET_X", raising=False)
+    project.write(_header() + '\ndescription: "${UNSET_X:-${CANARY_TARGET}}"\n'
+                  "input: {path: ../data/in.jsonl}\noutput: {path: ../out/out.jsonl}\n")
+    code, out, err = run_cli(capsys, "validate", "specs")
+    assert code == 3, out + err
+    assert LOCATED.search(out + err)
