@@ -392,6 +392,8 @@ def _json(filename: str, text: str, line: int | None) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise _file_error(filename, line or exc.lineno, f"invalid JSON: {exc.msg}") from None
+    except RecursionError:
+        raise _file_error(filename, line or 1, "JSON nested too deeply") from None
 
 
 def _as_item(value: Any, filename: str, line: int | None) -> dict[str, Any]:

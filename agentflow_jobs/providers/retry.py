@@ -102,10 +102,11 @@ def redact(text: str, secret: str | None) -> str:
 
 
 def _excerpt(body: str, secret: str | None) -> str:
-    text = " ".join(body.split())
+    # Redact before cutting: a key straddling the cut would otherwise leave its prefix.
+    text = " ".join(redact(body, secret).split())
     if len(text) > EXCERPT_CHARS:
         text = text[:EXCERPT_CHARS] + "…"
-    return redact(text, secret)
+    return text
 
 
 def status_failure(

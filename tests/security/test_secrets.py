@@ -103,9 +103,6 @@ def test_a_provider_echoing_the_key_in_its_errors_never_leaks_it(
         assert "***" in errors.read_text() or str(status) in errors.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "providers/retry.py _excerpt cuts the error body to EXCERPT_CHARS before redacting, so a "
-    "key straddling the cut leaves its first characters in errors file, state and logs"))
 @pytest.mark.parametrize("status", [401, 500])
 def test_a_key_cut_by_the_excerpt_limit_leaves_no_prefix(
         project: SpecProject, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],

@@ -225,9 +225,6 @@ def test_wrong_methods_and_content_types_use_the_envelope(http: httpx.Client) ->
     assert_client_error(response)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine/batches.py items_from_file/_json lets json's RecursionError escape on a deeply "
-    "nested value; the upload route answers 500 instead of a 4xx"))
 @pytest.mark.parametrize("name", ["deep.jsonl", "deep.json"])
 def test_an_upload_of_deeply_nested_json_is_4xx(http: httpx.Client, name: str) -> None:
     nested = b"[" * 20000 + b"]" * 20000
