@@ -133,7 +133,9 @@ async def _execute(
         if stop.is_set():
             return
         skip = state.keys_in_open_batches
-        selector = Selector(job, state, force=force, retry=retry, skip=skip)
+        # re-attached batches may have freed items the plan did not count: read it all then
+        items = None if plan.open_batches else plan.pending_items
+        selector = Selector(job, state, force=force, retry=retry, skip=skip, items=items)
         if report.mode == "sync":
 
             def on_chunk(done: int, failed: int) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -89,13 +89,15 @@ class JobPlan:
     in_batches: int = 0
     est_tokens: int | None = None
     open_batches: int = 0
+    # the items to send, when few: apply sends these instead of reading the input again
+    pending_items: list[RenderedItem] | None = field(default=None, repr=False)
 
     @property
     def pending(self) -> bool:
         return self.status != "up_to_date" and self.status != "failed"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pending_items"}
         data["pending"] = self.pending
         data["est_requests"] = self.to_send  # one provider request per item
         return data
@@ -214,6 +216,19 @@ def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:
     plan.input_errors = int(summary.get("input_errors", 0))
 
 
+_REMEMBER = 10_000
+
+
+def _remember(plan: JobPlan, rendered: RenderedItem) -> None:
+    """Keep up to _REMEMBER pending items (memory stays bounded), else none at all."""
+    if plan.to_send > _REMEMBER:
+        plan.pending_items = None
+    elif plan.to_send == 1:
+        plan.pending_items = [rendered]
+    elif plan.pending_items is not None:
+        plan.pending_items.append(rendered)
+
+
 def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
     ledger = Ledger(state)
     seen: set[str] = set()
@@ -238,6 +253,7 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                 if len(seen) < 100_000:
                     seen.add(rendered.key)
                 plan.to_send += 1
+                _remember(plan, rendered)
     counts = ledger.job_counts(job.name)
     answered = counts["completed"] + counts["failed"] + counts["retryable"]
     completed_tokens = counts.get("tokens", 0)

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,9 +64,10 @@ class Selector:
         force: bool = False,
         retry: bool = False,
         skip: Callable[[list[str]], set[str]] | None = None,
+        items: Iterable[RenderedItem] | None = None,
     ) -> None:
         self._ledger = Ledger(state)
-        self._items = blocks(job.items())
+        self._items = blocks(iter(items) if items is not None else job.items())
         self._force = force
         self._retry = retry
         self._skip = skip
