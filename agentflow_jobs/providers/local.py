@@ -157,13 +157,17 @@ class _Worker:
         return logits - (top + math.log(float(np.exp(logits - top).sum())))
 
     def choice_logprobs(self, prompt: str, choices: Sequence[str]) -> tuple[list[float], int]:
-        """Log-likelihood of each choice (plus a line end) after ``prompt``."""
+        """Log-likelihood of each choice after ``prompt``."""
         tokens = self.tokenize(prompt, bos=True)
         self._eval_prompt(tokens)
         start, first = self.llm.n_tokens, self._last_logprobs()
+        # A line end after the choice is scored only where one choice is a prefix of
+        # another ("bug" / "bug report"); elsewhere it only added noise (label 77 % → 74 %).
+        prefixed = any(a != b and b.startswith(a) for a in choices for b in choices)
+        end = "\n" if prefixed else ""
         scores = []
         for choice in choices:
-            ids = self.tokenize(f" {choice}\n", bos=False)
+            ids = self.tokenize(f" {choice}{end}", bos=False)
             total = float(first[ids[0]])
             for prev, nxt in itertools.pairwise(ids):
                 self.llm.eval([prev])
