@@ -216,6 +216,9 @@ class _Worker:
             gbnf_mod = _import("llama_cpp.llama_grammar")
             if schema is not None:
                 body = gbnf_mod.json_schema_to_gbnf(json.dumps(bounded_schema(schema)))
+                # Raw control characters are invalid inside JSON strings (json.loads
+                # rejects them) but the converter's grammar allows them.
+                body = body.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]')
             elif json_mode:
                 body = gbnf_mod.JSON_GBNF
             else:

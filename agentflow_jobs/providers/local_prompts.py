@@ -14,14 +14,27 @@ Pure functions only: no llama.cpp here, so the prompts are testable without the 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from agentflow_jobs.providers.base import ChatRequest, TaskHint
 
-__all__ = ["ChoiceTask", "ReplyPlan", "bounded_schema", "item_text", "pin_values", "plan_reply"]
+__all__ = [
+    "ChoiceTask",
+    "ReplyPlan",
+    "bounded_schema",
+    "implied_schema",
+    "item_text",
+    "pin_values",
+    "plan_reply",
+]
 
+_TEMPLATE_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_]{0,40})"\s*:\s*([a-z]*)')
+_EXTRACT_LIST = re.compile(r"\b[Ee]xtract\s+(?:the\s+)?([^.:\n]{1,200})")
+# Implied keys may be absent from the text; the examples show null for them.
+_TEXT_OR_NULL: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
 # Longest string a generated field may hold; keeps greedy repetition inside the budget.
 _STRING_LIMIT = 96
 
@@ -58,6 +71,8 @@ _RECORD_EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
         "can be reached at dana.whitfield@harborfl.com.",
         {
             "name": "Dana Whitfield",
+            "contact": "Dana Whitfield",
+            "person": "Dana Whitfield",
             "full_name": "Dana Whitfield",
             "first_name": "Dana",
             "last_name": "Whitfield",
@@ -71,13 +86,14 @@ _RECORD_EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
             "city": "Denver",
             "location": "Denver",
             "email": "dana.whitfield@harborfl.com",
-            "summary": "Dana Whitfield is Director of Operations at Harbor Freight Lines.",
         },
     ),
     (
         "We spoke with Omar Haddad, the Lead Architect of Tessellate Systems, at the Boston expo.",
         {
             "name": "Omar Haddad",
+            "contact": "Omar Haddad",
+            "person": "Omar Haddad",
             "full_name": "Omar Haddad",
             "first_name": "Omar",
             "last_name": "Haddad",
@@ -90,8 +106,24 @@ _RECORD_EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
             "employer": "Tessellate Systems",
             "city": "Boston",
             "location": "Boston",
-            "summary": "We spoke with Omar Haddad of Tessellate Systems.",
         },
+    ),
+)
+
+
+# Summaries are taught apart from records: a record example's text leaked into summaries.
+_SUMMARY_EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
+    (
+        "The team met to plan the spring launch. Ana will finish the landing page by "
+        "March 3 and Ben will book the venue. The budget of $12,000 was approved.",
+        {
+            "summary": "Spring launch planned: landing page by March 3, venue booked, budget approved."
+        },
+    ),
+    (
+        "Our order arrived two days late and one of the three chairs was damaged. Support "
+        "sent a replacement within a week, so we are satisfied overall.",
+        {"summary": "A late, partly damaged order was put right quickly by support."},
     ),
 )
 
@@ -184,11 +216,13 @@ def _example_json(schema: Mapping[str, Any], record: Mapping[str, str]) -> str |
     props = schema.get("properties") or {}
     required = list(schema.get("required") or [])
     order = [*required, *(p for p in props if p not in required)]
-    out = {}
+    out: dict[str, Any] = {}
     for name in order:
         prop = props.get(name) or {}
         if name in record and prop.get("type", "string") == "string" and "enum" not in prop:
             out[name] = record[name]
+        elif prop == _TEXT_OR_NULL:
+            out[name] = record.get(name)
     return json.dumps(out, ensure_ascii=False) if out else None
 
 
@@ -208,7 +242,8 @@ def _generation_prompt(
             lines.append(f"{name}: {_one_line(str(spec['description']))}")
     if lines and lines[-1]:
         lines.append("")
-    for example, record in _RECORD_EXAMPLES:
+    bank = _SUMMARY_EXAMPLES if hint.kind == "summarize" else _RECORD_EXAMPLES
+    for example, record in bank:
         shown = _example_json(schema, record) if schema is not None else None
         if shown:
             lines += [f"Text: {example}", f"JSON: {shown}", ""]
@@ -238,10 +273,38 @@ def _choice_tasks(hint: TaskHint, schema: Mapping[str, Any]) -> list[ChoiceTask]
     return tasks
 
 
+def implied_schema(text: str) -> dict[str, Any] | None:
+    """Keys a JSON-mode request names in its prompt, as a schema; None if it names none.
+
+    Plain JSON mode gives a small model no keys to fill, and it answers ``{}``. Prompts
+    usually name them: a template (``{"topic": ..., "urgent": true|false}``) or a list
+    ("Extract contact, title, company and timeline.").
+    """
+    props: dict[str, Any] = {}
+    for key, value in _TEMPLATE_KEY.findall(text):
+        boolean = value.startswith(("true", "false"))
+        props.setdefault(key, {"type": "boolean"} if boolean else _TEXT_OR_NULL)
+    for listed in _EXTRACT_LIST.finditer(text) if not props else ():
+        for word in re.split(r",|\band\b", listed.group(1)):
+            name = "_".join(word.split()).strip("_").lower()
+            if re.fullmatch(r"[a-z][a-z0-9_]{0,40}", name) and name.count("_") < 3:
+                props[name] = _TEXT_OR_NULL
+        if props:
+            break
+    if not props:
+        return None
+    return {"type": "object", "properties": props, "required": list(props)}
+
+
 def plan_reply(request: ChatRequest) -> ReplyPlan:
     """Decide what to score and what to generate for ``request``."""
     schema, json_mode = _schema_of(request)
     hint = request.hint
+    if schema is None and json_mode:
+        said = [m.get("content", "") for m in request.messages]
+        if hint is not None:
+            said.insert(0, str(hint.params.get("extraction_instructions") or ""))
+        schema = implied_schema("\n".join(said))
     if schema is None or schema.get("type", "object") != "object" or hint is None:
         return ReplyPlan(
             schema=schema,
@@ -276,6 +339,9 @@ def bounded_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     the string close instead. Extra properties are closed off for the same reason.
     """
     out = dict(schema)
+    for key in ("anyOf", "oneOf"):
+        if isinstance(out.get(key), list):
+            out[key] = [bounded_schema(s) if isinstance(s, Mapping) else s for s in out[key]]
     kind = out.get("type")
     if kind == "string" and "enum" not in out and "const" not in out:
         out.setdefault("maxLength", _STRING_LIMIT)
