@@ -5,12 +5,14 @@ package; ``model_path`` in the profile points it at any other GGUF file. Nothing
 fetched at run time.
 
 - llama.cpp is not thread-safe per model, so each worker thread owns one model instance
-  (default: one worker using every core); ``chat`` hands work to that pool, so the event
-  loop never blocks. Models load lazily, once per worker thread, shared by every
+  (default: one single-threaded worker per core, at most 4; profile keys ``workers``,
+  ``threads``, ``n_ctx``); ``chat`` hands work to that pool, so the event loop never
+  blocks. Models load lazily, once per worker thread, shared by every
   provider in the process (SDK clients come and go; reloading would cost a second each).
 - Enum properties of the reply schema (labels, categorical fields) are answered by
   scoring each choice's log-likelihood after a few-shot prompt, re-using the prompt's
-  KV cache for every choice; the normalised scores are the reply's ``choice_probs``.
+  KV cache for every choice, calibrated by the same prompt with a content-free item
+  ("N/A"); the normalised scores are the reply's ``choice_probs``.
 - Everything else is generated greedily under a llama.cpp grammar built from the JSON
   schema, so replies always parse.
 """
