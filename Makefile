@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
-	$(PY) -m pip install -e '.[dev]'
+	$(PY) -m pip install -e '.[dev,local]'
 
 test:
 	$(BIN)/pytest -q
