@@ -111,6 +111,8 @@ def _read_jsonl(handle: BinaryIO, path: str) -> Iterator[InputItem]:
                 parsed = _as_record(json.loads(text))
             except json.JSONDecodeError as exc:
                 parsed = ItemError("invalid_json", f"line {line_no}: invalid JSON: {exc.msg}")
+            except RecursionError:
+                parsed = ItemError("invalid_json", f"line {line_no}: JSON nested too deeply")
             if isinstance(parsed, ItemError):
                 yield InputItem(index, line_no, None, parsed)
             else:
@@ -229,6 +231,11 @@ class _JsonArrayStream:
         while True:
             try:
                 value, end = self._json.raw_decode(self.buffer, self.pos)
+            except RecursionError:
+                # the element cannot be skipped without parsing it: refuse the file, located
+                raise InputError(
+                    "JSON nested too deeply", path=self._path, line=self.line
+                ) from None
             except json.JSONDecodeError as exc:
                 if not self.eof and len(self.buffer) - self.pos < _MAX_ELEMENT:
                     self.fill()

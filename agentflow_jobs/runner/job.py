@@ -176,7 +176,11 @@ class Job:
                 error = ItemError("missing_field", f"line {raw.line}: no field {name!r}")
                 return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
             item[name] = record[name]
-        key = ledger_key(self.operation, self.hash_fields, self.model_identity, item)
+        try:
+            key = ledger_key(self.operation, self.hash_fields, self.model_identity, item)
+        except (RecursionError, ValueError):
+            error = ItemError("invalid_input", f"line {raw.line}: value nested too deeply")
+            return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
         return RenderedItem(raw.index, raw.line, ident, key, item, record)
 
 

@@ -105,3 +105,21 @@ def test_txt_one_item_per_line(tmp_path: Path) -> None:
 def test_missing_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="cannot read input"):
         list(read_items(tmp_path / "nope.jsonl"))
+
+
+def test_deeply_nested_jsonl_line_is_an_item_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"content": "a"}\n' + "[" * 5000 + "]" * 5000 + '\n{"content": "ok"}\n')
+    assert [(i.line, i.error and i.error.code) for i in read_items(path)] == [
+        (1, None),
+        (2, "invalid_json"),
+        (3, None),
+    ]
+
+
+def test_deeply_nested_json_element_refuses_the_file_located(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('[{"content": "a"},\n' + "[" * 5000 + "]" * 5000 + "]")
+    with pytest.raises(InputError) as info:
+        list(read_items(path))
+    assert info.value.line == 2
