@@ -78,6 +78,13 @@ def _replacement(match: re.Match[str], environ: Mapping[str, str], used: list[st
             variable=bad or None,
             offset=match.start(),
         )
+    if default is not None and "${" in default:
+        # `${X:-${Y}}` would stop at the first `}`; refuse it rather than guess
+        raise InterpolationError(
+            f"`{match.group(0)}}}`: a default cannot contain another ${{...}} reference",
+            variable=name,
+            offset=match.start(),
+        )
     if name in environ:
         used.append(name)
         return environ[name]

@@ -2,7 +2,8 @@
 
 Workers claim unfinished batches from the store, send only the items that have no row
 yet through the executor, and record rows in small groups as they finish. Stopping a
-worker (shutdown, ``kill -9``) loses at most the rows still in flight; the next process
+worker (shutdown, ``kill -9``) loses at most the rows still in flight (rows are group-committed
+as soon as the event loop is free); the next process
 on the same store claims the batch and sends only those.
 """
 
@@ -274,11 +275,16 @@ class BatchService:
         indices, items = self.store.pending_items(batch_id)
         if items:
             request = parse_request({**self.store.request(batch_id), "items": items})
+            # Group commit: a row is committed as soon as the loop is free, together with
+            # the rows that finished in the same moment, so a kill loses only rows in flight.
+            loop = asyncio.get_running_loop()
             async with contextlib.aclosing(self.executor.stream(request, indices=indices)) as rows:
                 async for row in rows:
                     buffer.append(row)
                     if len(buffer) >= self.flush_rows:
                         self._flush(batch_id, buffer)
+                    elif len(buffer) == 1:
+                        loop.call_soon(self._flush, batch_id, buffer)
         self._flush(batch_id, buffer)
         if not self.store.set_status(batch_id, "completed", only_from=("running",)):
             self._finish_cancelled(batch_id)

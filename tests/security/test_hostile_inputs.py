@@ -35,7 +35,6 @@ def test_odd_input_files_are_items_or_located_errors(tmp_path: Path, name: str, 
     assert errors == ([bad_line] if bad_line else [])
 
 
-@pytest.mark.xfail(strict=True, reason=BUG)
 @pytest.mark.parametrize(("name", "text"), [("deep.jsonl", f'{{"content": "a"}}\n{NESTED}\n{{"content": "ok"}}\n'),
                                             ("deep.json", f'[{{"content": "a"}}, {NESTED}, {{"content": "ok"}}]')])
 def test_a_deeply_nested_item_is_a_located_item_error(tmp_path: Path, name: str, text: str) -> None:
@@ -49,7 +48,6 @@ def test_a_deeply_nested_item_is_a_located_item_error(tmp_path: Path, name: str,
     assert [item.error is not None for item in items] == [False, True, False]
 
 
-@pytest.mark.xfail(strict=True, reason=BUG + " (apply exits 1 with a traceback)")
 def test_apply_survives_a_deeply_nested_input_line(
         project: SpecProject, capsys: pytest.CaptureFixture[str], fake_provider: FakeProvider,
         monkeypatch: pytest.MonkeyPatch) -> None:

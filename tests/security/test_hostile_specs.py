@@ -215,9 +215,6 @@ def test_a_path_from_a_variable_is_checked_after_expansion(
     assert_refused(capsys, project, "points outside the workspace root")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "interpolate.py: `${X:-${Y}}` is accepted and silently yields the literal text `${Y}` "
-    "(the default stops at the first `}`) instead of a located error"))
 def test_a_nested_default_is_a_located_error(
         project: SpecProject, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CANARY_TARGET", "leaked-value")
