@@ -1,15 +1,22 @@
 """One limiter shared by every request to a provider.
 
-Three gates, taken in this order for each attempt:
+Gates, taken in this order for each attempt:
 
 - **in flight**: at most ``limit`` requests at once. ``limit`` starts at ``concurrency``
   and follows AIMD: a 429 halves it (once per window: 429s from requests started before
   the cut do not cut again), and every ``recover_after`` successes (default: the
   current limit, i.e. about one window) it grows by one, back up to ``concurrency``.
-  A Retry-After also pauses new starts until it has passed.
-- **requests per minute**: at most ``n`` starts in any ``window`` seconds, with
-  ``n = ceil(rpm / 60)`` and ``window = 60 n / rpm`` — smooth pacing rather than a
-  whole minute's burst, which is how providers enforce their limits too.
+- **requests per minute**: evenly spaced starts (GCRA, a token bucket kept as one
+  "theoretical arrival time"), aimed ``RPM_HEADROOM`` below the configured rpm with a
+  burst of only half of what that headroom absorbs within one second. Providers count their
+  window at *arrival*, and starts exactly at the limit (the old "ceil(rpm/60) starts
+  every second") turn a few ms of network jitter at the window's edge into 429s; a
+  small margin costs ~3 % of the limit and removes them. Providers that quantize the
+  limit (1,200 rpm enforced as 20 per second) see at most rpm/60 starts in any second.
+- **pause**: a 429 with Retry-After stops every start (also those already queued for a
+  pacing slot inside the pause) until it has passed; after it, starts resume one pacing
+  step apart (no burst), or, without an rpm setting, spread over up to
+  ``RESTART_SPREAD_S`` seconds, so the retries do not come back as one thundering herd.
 - **tokens per minute**: a token bucket (capacity one minute of tokens) from which each
   request reserves its estimated prompt tokens plus its maximum output tokens; the
   reservation is settled with the real usage when the reply arrives. A request takes its
@@ -27,7 +34,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-__all__ = ["Limiter", "Permit"]
+__all__ = ["RESTART_SPREAD_S", "RPM_HEADROOM", "Limiter", "Permit"]
+
+# aim this far below the configured requests per minute: jitter between our clock and
+# the provider's window edge must not cost a 429 (3 % of 1,200 rpm is 18 per 30 s)
+RPM_HEADROOM = 0.03
+# without an rpm setting, the starts held by a Retry-After resume spread over this long
+RESTART_SPREAD_S = 1.0
 
 
 @dataclass
@@ -49,6 +62,8 @@ class Limiter:
         requests_per_minute: float | None = None,
         tokens_per_minute: float | None = None,
         recover_after: int | None = None,
+        rpm_headroom: float = RPM_HEADROOM,
+        burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if concurrency < 1:
@@ -62,8 +77,11 @@ class Limiter:
         self._epoch = 0
         self._successes = 0
         self._paused_until = 0.0
-        self._rpm_starts: deque[float] = deque()
-        self._rpm_n, self._rpm_window = _rpm_window(requests_per_minute)
+        self._interval, self._burst = _pacing(requests_per_minute, rpm_headroom, burst)
+        self._tolerance = (self._burst - 1) * self._interval
+        self._tat = 0.0  # GCRA: when the next start is due if no burst is used
+        self._spread_interval = 0.0
+        self._spread_until = 0.0
         self.tokens_per_minute = tokens_per_minute
         self._tokens = float(tokens_per_minute or 0)
         self._tokens_at = clock()
@@ -73,7 +91,6 @@ class Limiter:
         """Hold a place for one attempt; ``settle`` the permit with the real usage."""
         await self._enter()
         try:
-            await self._pause()
             await self._pace_requests()
             permit = Permit(tokens=await self._take_tokens(tokens), epoch=self._epoch)
             yield permit
@@ -120,34 +137,48 @@ class Limiter:
 
     def on_rate_limited(self, permit: Permit | None = None, retry_after: float | None = None) -> None:
         """A 429: halve the limit once per window, and pause new starts for Retry-After."""
+        if permit is None or permit.epoch == self._epoch:
+            self._epoch += 1
+            self._successes = 0
+            self.limit = max(1, self.limit // 2)
         if retry_after:
-            self._paused_until = max(self._paused_until, self._clock() + retry_after)
-        if permit is not None and permit.epoch != self._epoch:
+            self._pause_for(retry_after)
+
+    def _pause_for(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        if until <= self._paused_until:
             return
-        self._epoch += 1
-        self._successes = 0
-        self.limit = max(1, self.limit // 2)
+        self._paused_until = until
+        # no burst after the pause: the first start at its end, the next a step later
+        self._tat = max(self._tat, until + self._tolerance)
+        spread = min(seconds, RESTART_SPREAD_S)
+        self._spread_interval = spread / max(1, self.limit)
+        self._spread_until = until + spread
 
-    async def _pause(self) -> None:
-        wait = self._paused_until - self._clock()
-        if wait > 0:
-            await asyncio.sleep(wait)
-
-    # ---- requests per minute ---------------------------------------------------------
+    # ---- requests per minute and pauses ----------------------------------------------
 
     async def _pace_requests(self) -> None:
-        if not self._rpm_n:
-            return
-        now = self._clock()
-        start = now
-        if len(self._rpm_starts) >= self._rpm_n:
-            start = max(now, self._rpm_starts[0] + self._rpm_window)
-        # reserve the start time now, so concurrent callers queue behind it
-        self._rpm_starts.append(start)
-        while len(self._rpm_starts) > self._rpm_n:
-            self._rpm_starts.popleft()
-        if start > now:
+        while True:
+            now = self._clock()
+            start = self._reserve(now)
+            if start <= now:
+                return
             await asyncio.sleep(start - now)
+            # a 429 that arrived while we waited may have paused past our slot: queue again
+            if self._clock() >= self._paused_until:
+                return
+
+    def _reserve(self, now: float) -> float:
+        """This start's time, taken now so that concurrent callers queue behind it."""
+        start = max(now, self._paused_until)
+        interval = self._interval
+        if not interval and start < self._spread_until:
+            interval = self._spread_interval
+        if not interval:
+            return start
+        due = max(self._tat, start)
+        self._tat = due + interval
+        return max(start, due - self._tolerance)
 
     # ---- tokens per minute -----------------------------------------------------------
 
@@ -178,8 +209,14 @@ class Limiter:
         self._tokens = min(float(self.tokens_per_minute), self._tokens + permit.tokens - used_tokens)
 
 
-def _rpm_window(rpm: float | None) -> tuple[int, float]:
+def _pacing(rpm: float | None, headroom: float, burst: int | None) -> tuple[float, int]:
+    """Seconds between starts and the burst allowed, for ``rpm`` less ``headroom``."""
     if not rpm or rpm <= 0:
-        return 0, 0.0
-    starts = max(1, math.ceil(rpm / 60.0))
-    return starts, 60.0 * starts / rpm
+        return 0.0, 1
+    if not 0.0 <= headroom < 1.0:
+        raise ValueError("rpm_headroom must be in [0, 1)")
+    if burst is None:
+        # half of what the headroom leaves free within one second: no second sees more
+        # than rpm/60 starts, with half the headroom left for jitter (1 at 1,200 rpm)
+        burst = 1 + math.floor(headroom * rpm / 120.0)
+    return 60.0 / (rpm * (1.0 - headroom)), max(1, burst)
