@@ -7,13 +7,13 @@ from pathlib import Path
 
 import click
 
-from agentflow_jobs.cli.apply import (
-    default_paths,
-    load_job_specs,
-    print_reports,
-    resolve_state,
+from agentflow_jobs.cli.options import (
+    json_option,
+    lock_timeout_option,
+    open_spec_set,
     spec_set_options,
 )
+from agentflow_jobs.cli.reports import os_error, print_reports
 from agentflow_jobs.runner import cancel_job
 
 __all__ = ["command"]
@@ -21,9 +21,8 @@ __all__ = ["command"]
 
 @click.command(name="cancel")
 @click.argument("job")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--lock-timeout", type=float, default=0.0, envvar="AGENTFLOW_LOCK_TIMEOUT")
-@click.option("--json", "as_json", is_flag=True)
+@lock_timeout_option
+@json_option("Print the report as JSON on stdout.")
 @spec_set_options
 def command(
     job: str,
@@ -34,11 +33,13 @@ def command(
     root: Path | None,
 ) -> int:
     """Cancel JOB's batches in flight; finished rows are recorded and written."""
-    spec_paths = default_paths(paths)
-    specs = load_job_specs(spec_paths, root)
-    report = cancel_job(
-        specs, job, state=str(resolve_state(spec_paths, state)), lock_timeout=lock_timeout
-    )
+    spec_set = open_spec_set(paths, root, state)
+    try:
+        report = cancel_job(
+            spec_set.specs, job, state=str(spec_set.state), lock_timeout=lock_timeout
+        )
+    except OSError as exc:  # the finished rows are written to the job's output
+        raise os_error(exc) from exc
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     print_reports([report], title="cancel")

@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from agentflow_jobs.cli.apply import (
-    default_paths,
-    load_job_specs,
-    resolve_state,
+from agentflow_jobs.cli.options import (
+    job_option,
+    json_option,
+    mode_option,
+    open_spec_set,
     spec_set_options,
-    stderr_console,
 )
+from agentflow_jobs.cli.reports import stderr_console
 from agentflow_jobs.runner import JobPlan, plan_jobs
 
 __all__ = ["command"]
@@ -55,10 +56,9 @@ def _table(plans: list[JobPlan]) -> Table:
 
 
 @click.command(name="plan")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--job", "job_names", multiple=True, help="Plan only this job (repeatable).")
-@click.option("--mode", type=click.Choice(["sync", "batch", "auto"]), default=None)
-@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON on stdout.")
+@job_option("Plan only this job (repeatable).")
+@mode_option
+@json_option("Print the plan as JSON on stdout.")
 @click.option(
     "--exit-code",
     "exit_code",
@@ -76,10 +76,9 @@ def command(
     root: Path | None,
 ) -> int:
     """Show what apply would do (default PATH: specs/)."""
-    spec_paths = default_paths(paths)
-    specs = load_job_specs(spec_paths, root)
+    spec_set = open_spec_set(paths, root, state)
     plans = plan_jobs(
-        specs, state=resolve_state(spec_paths, state), mode=mode, job_names=list(job_names) or None
+        spec_set.specs, state=spec_set.state, mode=mode, job_names=list(job_names) or None
     )
     pending = any(p.pending for p in plans)
     if as_json:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from agentflow_jobs.errors import UsageError
 from agentflow_jobs.spec import schema_text
 
 __all__ = ["command"]
@@ -28,7 +29,10 @@ def command(output: Path | None) -> int:
     if output is None:
         click.echo(text, nl=False)
         return 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a parent that is a file, a read-only or missing mount
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {output}", err=True)
     return 0

@@ -8,22 +8,16 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from agentflow_jobs.cli.apply import (
-    default_paths,
-    load_job_specs,
-    resolve_state,
-    spec_set_options,
-    stderr_console,
-)
+from agentflow_jobs.cli.options import job_option, json_option, open_spec_set, spec_set_options
+from agentflow_jobs.cli.reports import stderr_console
 from agentflow_jobs.runner import job_statuses
 
 __all__ = ["command"]
 
 
 @click.command(name="status")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option("--job", "job_names", multiple=True, help="Only this job (repeatable).")
-@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+@job_option("Only this job (repeatable).")
+@json_option("Print the status as JSON on stdout.")
 @spec_set_options
 def command(
     paths: tuple[Path, ...],
@@ -33,11 +27,8 @@ def command(
     root: Path | None,
 ) -> int:
     """Show each job's state (default PATH: specs/)."""
-    spec_paths = default_paths(paths)
-    specs = load_job_specs(spec_paths, root)
-    rows = job_statuses(
-        specs, state=resolve_state(spec_paths, state), job_names=list(job_names) or None
-    )
+    spec_set = open_spec_set(paths, root, state)
+    rows = job_statuses(spec_set.specs, state=spec_set.state, job_names=list(job_names) or None)
     if as_json:
         click.echo(json.dumps({"jobs": rows}, indent=2))
         return 0

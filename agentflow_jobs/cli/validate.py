@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from agentflow_jobs.cli.options import json_option, root_option, spec_paths
 from agentflow_jobs.errors import Problem, SpecError
 from agentflow_jobs.spec import discover_spec_files, load_specs
 
@@ -15,20 +16,14 @@ __all__ = ["command"]
 
 @click.command(name="validate")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--root",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    help="Workspace root job files must stay in [default: nearest ancestor with .git, else cwd].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+@root_option
+@json_option("Print one JSON document on stdout.")
 def command(paths: tuple[Path, ...], root: Path | None, as_json: bool) -> int:
     """Validate job specs in PATH... (files or directories; default specs/).
 
     Prints each problem as path:line:col: message. Exit 0 when valid, 3 when not.
     """
-    targets = list(paths) or [Path("specs")]
-    files = discover_spec_files(targets)
+    files = discover_spec_files(spec_paths(paths))
     try:
         specs = load_specs(files, root=root)
     except SpecError as exc:

@@ -6,20 +6,20 @@ from pathlib import Path
 
 import click
 
-from agentflow_jobs.cli.apply import (
-    default_paths,
-    make_progress,
-    print_reports,
+from agentflow_jobs.cli.options import (
+    lock_timeout_option,
+    mode_option,
     resolve_state,
+    spec_paths,
     spec_set_options,
-    stop_on_signals,
 )
+from agentflow_jobs.cli.progress import make_progress, stop_on_signals
+from agentflow_jobs.cli.reports import print_reports
 from agentflow_jobs.runner import Workspace
 from agentflow_jobs.watch import DEFAULT_DEBOUNCE_MS, Watcher
 
 
 @click.command(name="watch")
-@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--once", is_flag=True, help="Run one reconcile and exit (exit code like apply's).")
 @click.option(
     "--debounce-ms",
@@ -29,20 +29,8 @@ from agentflow_jobs.watch import DEFAULT_DEBOUNCE_MS, Watcher
     show_default=True,
     help="Quiet period after a burst of changes before reconciling.",
 )
-@click.option(
-    "--mode",
-    type=click.Choice(["sync", "batch", "auto"]),
-    default=None,
-    help="Override the specs' mode.",
-)
-@click.option(
-    "--lock-timeout",
-    type=float,
-    default=0.0,
-    envvar="AGENTFLOW_LOCK_TIMEOUT",
-    show_default=True,
-    help="Seconds to wait for an apply to release the state.",
-)
+@mode_option
+@lock_timeout_option
 @spec_set_options
 def command(
     paths: tuple[Path, ...],
@@ -55,14 +43,14 @@ def command(
 ) -> int:
     """Apply what is out of date, then again whenever specs or their files change
     (default DIR: specs/). Ctrl-C or SIGTERM stops cleanly; a second Ctrl-C aborts."""
-    spec_paths = default_paths(paths)
-    state_path = resolve_state(spec_paths, state)
+    watched = spec_paths(paths)
+    state_path = resolve_state(watched, state)
     with (
         stop_on_signals() as stop,
         Workspace(state_path, lock_timeout=lock_timeout, command="watch") as workspace,
     ):
         watcher = Watcher(
-            spec_paths,
+            watched,
             workspace=workspace,
             root=root,
             mode=mode,

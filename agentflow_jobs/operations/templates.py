@@ -3,10 +3,13 @@
 A placeholder is ``{name}`` where ``name`` starts with a letter or ``_`` and continues
 with letters, digits, ``_`` or ``-``; ``{{`` and ``}}`` are literal braces. Everything
 ``str.format`` would also accept — ``{a.b}``, ``{x[0]}``, ``{0}``, ``{}``, ``{x!r}``,
-``{x:>5}`` — is refused with a ``TemplateError`` carrying the offset of the offending
-brace, because attribute and index access on item values would let a template reach
+``{x:>5}`` — is refused with a ``TemplateError`` whose offset points at the offending
+character, because attribute and index access on item values would let a template reach
 into Python objects (``{content.__init__.__globals__}``). Rendering never calls
 ``str.format``: it splices item values into the parsed pieces.
+
+This is the one template parser: the spec validator reports ``TemplateError`` at the
+offset's line and column in the spec file, operations refuse the request with it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,9 @@ from typing import Any
 from agentflow_jobs.operations.base import OperationInputError, value_text
 
 __all__ = ["TemplateError", "render", "template_fields"]
+
+_PLAIN = "name an item field, like `{content}`"
+_MARKS = {"!": "conversion", ":": "format spec", ".": "attribute access", "[": "index access"}
 
 
 class TemplateError(ValueError):
@@ -72,13 +78,10 @@ def _parse(template: str) -> tuple[Piece, ...]:
             literal.append(ch)
             i += 2
         elif ch == "}":
-            raise TemplateError("single '}' is not allowed; write '}}' for a literal brace", i)
+            raise TemplateError("single `}` (write `}}` for a literal brace)", i)
         else:
-            close = template.find("}", i + 1)
-            if close < 0:
-                raise TemplateError("'{' is never closed; write '{{' for a literal brace", i)
-            name = template[i + 1 : close]
-            _check_name(name, i)
+            close = _placeholder_end(template, i)
+            name = _check_placeholder(template[i + 1 : close], i)
             if literal:
                 pieces.append("".join(literal))
                 literal = []
@@ -94,29 +97,46 @@ def _next_brace(template: str, start: int) -> int:
     return min(positions) if positions else len(template)
 
 
-def _check_name(name: str, offset: int) -> None:
-    """Refuse anything but a plain field name, saying what was found."""
-    if _is_field_name(name):
-        return
-    shown = "{" + name + "}"
-    if not name:
-        why = "an empty placeholder '{}' is not allowed; name an item field, e.g. {content}"
-    elif "{" in name:
-        why = "'{' inside a placeholder; write '{{' for a literal brace"
-    elif "." in name:
-        why = f"attribute access {shown} is not allowed; use a plain field name"
-    elif "[" in name or "]" in name:
-        why = f"index access {shown} is not allowed; use a plain field name"
-    elif "!" in name or ":" in name:
-        why = f"conversions and format specs like {shown} are not allowed; use {{name}}"
-    elif name.isdigit():
-        why = f"positional placeholder {shown} is not allowed; name an item field"
-    else:
-        why = (
-            f"{shown} is not a field name (letters, digits, '_' and '-', "
-            "starting with a letter or '_')"
+def _placeholder_end(template: str, start: int) -> int:
+    """The index of the ``}`` closing the placeholder opened at ``start``."""
+    close = template.find("}", start + 1)
+    nested = template.find("{", start + 1, close if close >= 0 else len(template))
+    if nested >= 0:
+        raise TemplateError(
+            "`{` inside a placeholder; nested placeholders are not allowed "
+            "(write `{{` for a literal brace)",
+            nested,
         )
-    raise TemplateError(why, offset)
+    if close < 0:
+        raise TemplateError("unclosed `{` (write `{{` for a literal brace)", start)
+    return close
+
+
+def _check_placeholder(body: str, offset: int) -> str:
+    """``body`` if it is a plain field name; else say what was found, pointing at it."""
+    shown = "{" + body + "}"
+    if not body.strip():
+        raise TemplateError(
+            f"empty placeholder `{shown}`; {_PLAIN} (`{{{{}}}}` is a literal `{{}}`)", offset
+        )
+    cut = min((body.index(m) for m in _MARKS if m in body), default=len(body))
+    head = body[:cut]
+    if head.isdigit():
+        raise TemplateError(f"positional placeholder `{shown}` is not allowed; {_PLAIN}", offset)
+    if not _is_field_name(head):
+        raise TemplateError(
+            f"`{shown}` is not a plain placeholder; {_PLAIN} "
+            "(write `{{` and `}}` for literal braces, e.g. in JSON examples)",
+            offset,
+        )
+    if cut < len(body):
+        # point at the `.`, `[`, `!` or `:` itself: the name before it is fine
+        raise TemplateError(
+            f"{_MARKS[body[cut]]} `{body[cut:]}` in `{shown}` is not allowed; "
+            f"use a plain `{{{head}}}`",
+            offset + 1 + cut,
+        )
+    return body
 
 
 def _is_field_name(name: str) -> bool:

@@ -17,8 +17,8 @@ from typing import Any, Literal
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.io import InputItem, ItemError, read_items
+from agentflow_jobs.operations.templates import TemplateError, template_fields
 from agentflow_jobs.runner.ledger import ledger_key
-from agentflow_jobs.spec.templates import TemplateError, template_fields
 from agentflow_jobs.wire import CompletionRequest, normalize_operation
 
 __all__ = ["Job", "RenderedItem"]

@@ -17,9 +17,9 @@ from typing import Any
 import jsonschema
 
 from agentflow_jobs.errors import Problem
+from agentflow_jobs.operations.templates import TemplateError, template_fields
 from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
-from agentflow_jobs.spec.templates import TemplateError, template_fields
 from agentflow_jobs.wire import normalize_operation
 
 __all__ = ["RULES", "Reporter", "display_path", "dotted"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +14,6 @@ from agentflow_jobs.cli import main
 from tests.runner.conftest import Workspace, reviews
 
 REPO = Path(__file__).parents[2]
-
-
-@pytest.fixture
-def ws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_provider: Any) -> Iterator[Workspace]:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    monkeypatch.setenv("AGENTFLOW_STORE", str(tmp_path / "store.db"))
-    yield Workspace(tmp_path)
 
 
 def test_apply_json_report_and_summary_table(

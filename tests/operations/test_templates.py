@@ -1,3 +1,9 @@
+"""The one template parser: plain `{field}` placeholders and literal `{{ }}` only.
+
+The spec validator reports the same errors at their line and column in the spec file
+(tests/spec/test_invalid_fixtures.py), so offsets point at the offending character.
+"""
+
 from __future__ import annotations
 
 import pytest
@@ -40,18 +46,19 @@ def test_missing_field_names_the_field_and_template() -> None:
 @pytest.mark.parametrize(
     ("template", "offset", "words"),
     [
-        ("ab {content.__init__.__globals__}", 3, "attribute access"),
-        ("{a.b}", 0, "attribute access"),
-        ("x {x[0]}", 2, "index access"),
+        # offsets point at the offending character: the `.`, `[`, `!` or `:` after a good name
+        ("ab {content.__init__.__globals__}", 11, "attribute access `.__init__.__globals__`"),
+        ("{a.b}", 2, "attribute access"),
+        ("x {x[0]}", 4, "index access"),
         ("{0}", 0, "positional"),
         ("{}", 0, "empty placeholder"),
-        ("{x!r}", 0, "conversions"),
-        ("{x:>5}", 0, "format specs"),
-        ("{content", 0, "never closed"),
-        ("oops } here", 5, "single '}'"),
-        ("{a{b}", 0, "inside a placeholder"),
-        ("{ content }", 0, "not a field name"),
-        ("{9lives}", 0, "not a field name"),
+        ("{x!r}", 2, "conversion `!r`"),
+        ("{x:>5}", 2, "format spec `:>5`"),
+        ("{content", 0, "unclosed `{`"),
+        ("oops } here", 5, "single `}`"),
+        ("{a{b}", 2, "`{` inside a placeholder"),
+        ("{ content }", 0, "not a plain placeholder"),
+        ("{9lives}", 0, "not a plain placeholder"),
     ],
 )
 def test_anything_but_plain_names_is_refused_with_its_offset(
@@ -66,3 +73,39 @@ def test_anything_but_plain_names_is_refused_with_its_offset(
 def test_hostile_template_never_reaches_python_objects() -> None:
     with pytest.raises(TemplateError):
         render("{content.__init__.__globals__}", {"content": "x"})
+
+
+@pytest.mark.parametrize(
+    ("template", "fields"),
+    [
+        ("Analyze {content}", ["content"]),
+        ("{title}: {content} ({title})", ["title", "content"]),
+        ('Return {{"label": "x"}} for {content}', ["content"]),
+        ("{company-name} {_private}", ["company-name", "_private"]),
+        ("no placeholders", []),
+    ],
+)
+def test_plain_placeholders_are_listed_in_order(template: str, fields: list[str]) -> None:
+    assert template_fields(template) == fields
+
+
+@pytest.mark.parametrize(
+    ("template", "offset", "fragment"),
+    [
+        ("x {content.__class__}", 10, "attribute access `.__class__`"),
+        ("x {0}", 2, "positional placeholder `{0}`"),
+        ("x {x[0]}", 4, "index access `[0]`"),
+        ("x {}", 2, "empty placeholder `{}`"),
+        ("x {x!r}", 4, "conversion `!r`"),
+        ("x {x:>10}", 4, "format spec `:>10`"),
+        ("x {content", 2, "unclosed `{`"),
+        ("x } y", 2, "single `}`"),
+        ("x {a{b}}", 4, "`{` inside a placeholder"),
+        ('x {"label": 1}', 2, "write `{{` and `}}` for literal braces"),
+    ],
+)
+def test_messages_name_the_offending_part_and_the_fix(template: str, offset: int, fragment: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        template_fields(template)
+    assert caught.value.offset == offset
+    assert fragment in caught.value.message

@@ -1,0 +1,118 @@
+"""The command-line options the spec commands share, declared once, and what they resolve to.
+
+``spec_set_options`` adds ``[PATHS]...``, ``--state`` and ``--root`` (in that order, after
+any argument declared above it, so ``cancel JOB [PATHS]...`` reads naturally);
+``open_spec_set`` turns them into the loaded specs and the state file every runner
+command works on. The smaller decorators (``--job``, ``--mode``, ``--lock-timeout``,
+``--json``) keep one spelling, default and environment variable per option.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from agentflow_jobs.runner import default_state_path
+from agentflow_jobs.spec import JobSpec, load_specs
+
+__all__ = [
+    "SpecSet",
+    "job_option",
+    "json_option",
+    "lock_timeout_option",
+    "mode_option",
+    "open_spec_set",
+    "resolve_state",
+    "root_option",
+    "spec_paths",
+    "spec_set_options",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_SPEC_DIR = Path("specs")
+
+
+def root_option(func: F) -> F:
+    """``--root``: the workspace root job files must stay inside."""
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=None,
+        help="Workspace root job files must stay in [default: nearest ancestor with .git, else cwd].",
+    )(func)
+
+
+def spec_set_options(func: F) -> F:
+    """``[PATHS]...`` plus ``--state`` / ``--root``, shared by the runner commands."""
+    func = root_option(func)
+    func = click.option(
+        "--state",
+        "state",
+        # a directory here would only fail later as "unable to open database file"
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        envvar="AGENTFLOW_STATE",
+        help="State file (default: .agentflow/state.db next to the specs folder).",
+    )(func)
+    return click.argument("paths", nargs=-1, type=click.Path(path_type=Path))(func)
+
+
+def job_option(help: str) -> Callable[[F], F]:
+    """``--job NAME`` (repeatable), passed on as ``job_names``."""
+    return click.option("--job", "job_names", multiple=True, help=help)
+
+
+def mode_option(func: F) -> F:
+    return click.option(
+        "--mode",
+        type=click.Choice(["sync", "batch", "auto"]),
+        default=None,
+        help="Override the specs' mode.",
+    )(func)
+
+
+def lock_timeout_option(func: F) -> F:
+    return click.option(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        envvar="AGENTFLOW_LOCK_TIMEOUT",
+        show_default=True,
+        help="Seconds to wait for another process to release the state.",
+    )(func)
+
+
+def json_option(help: str) -> Callable[[F], F]:
+    """``--json``, passed on as ``as_json``: the document on stdout, tables stay on stderr."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+@dataclass(frozen=True)
+class SpecSet:
+    """What ``[PATHS]... --state --root`` name: the spec paths, their jobs, the state file."""
+
+    paths: list[Path]
+    specs: list[JobSpec]
+    state: Path
+
+
+def spec_paths(paths: Sequence[Path]) -> list[Path]:
+    """The PATH arguments, or ``specs/`` when none were given."""
+    return list(paths) or [DEFAULT_SPEC_DIR]
+
+
+def resolve_state(paths: Sequence[Path], state: Path | None) -> Path:
+    """``--state``, else ``$AGENTFLOW_STATE`` (via click), else next to the first PATH."""
+    return state if state is not None else default_state_path(paths[0])
+
+
+def open_spec_set(paths: Sequence[Path], root: Path | None, state: Path | None) -> SpecSet:
+    """Load every job under ``paths`` (raising SpecError / UsageError) and find the state."""
+    resolved = spec_paths(paths)
+    specs = list(load_specs(resolved, root=root))
+    return SpecSet(paths=resolved, specs=specs, state=resolve_state(resolved, state))

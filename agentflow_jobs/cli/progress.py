@@ -1,0 +1,159 @@
+"""Progress while jobs run: bars on a terminal, throttled log lines elsewhere; signals.
+
+Both displays implement the runner's ``Progress`` protocol. ``stop_on_signals`` turns
+the first SIGINT/SIGTERM into a stop event (in-flight requests finish and are saved) and
+the second into an abort.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+import structlog
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.progress import Progress as RichBar
+from rich.text import Text
+
+from agentflow_jobs.runner import JobReport
+
+__all__ = ["PlainProgress", "RichProgress", "make_progress", "stop_on_signals"]
+
+log = structlog.get_logger()
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """SIGINT/SIGTERM set the stop event (finish in-flight work); a second one aborts."""
+    stop = threading.Event()
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        click.echo("stopping: finishing requests in flight (Ctrl-C again to abort)", err=True)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class PlainProgress:
+    """Log lines (for CI and pipes): one on start, at most one per second, one at the end."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+        self._counts: dict[str, list[float]] = {}
+
+    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None:
+        self._counts[job] = [0, 0, to_send, time.monotonic()]
+        log.info("job started", job=job, mode=mode, to_send=to_send, items=total)
+
+    def items_done(self, job: str, completed: int, failed: int) -> None:
+        counts = self._counts.setdefault(job, [0, 0, 0, time.monotonic()])
+        counts[0] += completed
+        counts[1] += failed
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            done = counts[0] + counts[1]
+            rate = done / max(now - counts[3], 1e-6)
+            eta = (counts[2] - done) / rate if rate else None
+            log.info(
+                "progress",
+                job=job,
+                done=int(counts[0]),
+                failed=int(counts[1]),
+                total=int(counts[2]),
+                rate=round(rate, 1),
+                eta_s=eta and round(eta),
+            )
+
+    def batch_progress(self, job: str, done: int, failed: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self._last >= 1.0:
+            self._last = now
+            log.info("batch progress", job=job, done=done, failed=failed, total=total)
+
+    def job_finished(self, report: JobReport) -> None:
+        log.info(
+            "job finished",
+            job=report.name,
+            status=report.status,
+            sent=report.sent,
+            completed=report.completed,
+            failed=report.failed + report.input_errors,
+        )
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.0f}/s" if task.speed else "")
+
+
+class RichProgress:
+    """Progress bars on a terminal: items done/failed, rate and ETA; batch progress."""
+
+    def __init__(self, console: Console) -> None:
+        self._bar = RichBar(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("failed {task.fields[failed]}"),
+            _RateColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
+        )
+        self._tasks: dict[str, TaskID] = {}
+        self._failed: dict[str, int] = {}
+
+    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None:
+        if not self._tasks:
+            self._bar.start()
+        self._failed[job] = 0
+        self._tasks[job] = self._bar.add_task(f"{job} ({mode})", total=to_send or None, failed=0)
+
+    def items_done(self, job: str, completed: int, failed: int) -> None:
+        self._failed[job] = self._failed.get(job, 0) + failed
+        self._bar.update(self._tasks[job], advance=completed + failed, failed=self._failed[job])
+
+    def batch_progress(self, job: str, done: int, failed: int, total: int) -> None:
+        if job in self._tasks:
+            self._bar.update(
+                self._tasks[job], completed=done + failed, total=total or None, failed=failed
+            )
+
+    def job_finished(self, report: JobReport) -> None:
+        task = self._tasks.pop(report.name, None)
+        if task is not None:
+            self._bar.remove_task(task)
+        if not self._tasks:
+            self._bar.stop()
+
+
+def make_progress() -> PlainProgress | RichProgress:
+    console = Console(stderr=True)
+    return RichProgress(console) if console.is_terminal else PlainProgress()

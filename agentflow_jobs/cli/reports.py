@@ -1,0 +1,136 @@
+"""What the runner commands report: the summary table on stderr, ``--json`` on stdout.
+
+``apply_and_report`` is the one way ``apply`` and ``retry`` run jobs: under
+``stop_on_signals`` with a progress display, then the table, the JSON document and the
+exit code of the report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from agentflow_jobs.cli.options import SpecSet
+from agentflow_jobs.cli.progress import make_progress, stop_on_signals
+from agentflow_jobs.errors import AgentFlowError
+from agentflow_jobs.runner import ApplyReport, JobReport, apply_jobs
+
+__all__ = ["apply_and_report", "finish", "os_error", "print_reports", "stderr_console"]
+
+
+def stderr_console() -> Console:
+    """stderr; off a terminal wide enough that tables in logs are not cut."""
+    return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+_STATUS_STYLE = {
+    "applied": "green",
+    "up_to_date": "dim",
+    "failed": "red",
+    "error": "red",
+    "incomplete": "yellow",
+    "submitted": "cyan",
+    "skipped": "yellow",
+}
+
+
+def print_reports(reports: Sequence[JobReport], *, title: str) -> None:
+    """The summary table, on stderr."""
+    table = Table(title=title, title_justify="left")
+    for name in (
+        "job",
+        "status",
+        "mode",
+        "items",
+        "cached",
+        "sent",
+        "completed",
+        "failed",
+        "tokens",
+        "output",
+    ):
+        table.add_column(
+            name, justify="right" if name not in ("job", "status", "mode", "output") else "left"
+        )
+    for r in reports:
+        style = _STATUS_STYLE.get(r.status, "")
+        table.add_row(
+            r.name,
+            f"[{style}]{r.status}[/]" if style else r.status,
+            r.mode,
+            str(r.total),
+            str(r.cached),
+            str(r.sent),
+            str(r.completed),
+            str(r.failed + r.input_errors),
+            str(r.tokens),
+            os.path.relpath(r.output) if r.output else "",
+        )
+    console = stderr_console()
+    console.print(table)
+    for r in reports:
+        if r.message:
+            console.print(f"{r.name}: {r.message}", markup=False, highlight=False)
+        if r.errors:
+            console.print(
+                f"{r.name}: per-item errors in {os.path.relpath(r.errors)}",
+                markup=False,
+                highlight=False,
+            )
+
+
+def finish(report: ApplyReport, *, as_json: bool, title: str) -> int:
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    print_reports(report.jobs, title=title)
+    if report.interrupted:
+        click.echo(
+            "interrupted: results received so far are saved; run apply again to resume", err=True
+        )
+    return report.exit_code
+
+
+def apply_and_report(
+    spec_set: SpecSet,
+    *,
+    title: str,
+    as_json: bool,
+    mode: str | None,
+    job_names: Sequence[str],
+    lock_timeout: float,
+    force: bool = False,
+    detach: bool = False,
+    retry: bool = False,
+) -> int:
+    """Apply ``spec_set`` (only ``job_names`` when given) and report; the exit code."""
+    with stop_on_signals() as stop:
+        try:
+            report = apply_jobs(
+                spec_set.specs,
+                state=str(spec_set.state),
+                mode=mode,
+                force=force,
+                detach=detach,
+                job_names=list(job_names) or None,
+                retry=retry,
+                progress=make_progress(),
+                stop=stop,
+                lock_timeout=lock_timeout,
+            )
+        except OSError as exc:
+            raise os_error(exc) from exc
+    return finish(report, as_json=as_json, title=title)
+
+
+def os_error(exc: OSError) -> AgentFlowError:
+    """A file the command could not read or write, said as a sentence, not a traceback."""
+    # os.replace(temp, target) names the target second: that is the file the user knows
+    name = exc.filename2 if exc.filename2 is not None else exc.filename
+    reason = exc.strerror or str(exc)
+    return AgentFlowError(f"{name}: {reason}" if name is not None else reason)
