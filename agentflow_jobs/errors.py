@@ -9,6 +9,7 @@ feeds ``--json`` output and HTTP error bodies.
     ├── SpecError                     exit 3   one or more problems in job specs
     ├── ConfigError                   exit 2   missing or broken profile / setting
     ├── InputError                    exit 1   a data file cannot be read (names file and line)
+    ├── OutputError                   exit 1   an output file cannot be written (names the file)
     ├── JobFailedError                exit 1   a job ran but failed (failure rate, ...)
     ├── StateError                    exit 5   state file problem
     │   └── LockedError               exit 5   another process holds the state lock
@@ -50,6 +51,7 @@ __all__ = [
     "JobFailedError",
     "LockedError",
     "NotFoundError",
+    "OutputError",
     "PayloadTooLargeError",
     "PermissionDeniedError",
     "Problem",
@@ -146,6 +148,16 @@ class InputError(AgentFlowError):
         super().__init__(f"{where}: {message}" if where else message)
         self.path = path
         self.line = line
+
+
+class OutputError(AgentFlowError):
+    """An output or errors file cannot be written; names the file and the reason."""
+
+    code = "output_error"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
 
 
 class JobFailedError(AgentFlowError):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, open_row_writer
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job, RenderedItem
@@ -116,7 +117,22 @@ def _csv_columns(job: Job, ledger: Ledger) -> list[str]:
 
 
 def write_output(job: Job, state: State) -> OutputSummary:
-    """Write the output and errors files for ``job`` from the ledger; returns the counts."""
+    """Write the output and errors files for ``job`` from the ledger; returns the counts.
+
+    A file that cannot be written (a directory in the way, a full disk, no permission) is
+    an OutputError naming it; the ledger keeps every result for the next attempt.
+    """
+    try:
+        return _write_output(job, state)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the output ({exc.strerror or exc}); the results are kept in the "
+            "state file and written by the next apply",
+            path=str(job.output_path),
+        ) from None
+
+
+def _write_output(job: Job, state: State) -> OutputSummary:
     ledger = Ledger(state)
     columns = _csv_columns(job, ledger) if job.output_format == "csv" else None
     summary = OutputSummary()

@@ -119,10 +119,12 @@ def test_an_output_path_that_cannot_be_written_is_an_error_not_a_traceback(
     ws.write_input("reviews.jsonl", reviews(2))
     ws.write_spec(output={"path": f"../out/{target}"})
     assert main(["apply", "--json"]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    blamed = "isdir.jsonl: Is a directory" if target == "isdir.jsonl" else "afile: File exists"
-    assert f"error: {ws.root / 'out' / blamed}" in err
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    (job,) = json.loads(captured.out)["jobs"]
+    assert job["status"] == "error"
+    reason = "Is a directory" if target == "isdir.jsonl" else "File exists"
+    assert job["message"].startswith(f"{ws.root / 'out' / target}: cannot write the output ({reason})")
 
 
 def test_root_that_is_a_file_is_a_usage_error(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
