@@ -19,7 +19,8 @@ from tests.fakes.handles import REPO_ROOT
 from tests.runner.conftest import Workspace, reviews
 
 TOTAL = 2000
-# sync: 2 chunks of 64 in flight; batch: the embedded engine's worker pool (64)
+# sync: 2 chunks of 64 in flight; batch: the engine's 64 open provider requests plus the
+# rows that came back in the last loop turn, waiting for their group commit (bench/chaos.py)
 WINDOW = 128
 CLI = [sys.executable, "-c", "from agentflow_jobs.cli import entrypoint; entrypoint()"]
 

@@ -6,12 +6,14 @@ import asyncio
 import gc
 import inspect
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 import agentflow
 import agentflow_jobs.errors
+from agentflow_jobs.engine.store import BatchStore
 from agentflow_jobs.sdk import AgentFlow, AsyncAgentFlow, NotFoundError
 from agentflow_jobs.sdk.batches import AsyncBatches, Batches
 from agentflow_jobs.sdk.completions import AsyncCompletions, Completions
@@ -83,11 +85,15 @@ def test_embedded_batches_resume_in_a_later_client(
     first = AgentFlow.from_profile(prod_profile)
     batch = first.batches.submit("label", items, categories=["positive", "negative"])
     while first.batches.retrieve(batch.id).progress.completed < 4:
-        pass
+        time.sleep(0.005)
     first.close()  # stops the workers mid-batch
-    stopped = first.batches.retrieve(batch.id)
+    # Look at the store itself: any call on the closed client would reopen its engine,
+    # whose workers resume the batch and put a second window of requests in flight.
+    store = BatchStore(tmp_path / "s.db")
+    stopped = store.get(batch.id)
+    store.close()
+    assert stopped is not None
     assert stopped.status == "running" and stopped.progress.completed < 24
-    first.close()
 
     with AgentFlow.from_profile(prod_profile) as second:
         done = second.batches.wait(batch.id, timeout=20)
