@@ -115,9 +115,7 @@ class State:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise StateError(
-                f"{self.path}: state file is corrupt or not a state file ({exc})"
-            ) from exc
+            raise StateError(f"{self.path}: {_describe(exc)}") from exc
 
     def __enter__(self) -> State:
         return self
@@ -318,3 +316,20 @@ class State:
                 )
             )
         return found
+
+
+# SQLite result codes that are about the disk, not the file's content
+_DISK_ERRORS = {
+    13: "the disk is full",
+    8: "the state file is read-only",
+    10: "a disk I/O error occurred",
+    14: "the state file cannot be opened",
+}
+
+
+def _describe(exc: sqlite3.DatabaseError) -> str:
+    """Say whether the disk or the file is at fault, so users fix the right thing."""
+    reason = _DISK_ERRORS.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+    if reason:
+        return f"cannot use the state file: {reason} ({exc}); nothing recorded was lost"
+    return f"state file is corrupt or not a state file ({exc})"
