@@ -22,7 +22,7 @@ from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.wire import normalize_operation
 
-__all__ = ["RULES", "Reporter", "display_path", "dotted"]
+__all__ = ["RULES", "Reporter", "display_path", "dotted", "resolve_spec_path"]
 
 _JSON_TYPES = "string, number, integer, boolean, array, object, null"
 _KNOWN_KEYS = frozenset(field.alias or name for name, field in JobSpec.model_fields.items())
@@ -222,7 +222,7 @@ def check_prompt_files(data: dict[str, Any], report: Reporter) -> None:
         value = data.get(key)
         if not isinstance(value, str) or not value:
             continue
-        path = _resolve(report.doc, value)
+        path = resolve_spec_path(report.doc, value)
         if not _inside_root(report, (key,), value, path):
             continue
         text = _read_prompt(report, (key,), path)
@@ -267,7 +267,7 @@ def check_data_paths(data: dict[str, Any], report: Reporter) -> None:
     for section, key in (("input", "path"), ("output", "path"), ("output", "errors_path")):
         value = _get(data, section, key)
         if isinstance(value, str) and value:
-            path = _resolve(report.doc, value)
+            path = resolve_spec_path(report.doc, value)
             if _inside_root(report, (section, key), value, path):
                 resolved[f"{section}.{key}"] = path
     _check_format(data, report, "input", ("jsonl", "csv", "json", "txt"))
@@ -293,7 +293,8 @@ def _check_format(data: dict[str, Any], report: Reporter, section: str, allowed:
         )
 
 
-def _resolve(doc: Document, value: str) -> Path:
+def resolve_spec_path(doc: Document, value: str) -> Path:
+    """A path written in ``doc``, made absolute against its file's directory (as JobSpec does)."""
     return Path(os.path.normpath(doc.path.resolve().parent / os.path.expanduser(value)))
 
 

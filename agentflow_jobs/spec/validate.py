@@ -28,7 +28,7 @@ from jsonschema.exceptions import (
 from agentflow_jobs.errors import Problem, SpecError, UsageError
 from agentflow_jobs.spec.loader import Document, JsonPath, Mark, load_documents
 from agentflow_jobs.spec.models import JobSpec
-from agentflow_jobs.spec.rules import RULES, Reporter, display_path, dotted
+from agentflow_jobs.spec.rules import RULES, Reporter, display_path, dotted, resolve_spec_path
 from agentflow_jobs.spec.schema import job_spec_schema
 
 __all__ = ["discover_spec_files", "find_root", "load_specs"]
@@ -76,6 +76,7 @@ def load_specs(paths: Sequence[Path], *, root: Path | None = None) -> list[JobSp
     workspace = find_root(root)
     problems: list[Problem] = []
     jobs: list[tuple[JobSpec, Document]] = []
+    named: list[tuple[str, Document]] = []
     for file in discover_spec_files(paths):
         documents, found = load_documents(file, display_path(file))
         problems += found
@@ -84,7 +85,11 @@ def load_specs(paths: Sequence[Path], *, root: Path | None = None) -> list[JobSp
             problems += found
             if spec is not None:
                 jobs.append((spec, doc))
-    problems += _cross_file_problems(jobs)
+            name = _raw_name(doc)
+            if name is not None:
+                named.append((name, doc))
+    problems += _cross_file_problems(named)
+    problems += _cycle_problems(jobs)
     if problems:
         raise SpecError(_dedupe(problems))
     return [spec for spec, _ in jobs]
@@ -216,39 +221,54 @@ def _pydantic_problem(doc: Document, error: Any) -> Problem:
     return doc.problem(doc.value_mark(path), f"`{dotted(path)}`: {message}")
 
 
-def _cross_file_problems(jobs: list[tuple[JobSpec, Document]]) -> list[Problem]:
+def _raw_name(doc: Document) -> str | None:
+    """The job name as written, whether or not the rest of the document is valid."""
+    name = doc.data.get("name") if isinstance(doc.data, dict) else None
+    return name if isinstance(name, str) else None
+
+
+def _raw_output(doc: Document) -> Path | None:
+    output = doc.data.get("output") if isinstance(doc.data, dict) else None
+    path = output.get("path") if isinstance(output, dict) else None
+    return resolve_spec_path(doc, path) if isinstance(path, str) and path else None
+
+
+def _cross_file_problems(named: list[tuple[str, Document]]) -> list[Problem]:
+    """Unique names and one writer per output, over every named document: a job with
+    another problem still clashes, and saying so now saves a second round of fixes."""
     problems: list[Problem] = []
     names: dict[str, tuple[Document, Mark]] = {}
-    writers: dict[Path, tuple[JobSpec, Document]] = {}
-    for spec, doc in jobs:
-        here = doc.value_mark(("name",))
-        if spec.name in names:
-            first_doc, first = names[spec.name]
+    writers: dict[Path, tuple[str, Document]] = {}
+    for name, doc in named:
+        output, here = _raw_output(doc), doc.value_mark(("name",))
+        if name in names:
+            first_doc, first = names[name]
             problems.append(doc.problem(
-                here, f"duplicate job name `{spec.name}`; first defined at {first_doc.display}:{first.line}:{first.column}",
+                here, f"duplicate job name `{name}`; first defined at {first_doc.display}:{first.line}:{first.column}",
                 "job names must be unique across all spec files",
             ))
         else:
-            names[spec.name] = (doc, here)
-        if spec.output_path in writers:
-            other, other_doc = writers[spec.output_path]
+            names[name] = (doc, here)
+        if output is None:
+            continue
+        if output in writers:
+            other, other_doc = writers[output]
             mark = other_doc.value_mark(("output", "path"))
             problems.append(doc.problem(
                 doc.value_mark(("output", "path")),
-                f"job `{other.name}` writes the same output file "
-                f"({other_doc.display}:{mark.line}:{mark.column})",
+                f"job `{other}` writes the same output file ({other_doc.display}:{mark.line}:{mark.column})",
             ))
         else:
-            writers[spec.output_path] = (spec, doc)
-    problems += _cycle_problems(jobs, writers)
+            writers[output] = (name, doc)
     return problems
 
 
-def _cycle_problems(
-    jobs: list[tuple[JobSpec, Document]], writers: dict[Path, tuple[JobSpec, Document]]
-) -> list[Problem]:
+def _cycle_problems(jobs: list[tuple[JobSpec, Document]]) -> list[Problem]:
     """Jobs run in the order their files flow (an output feeding an input): no cycles."""
-    upstream = {spec.name: writers[spec.input_path][0].name for spec, _ in jobs if spec.input_path in writers}
+    writers: dict[Path, str] = {}
+    for spec, _ in jobs:
+        writers.setdefault(spec.output_path, spec.name)
+    upstream = {spec.name: writers[spec.input_path] for spec, _ in jobs if spec.input_path in writers}
     where = {spec.name: doc for spec, doc in jobs}
     reported: set[str] = set()
     problems: list[Problem] = []
