@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from agentflow_jobs.engine.store import BatchStore
 from agentflow_jobs.errors import UnprocessableEntityError, status_error
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.operations import get_operation
 from agentflow_jobs.wire import (
     Batch,
     CompletionRequest,
@@ -136,6 +137,8 @@ class BatchService:
         self, owner: str, request: CompletionRequest, *, idempotency_key: str | None = None
     ) -> tuple[Batch, bool]:
         """Create a batch (or return the one an idempotency key already made)."""
+        # a request its operation cannot prepare would only fail later, as the whole batch
+        get_operation(request.operation).prepare(request)
         body = request.model_dump(exclude={"items", "metadata"}, exclude_none=True)
         idem = None
         if idempotency_key:

@@ -71,6 +71,22 @@ def test_invalid_request_names_the_field_and_sends_nothing(
     assert fake_provider.count == 0
 
 
+def test_a_batch_that_can_never_run_is_refused_at_submit(
+    client: AgentFlow, fake_provider: FakeProvider
+) -> None:
+    fields = {"extraction_instructions": "Extract the company.",
+              "output_schema": {"type": "nonsense"}}
+    with pytest.raises(UnprocessableEntityError) as direct:
+        client.completions.extract(items=REVIEWS[:1], **fields)
+    with pytest.raises(UnprocessableEntityError) as batched:
+        client.batches.submit(operation="extract", items=REVIEWS[:1], **fields)
+
+    assert batched.value.status_code == 422
+    assert str(batched.value) == str(direct.value)
+    assert client.batches.list() == []
+    assert fake_provider.count == 0
+
+
 def test_submit_wait_and_read_output_every_way(client: AgentFlow, tmp_path: Path) -> None:
     batch = client.batches.submit(operation="label", items=REVIEWS, categories=CATEGORIES)
     assert batch.id.startswith("batch_") and batch.total_items == 3
