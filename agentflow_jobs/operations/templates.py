@@ -8,18 +8,20 @@ character, because attribute and index access on item values would let a templat
 into Python objects (``{content.__init__.__globals__}``). Rendering never calls
 ``str.format``: it splices item values into the parsed pieces.
 
-This is the one template parser: the spec validator reports ``TemplateError`` at the
-offset's line and column in the spec file, operations refuse the request with it.
+This is the one template parser: the spec validator reports every ``TemplateError`` of
+``template_problems`` at its line and column in the spec file, so one run shows them all;
+operations refuse the request with the first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
 from agentflow_jobs.operations.base import OperationInputError, value_text
 
-__all__ = ["TemplateError", "render", "template_fields"]
+__all__ = ["TemplateError", "render", "template_fields", "template_problems"]
 
 _PLAIN = "name an item field, like `{content}`"
 _MARKS = {"!": "conversion", ":": "format spec", ".": "attribute access", "[": "index access"}
@@ -47,6 +49,11 @@ def template_fields(template: str) -> list[str]:
     return list(seen)
 
 
+def template_problems(template: str) -> list[TemplateError]:
+    """Every bad placeholder or stray brace in ``template``, in order; empty when it is fine."""
+    return [piece for piece in _scan(template) if isinstance(piece, TemplateError)]
+
+
 def render(template: str, item: dict[str, Any], *, source: str = "user_prompt_template") -> str:
     """``template`` with each placeholder replaced by the item's value, as text."""
     out: list[str] = []
@@ -67,29 +74,56 @@ def render(template: str, item: dict[str, Any], *, source: str = "user_prompt_te
 def _parse(template: str) -> tuple[Piece, ...]:
     pieces: list[Piece] = []
     literal: list[str] = []
+    for piece in _scan(template):
+        if isinstance(piece, TemplateError):
+            raise piece
+        if isinstance(piece, str):
+            literal.append(piece)
+            continue
+        if literal:
+            pieces.append("".join(literal))
+            literal = []
+        pieces.append(piece)
+    if literal:
+        pieces.append("".join(literal))
+    return tuple(pieces)
+
+
+def _scan(template: str) -> Iterator[Piece | TemplateError]:
+    """Literal text, placeholders and errors in order; the scan goes on past an error so
+    a user sees every one of them at once."""
     i, end = 0, len(template)
     while i < end:
         ch = template[i]
         if ch not in "{}":
             nxt = _next_brace(template, i)
-            literal.append(template[i:nxt])
+            yield template[i:nxt]
             i = nxt
         elif template.startswith(ch * 2, i):
-            literal.append(ch)
+            yield ch
             i += 2
         elif ch == "}":
-            raise TemplateError("single `}` (write `}}` for a literal brace)", i)
+            yield TemplateError("single `}` (write `}}` for a literal brace)", i)
+            i += 1
         else:
-            close = _placeholder_end(template, i)
-            name = _check_placeholder(template[i + 1 : close], i)
-            if literal:
-                pieces.append("".join(literal))
-                literal = []
-            pieces.append((name,))
-            i = close + 1
-    if literal:
-        pieces.append("".join(literal))
-    return tuple(pieces)
+            close = template.find("}", i + 1)
+            nested = template.find("{", i + 1, close if close >= 0 else end)
+            if nested >= 0:
+                yield TemplateError(
+                    "`{` inside a placeholder; nested placeholders are not allowed "
+                    "(write `{{` for a literal brace)",
+                    nested,
+                )
+                i = _group_end(template, i)
+            elif close < 0:
+                yield TemplateError("unclosed `{` (write `{{` for a literal brace)", i)
+                return
+            else:
+                try:
+                    yield (_check_placeholder(template[i + 1 : close], i),)
+                except TemplateError as error:
+                    yield error
+                i = close + 1
 
 
 def _next_brace(template: str, start: int) -> int:
@@ -97,19 +131,15 @@ def _next_brace(template: str, start: int) -> int:
     return min(positions) if positions else len(template)
 
 
-def _placeholder_end(template: str, start: int) -> int:
-    """The index of the ``}`` closing the placeholder opened at ``start``."""
-    close = template.find("}", start + 1)
-    nested = template.find("{", start + 1, close if close >= 0 else len(template))
-    if nested >= 0:
-        raise TemplateError(
-            "`{` inside a placeholder; nested placeholders are not allowed "
-            "(write `{{` for a literal brace)",
-            nested,
-        )
-    if close < 0:
-        raise TemplateError("unclosed `{` (write `{{` for a literal brace)", start)
-    return close
+def _group_end(template: str, start: int) -> int:
+    """Just past the ``}`` balancing the ``{`` at ``start`` (the end if none does): a
+    nested group is one mistake, not one per brace."""
+    depth = 0
+    for i in range(start, len(template)):
+        depth += {"{": 1, "}": -1}.get(template[i], 0)
+        if depth == 0:
+            return i + 1
+    return len(template)
 
 
 def _check_placeholder(body: str, offset: int) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from agentflow_jobs.errors import Problem
-from agentflow_jobs.operations.templates import TemplateError, template_fields
+from agentflow_jobs.operations.templates import template_problems
 from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.wire import normalize_operation
@@ -207,10 +207,8 @@ def check_templates(data: dict[str, Any], report: Reporter) -> None:
     """Templates use plain ``{field}`` placeholders only."""
     template = data.get("user_prompt_template")
     if isinstance(template, str):
-        try:
-            template_fields(template)
-        except TemplateError as exc:
-            report.at_offset(("user_prompt_template",), exc.offset, exc.message)
+        for error in template_problems(template):
+            report.at_offset(("user_prompt_template",), error.offset, error.message)
 
 
 def check_prompt_files(data: dict[str, Any], report: Reporter) -> None:
@@ -251,13 +249,11 @@ def _read_prompt(report: Reporter, at: JsonPath, path: Path) -> str | None:
 
 
 def _check_template_file(report: Reporter, path: Path, text: str) -> None:
-    try:
-        template_fields(text)
-    except TemplateError as exc:
-        line = text.count("\n", 0, exc.offset) + 1
-        column = exc.offset - (text.rfind("\n", 0, exc.offset) + 1) + 1
-        job = report.doc.data.get("name") if isinstance(report.doc.data, dict) else None
-        report.elsewhere(Problem(display_path(path), line, column, exc.message, None,
+    job = report.doc.data.get("name") if isinstance(report.doc.data, dict) else None
+    for error in template_problems(text):
+        line = text.count("\n", 0, error.offset) + 1
+        column = error.offset - (text.rfind("\n", 0, error.offset) + 1) + 1
+        report.elsewhere(Problem(display_path(path), line, column, error.message, None,
                                  job if isinstance(job, str) else None))
 
 

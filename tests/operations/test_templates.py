@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from agentflow_jobs.operations import OperationInputError, TemplateError, render, template_fields
+from agentflow_jobs.operations.templates import template_problems
 
 
 def test_fields_are_listed_once_in_order_of_use() -> None:
@@ -109,3 +110,27 @@ def test_messages_name_the_offending_part_and_the_fix(template: str, offset: int
         template_fields(template)
     assert caught.value.offset == offset
     assert fragment in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{0} {x[0]} {a.b}", [(0, "positional"), (6, "index access"), (13, "attribute access")]),
+        ("} {} {x!r} {ok}", [(0, "single `}`"), (2, "empty placeholder"), (7, "conversion")]),
+        # a nested brace swallows its whole balanced group; an unclosed one ends the scan
+        ("{a{b}} {0} {c", [(2, "`{` inside a placeholder"), (7, "positional"), (11, "unclosed `{`")]),
+        ("{a{b} {0}", [(2, "`{` inside a placeholder")]),
+        ("fine {content} {{x}}", []),
+    ],
+)
+def test_template_problems_lists_every_bad_placeholder(template: str, expected: list[tuple[int, str]]) -> None:
+    problems = template_problems(template)
+    assert [p.offset for p in problems] == [offset for offset, _ in expected]
+    for problem, (_, words) in zip(problems, expected, strict=True):
+        assert words in problem.message
+
+
+def test_the_first_of_several_problems_is_what_template_fields_raises() -> None:
+    with pytest.raises(TemplateError) as caught:
+        template_fields("{0} {x[0]}")
+    assert caught.value.offset == template_problems("{0} {x[0]}")[0].offset == 0

@@ -69,3 +69,31 @@ def test_documents_without_a_string_name_take_no_part(tmp_path: Path, monkeypatc
     _write(tmp_path, "b.yaml", _JOB.format(name="ok", output="../out/x.jsonl") + "---\n- a list\n")
     problems = _problems(tmp_path)
     assert not any("same output" in p or "duplicate job name" in p for p in problems), problems
+
+
+def test_every_bad_placeholder_in_a_template_is_reported_at_its_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    job = _JOB.format(name="tpl", output="../out/a.jsonl").replace(
+        "operation: classify\ncategories: [positive, negative]\n",
+        'operation: run\nuser_prompt_template: "{0} {x[0]} {a.b}"\n',
+    )
+    _write(tmp_path, "a.yaml", job)
+    problems = _problems(tmp_path)
+    assert [p.split(": ", 1)[0] for p in problems] == ["specs/a.yaml:5:24", "specs/a.yaml:5:30", "specs/a.yaml:5:37"]
+    assert "positional" in problems[0] and "index access" in problems[1] and "attribute access" in problems[2]
+
+
+def test_every_bad_placeholder_in_a_template_file_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "prompt.txt").write_text("Rate:\n{0}\n  {content.x} {}\n")
+    job = _JOB.format(name="tpl", output="../out/a.jsonl").replace(
+        "operation: classify\ncategories: [positive, negative]\n",
+        "operation: run\nuser_prompt_template_file: prompt.txt\n",
+    )
+    _write(tmp_path, "a.yaml", job)
+    assert [p.split(": ", 1)[0] for p in _problems(tmp_path)] == [
+        "specs/prompt.txt:2:1", "specs/prompt.txt:3:11", "specs/prompt.txt:3:15"
+    ]
