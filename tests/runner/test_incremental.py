@@ -7,6 +7,9 @@ import json
 import os
 from typing import Any
 
+import pytest
+
+from tests.fakes.handles import FakeProvider
 from tests.runner.conftest import Workspace, reviews
 
 
@@ -142,3 +145,60 @@ def test_a_touched_but_identical_input_is_up_to_date(
     capsys.readouterr()
     assert ws.run("plan", "--json", "--exit-code") == 0
     assert json.loads(capsys.readouterr().out)["jobs"][0]["status"] == "up_to_date"
+
+
+def test_pointing_the_profile_at_another_endpoint_reruns_every_item(
+    ws: Workspace, fake_provider: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(5))
+    ws.write_spec(output={"path": "../out/reviews.jsonl", "include_provenance": True})
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 5
+    first_model = ws.output()[0]["provenance"]["model"]
+    assert fake_provider.base_url.rstrip("/") in first_model
+    second = FakeProvider()
+    try:
+        monkeypatch.setenv("OPENAI_BASE_URL", second.base_url)
+        capsys.readouterr()
+        assert ws.run("plan", "--json", "--exit-code") == 10
+        plan = json.loads(capsys.readouterr().out)["jobs"][0]
+        assert plan["status"] == "changed" and "model" in plan["reasons"]
+        assert plan["to_send"] == 5 and plan["cached"] == 0
+        assert ws.run("apply") == 0
+        assert second.count == 5 and fake_provider.count == 5
+        assert second.base_url.rstrip("/") in ws.output()[0]["provenance"]["model"]
+    finally:
+        second.close()
+
+
+def test_changing_the_default_model_reruns_every_item(
+    ws: Workspace, fake_provider: Any, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(4))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    monkeypatch.setenv("AGENTFLOW_MODEL", "other-model")
+    fake_provider.reset()
+    capsys.readouterr()
+    assert ws.run("plan", "--json") == 0
+    plan = json.loads(capsys.readouterr().out)["jobs"][0]
+    assert plan["reasons"] == ["model"] and plan["to_send"] == 4
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 4
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 0
+
+
+def test_the_model_identity_holds_no_secret(
+    ws: Workspace, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = fake_provider.base_url.split("://", 1)[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://user:s3cret@{host}")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-k3y")
+    ws.write_input("reviews.jsonl", reviews(1))
+    ws.write_spec(output={"path": "../out/reviews.jsonl", "include_provenance": True})
+    ws.run("apply")  # the endpoint may refuse URL credentials; the state is written anyway
+    stored = b"".join(p.read_bytes() for p in ws.state.parent.glob("state.db*"))
+    assert host.encode() in stored
+    assert b"s3cret" not in stored and b"sk-k3y" not in stored
