@@ -1,8 +1,8 @@
 """Safe YAML loading that remembers where every key and value came from.
 
 Only the YAML core types are built (what ``yaml.safe_load`` builds, minus anchors and
-aliases, which are refused so a small file cannot expand into a huge one). Files over
-``MAX_FILE_BYTES``, nesting deeper than ``MAX_DEPTH``, non-UTF-8 bytes, tabs and syntax
+aliases, which are refused so a small file cannot expand into a huge one). Anything but
+a regular file (a pipe, ``/dev/zero``, a directory), files over ``MAX_FILE_BYTES``, nesting deeper than ``MAX_DEPTH``, non-UTF-8 bytes, tabs and syntax
 errors become located problems, never exceptions. ``${VAR}`` references in string values
 are expanded here, because only here is the exact position of each one known.
 """
@@ -10,6 +10,8 @@ are expanded here, because only here is the exact position of each one known.
 from __future__ import annotations
 
 import datetime
+import os
+import stat
 from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +23,16 @@ from agentflow_jobs.errors import Problem
 from agentflow_jobs.interpolate import InterpolationError, expand
 from agentflow_jobs.log import is_secret_key, register_secret
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "Document", "JsonPath", "Mark", "load_documents"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "Document",
+    "JsonPath",
+    "Mark",
+    "NotRegularFileError",
+    "load_documents",
+    "read_limited",
+]
 
 MAX_FILE_BYTES = 1024 * 1024
 MAX_DEPTH = 32
@@ -167,16 +178,50 @@ def load_documents(path: Path, display: str) -> tuple[list[Document], list[Probl
     return builder.run()
 
 
+class NotRegularFileError(OSError):
+    """A path naming a directory, pipe, device or socket where a file's text is wanted."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind})")
+        self.kind = kind
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _require_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(next((kind for test, kind in _KINDS if test(mode)), "not a file"))
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of the regular file at ``path`` (more than ``limit``
+    means too big). A pipe or ``/dev/zero`` raises NotRegularFileError instead of
+    blocking or reading forever; the mode is checked before opening, so no device is
+    opened, and again on the open file, in case the path was swapped in between."""
+    _require_regular(path.stat().st_mode)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as file:
+        _require_regular(os.fstat(file.fileno()).st_mode)
+        return file.read(limit + 1)
+
+
 def _read_text(path: Path, display: str) -> tuple[str | None, Problem | None]:
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return None, Problem(
-                display, 1, 1, f"file is {size} bytes; job spec files are limited to 1 MiB"
-            )
-        raw = path.read_bytes()
+        raw = read_limited(path, MAX_FILE_BYTES)
+    except NotRegularFileError as exc:
+        message = f"not a regular file ({exc.kind}); job specs must be plain files"
+        return None, Problem(display, 1, 1, message)
     except OSError as exc:
         return None, Problem(display, 1, 1, f"cannot read file: {exc.strerror or exc}")
+    if len(raw) > MAX_FILE_BYTES:
+        return None, Problem(display, 1, 1, "file is over 1 MiB; job spec files are limited to 1 MiB")
     try:
         return raw.decode("utf-8-sig"), None
     except UnicodeDecodeError as exc:

@@ -18,7 +18,13 @@ import jsonschema
 
 from agentflow_jobs.errors import Problem
 from agentflow_jobs.operations.templates import template_problems
-from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath
+from agentflow_jobs.spec.loader import (
+    MAX_FILE_BYTES,
+    Document,
+    JsonPath,
+    NotRegularFileError,
+    read_limited,
+)
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.wire import normalize_operation
 
@@ -233,14 +239,17 @@ def check_prompt_files(data: dict[str, Any], report: Reporter) -> None:
 
 def _read_prompt(report: Reporter, at: JsonPath, path: Path) -> str | None:
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
+        raw = read_limited(path, MAX_FILE_BYTES)
+        if len(raw) > MAX_FILE_BYTES:
             report.at_value(at, f"prompt file `{display_path(path)}` is over 1 MiB")
             return None
-        return path.read_bytes().decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except FileNotFoundError:
         report.at_value(at, f"prompt file `{display_path(path)}` does not exist")
-    except IsADirectoryError:
-        report.at_value(at, f"prompt file `{display_path(path)}` is a directory")
+    except NotRegularFileError as exc:
+        # a directory, a pipe (which would block) or a device like /dev/zero (endless)
+        kind = "a directory" if exc.kind == "a directory" else f"not a regular file ({exc.kind})"
+        report.at_value(at, f"prompt file `{display_path(path)}` is {kind}")
     except UnicodeDecodeError:
         report.at_value(at, f"prompt file `{display_path(path)}` is not valid UTF-8")
     except OSError as exc:

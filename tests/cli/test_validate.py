@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,18 @@ def test_schema_output_writes_the_file(tmp_path: Path) -> None:
     target = tmp_path / "schema.json"
     assert main(["schema", "--output", str(target)]) == 0
     assert json.loads(target.read_text())["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_a_spec_that_is_a_device_or_a_pipe_is_refused_at_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("z.yaml").symlink_to("/dev/zero")
+    os.mkfifo("p.yaml")
+    assert main(["validate", "z.yaml", "p.yaml", "--root", "."]) == 3
+    assert capsys.readouterr().out.splitlines() == [
+        # the link is followed, and what it points to is named
+        "/dev/zero:1:1: not a regular file (a character device); job specs must be plain files",
+        "p.yaml:1:1: not a regular file (a named pipe); job specs must be plain files",
+        "invalid: 2 problems in 2 files (2 files checked)",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -99,6 +100,42 @@ def test_control_characters_are_located(tmp_path: Path) -> None:
 def test_utf8_bom_is_accepted(tmp_path: Path) -> None:
     data, problems = _load(tmp_path, b"\xef\xbb\xbfa: 1\n")
     assert (data, problems) == ([{"a": 1}], [])
+
+
+def test_a_symlink_to_dev_zero_is_refused_without_reading_it(tmp_path: Path) -> None:
+    link = tmp_path / "z.yaml"
+    link.symlink_to("/dev/zero")
+    assert load_documents(link, "z.yaml") == ([], [
+        Problem("z.yaml", 1, 1, "not a regular file (a character device); job specs must be plain files")
+    ])
+
+
+@pytest.mark.timeout(10)
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "p.yaml"
+    os.mkfifo(fifo)
+    _, [problem] = load_documents(fifo, "p.yaml")
+    assert str(problem) == "p.yaml:1:1: not a regular file (a named pipe); job specs must be plain files"
+
+
+def test_a_directory_named_like_a_spec_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").mkdir()
+    _, [problem] = load_documents(tmp_path / "d.yaml", "d.yaml")
+    assert problem.message == "not a regular file (a directory); job specs must be plain files"
+
+
+def test_a_prompt_file_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "prompt.txt")
+    (tmp_path / "in.jsonl").write_text("{}\n")
+    (tmp_path / "spec.yaml").write_text(
+        "apiVersion: agentflow-jobs/v1\nkind: Job\nname: a\noperation: run\n"
+        "user_prompt_template_file: prompt.txt\ninput:\n  path: in.jsonl\noutput:\n  path: out.jsonl\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_specs([tmp_path / "spec.yaml"], root=tmp_path)
+    assert [p.message for p in caught.value.problems] == [
+        f"prompt file `{tmp_path / 'prompt.txt'}` is not a regular file (a named pipe)"
+    ]
 
 
 def _assert_located(problems: list[Problem]) -> None:
