@@ -37,6 +37,7 @@ _STATUS_STYLE = {
     "incomplete": "yellow",
     "submitted": "cyan",
     "skipped": "yellow",
+    "cancelled": "yellow",
 }
 
 

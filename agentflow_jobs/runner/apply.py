@@ -177,8 +177,8 @@ def _finish(
         summary.tokens,
     )
     report.errors = str(job.errors_path) if summary.failed or summary.input_errors else None
-    if report.status in ("submitted", "error"):
-        pass
+    if report.status in ("submitted", "error", "cancelled"):
+        pass  # the caller already decided; the state records exactly what it reports
     elif summary.missing:
         report.status = "incomplete"
     elif summary.retryable and not summary.completed and summary.retryable == summary.failed:
@@ -370,6 +370,5 @@ def cancel_job(
             asyncio.run(run())
         summary = write_output(job, ws.state)
         _finish(job, ws.state, report, summary, input_fingerprint(job.input_path), "cancel")
-        report.status = "cancelled"
         report.message = f"{len(open_batches)} batch(es) cancelled"
     return report

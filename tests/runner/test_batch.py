@@ -95,3 +95,16 @@ def test_a_batch_the_service_forgot_is_sent_again(ws: Workspace, fake_provider: 
     assert ws.run("apply") == 0
     assert [r["id"] for r in ws.output()] == [f"r{i}" for i in range(4)]
     assert [status for _, status, _ in _batch_rows(ws)] == ["collected:lost", "collected:completed"]
+
+
+def test_status_after_cancel_says_cancelled(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+    ws.write_input("reviews.jsonl", reviews(6))
+    ws.write_spec(mode="batch")
+    fake_provider.script(latency_ms=300)
+    assert ws.run("apply", "--detach") == 0
+    capsys.readouterr()
+    assert ws.run("cancel", "reviews", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "cancelled"
+    assert ws.run("status", "--json") == 0
+    (row,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert row["last_status"] == "cancelled" and row["batches_in_flight"] == []
