@@ -9,9 +9,11 @@ start unless ``--no-auth`` is given.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.errors import ConfigError, StateError
 
 __all__ = ["command"]
 
@@ -54,16 +56,28 @@ def command(
             path=resolved.source,
             key=f"profiles.{resolved.name}",
         )
+    store_path = store or resolved.store or default_store_path()
     app = create_app(
         provider_config=resolved.provider,
-        store_path=store or resolved.store or default_store_path(),
+        store_path=store_path,
         api_keys=read_keys(api_keys_file),
         no_auth=no_auth,
         default_model=resolved.model,
         max_body_bytes=max_body_mb * 1024 * 1024,
         max_upload_bytes=max_upload_mb * 1024 * 1024,
     )
+    _check_store(store_path)
     # SIGTERM / Ctrl-C: uvicorn stops accepting, then the app's shutdown stops the workers
     # and leaves unfinished items queued for the next start.
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
     return 0
+
+
+def _check_store(path: str | Path) -> None:
+    """Open the store once up front: a bad one is an `error:` line, not a server traceback."""
+    from agentflow_jobs.engine.store import BatchStore
+
+    try:
+        BatchStore(path).close()
+    except OSError as exc:
+        raise StateError(f"{path}: cannot open batch store: {exc.strerror or exc}") from None

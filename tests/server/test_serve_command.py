@@ -34,6 +34,20 @@ def test_without_a_provider_it_says_how_to_configure_one(capsys: pytest.CaptureF
     assert "OPENAI_BASE_URL" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("kind", ["not sqlite", "under a file"])
+def test_a_store_that_cannot_open_is_an_error_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    (tmp_path / "notdb.db").write_bytes(b"this is not a database file at all, just text\n" * 200)
+    store = tmp_path / ("notdb.db" if kind == "not sqlite" else "notdb.db/s.db")
+    code = main(["serve", "--store", str(store), "--no-auth", "--port", "0"])
+    err = capsys.readouterr().err
+    assert code == 5, err
+    assert err.startswith("error: ") and str(store) in err and "cannot open batch store" in err
+    assert "Traceback" not in err
+
+
 def test_keys_from_file_and_environment_are_kept_as_hashes(tmp_path: Path) -> None:
     keys_file = tmp_path / "keys"
     keys_file.write_text("# team keys\nkey-one\n\n  key-two  \n")
