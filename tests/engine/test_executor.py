@@ -16,6 +16,7 @@ from agentflow_jobs.providers import build_provider
 from agentflow_jobs.providers.base import ChatReply, ChatRequest
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
 from tests.fakes.handles import FakeProvider
+from tests.fakes.replies import SELF_ESTIMATE_WITH_LOGPROBS
 
 CATS = ["positive", "negative", "mixed"]
 
@@ -95,7 +96,9 @@ def test_label_confidence_comes_from_logprobs_when_the_provider_sends_them(
     outcome = complete(
         fake_provider, operation="label", categories=CATS, items=[{"content": "awful"}]
     )
-    # the fake gives the chosen label's token 0.9 and its rivals the remaining 0.1
+    # the fake gives the chosen label's token 0.9 and its rivals the remaining 0.1, while
+    # the reply's own "confidence" says 0.5: the row must carry the logprob value
+    assert abs(SELF_ESTIMATE_WITH_LOGPROBS - 0.9) > 0.1
     assert results(outcome) == [{"label": "negative", "confidence": pytest.approx(0.9)}]
     assert fake_provider.requests[0]["logprobs"] is True
 
@@ -218,7 +221,10 @@ def test_a_re_ask_that_succeeds_completes_the_row(fake_provider: FakeProvider) -
     outcome = complete(
         fake_provider, operation="classify", categories=CATS, items=[{"content": "great"}]
     )
-    assert results(outcome) == [{"label": "positive", "confidence": pytest.approx(0.9)}]
+    # no logprobs in the reply, so the model's own estimate is kept
+    assert results(outcome) == [
+        {"label": "positive", "confidence": pytest.approx(SELF_ESTIMATE_WITH_LOGPROBS)}
+    ]
     assert fake_provider.count == 2
     assert outcome.usage.requests == 2
 

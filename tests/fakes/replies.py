@@ -71,10 +71,13 @@ def _schema_type(schema: dict[str, Any]) -> str:
 class Generator:
     """Builds one instance of a JSON Schema for one prompt."""
 
-    def __init__(self, root: dict[str, Any], text: str, *, wrong_label: bool = False) -> None:
+    def __init__(
+        self, root: dict[str, Any], text: str, *, wrong_label: bool = False, number: float = 0.9
+    ) -> None:
         self.root = root
         self.text = text
         self.wrong_label = wrong_label
+        self.number = number
         self.picks = Picks()
 
     def instance(self, schema: Any, name: str = "", depth: int = 0) -> Any:
@@ -117,7 +120,7 @@ class Generator:
         if kind == "integer":
             return int(_number(schema, 3.0, integer=True))
         if kind == "number":
-            return _number(schema, 0.9, integer=False)
+            return _number(schema, self.number, integer=False)
         if kind == "boolean":
             return True
         if kind == "null":
@@ -188,6 +191,9 @@ def last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+SELF_ESTIMATE_WITH_LOGPROBS = 0.5
+
+
 def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str, Picks]:
     """The assistant's text for a request, shaped by its ``response_format``."""
     fmt = body.get("response_format") or {}
@@ -197,7 +203,11 @@ def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str
         spec = fmt.get("json_schema") or {}
         schema = spec.get("schema") if isinstance(spec, dict) else None
         schema = schema if isinstance(schema, dict) else {"type": "object"}
-        gen = Generator(schema, user, wrong_label=wrong_label)
+        # A request that asks for logprobs gets a self-estimated number (0.5) unlike the
+        # chosen token's probability (0.9, see logprobs_for), so a test can tell which
+        # of the two a label's confidence came from.
+        number = SELF_ESTIMATE_WITH_LOGPROBS if body.get("logprobs") else 0.9
+        gen = Generator(schema, user, wrong_label=wrong_label, number=number)
         return json.dumps(gen.instance(schema), separators=(",", ":")), gen.picks
     if kind == "json_object":
         names = _QUOTED_NAME.findall(prompt_text(body))[:8]
