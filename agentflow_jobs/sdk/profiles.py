@@ -67,11 +67,17 @@ def load_profile(name: str | None = None) -> Profile:
         return _build(name, profiles[name], str(path))
     if name == "local":
         return Profile(name="local", engine="embedded", source="built-in", provider=local_provider())
+    if not path.exists():
+        # the missing file is the problem, so say that first rather than a path:key prefix
+        error = ConfigError(
+            f"no profile `{name}`: {path} does not exist (set AGENTFLOW_CONFIG or create it)"
+        )
+        error.path, error.key = str(path), f"profiles.{name}"
+        raise error
     known = ", ".join(sorted(profiles)) or "none"
-    where = str(path) if path.exists() else f"{path} (file does not exist)"
     raise ConfigError(
         f"no profile named {name!r} (profiles defined: {known}); add it under `profiles:`",
-        path=where,
+        path=str(path),
         key=f"profiles.{name}",
     )
 

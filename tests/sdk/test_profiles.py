@@ -71,6 +71,17 @@ def test_broken_profiles_are_clear_errors(
     assert str(path) in str(caught.value)
 
 
+def test_missing_profiles_file_says_so_first(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "cfg" / "profiles.yaml"
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    with pytest.raises(ConfigError) as caught:
+        load_profile("nope")
+    assert str(caught.value) == (
+        f"no profile `nope`: {path} does not exist (set AGENTFLOW_CONFIG or create it)"
+    )
+    assert (caught.value.path, caught.value.key) == (str(path), "profiles.nope")
+
+
 def test_missing_profile_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     path = write(tmp_path / "p.yaml", "profiles:\n  staging: {base_url: http://x}\n")
     monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
