@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 MAX_PAGE_SIZE = 10_000
-EXPORT_FORMATS = ("jsonl", "csv", "json")
+EXPORT_FORMATS = ("json", "jsonl", "csv")
 
 
 class RowSource(Protocol):
@@ -79,16 +79,38 @@ def validation_error(exc: ValidationError) -> UnprocessableEntityError:
     return error
 
 
-def describe_errors(errors: Sequence[Any]) -> str:
-    """``field.path: what is wrong`` for each pydantic/FastAPI validation error."""
+def describe_errors(errors: Sequence[Any], body: Any = None) -> str:
+    """``field.path: what is wrong`` for each pydantic/FastAPI validation error.
+
+    ``body`` is the raw request text, used to place a JSON syntax error by line and column.
+    """
     problems = []
     for err in errors:
+        if err.get("type") == "json_invalid":
+            problems.append(_json_syntax(err, body))
+            continue
         loc = [str(p) for p in err.get("loc", ())]
         if loc and loc[0] in ("body", "query", "path"):
             loc = loc[1:]
         where = ".".join(loc) or _guess_field(str(err.get("msg", "")))
         problems.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
     return "; ".join(problems) or "invalid request"
+
+
+def _json_syntax(err: Mapping[str, Any], body: Any) -> str:
+    # FastAPI puts the character offset where a field path belongs; turn it into a place
+    loc = err.get("loc", ())
+    pos = loc[-1] if loc and isinstance(loc[-1], int) else None
+    reason = str((err.get("ctx") or {}).get("error", "")).strip()
+    where = ""
+    if pos is not None and isinstance(body, str | bytes):
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        line = text.count("\n", 0, pos) + 1
+        where = f"line {line}, column {pos - text.rfind(chr(10), 0, pos)}"
+    elif pos is not None:
+        where = f"character {pos + 1}"
+    details = ": ".join(part for part in (where, reason.lower()) if part)
+    return f"request body is not valid JSON ({details})" if details else "request body is not valid JSON"
 
 
 def _guess_field(message: str) -> str:
@@ -201,7 +223,7 @@ class BatchService:
         """The whole output as text chunks, read from the store a slice at a time."""
         self.retrieve(owner, batch_id)
         if fmt not in EXPORT_FORMATS:
-            raise status_error(422, f"format: expected one of json, {', '.join(EXPORT_FORMATS)}")
+            raise status_error(422, f"format: expected one of {', '.join(EXPORT_FORMATS)}")
         if fmt == "csv":
             return _csv_chunks(self.store, batch_id)
         if fmt == "json":

@@ -134,7 +134,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return reply(422, describe_errors(exc.errors()))
+        return reply(422, describe_errors(exc.errors(), getattr(exc, "body", None)))
 
     async def on_status(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, APIStatusError)

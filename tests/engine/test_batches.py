@@ -105,8 +105,9 @@ def test_owner_idempotency_and_errors(fake_provider: FakeProvider, tmp_path: Pat
             service.submit("me", label([{"content": "y"}]), idempotency_key="k")
         with pytest.raises(NotFoundError):
             service.retrieve("you", first.id)
-        with pytest.raises(UnprocessableEntityError, match="format"):
+        with pytest.raises(UnprocessableEntityError) as caught:
             service.export("me", first.id, "xml")
+        assert str(caught.value) == "format: expected one of json, jsonl, csv"
         await until_done(service, first.id)
 
     run(fake_provider, tmp_path / "s.db", body)

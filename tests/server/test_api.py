@@ -101,6 +101,10 @@ def test_validation_errors_name_the_field(http: httpx.Client) -> None:
         assert error["code"] == "validation_error" and field in error["message"], error
     broken = http.post("/v1/batches", content=b"{not json", headers={**A, "Content-Type": "application/json"})
     assert broken.status_code == 422 and error_of(broken)["code"] == "validation_error"
+    assert error_of(broken)["message"].startswith("request body is not valid JSON (line 1, column 2")
+    multiline = http.post("/v1/batches", content=b'{\n  "operation": "label",\n  oops\n}',
+                          headers={**A, "Content-Type": "application/json"})
+    assert error_of(multiline)["message"].startswith("request body is not valid JSON (line 3, column 3")
 
 
 @pytest.mark.parametrize(
