@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from agentflow_jobs.errors import APITimeoutError, InputError
+from agentflow_jobs.errors import APITimeoutError, InputError, OutputError, status_error
 from agentflow_jobs.hashing import canonical_json
 from agentflow_jobs.sdk.completions import Items, request_payload
 from agentflow_jobs.wire import Batch, OutputPage
@@ -33,6 +33,12 @@ def _next_offset(page: OutputPage, offset: int) -> int | None:
     """Where the next page starts, or None when ``page`` was the last one."""
     offset += len(page.results)
     return offset if page.results and offset < page.total else None
+
+
+def _check_page_size(page_size: int) -> None:
+    # checked before the first page: 0 would end at once and -1 would blame ``limit``
+    if page_size < 1:
+        raise status_error(422, "page_size: must be >= 1")
 
 
 def _format_for(path: Path) -> OutputFormat:
@@ -122,8 +128,12 @@ class AsyncBatches:
         chunks = [chunk async for chunk in transport.export(batch_id, format)]
         return b"".join(chunks).decode("utf-8")
 
-    async def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+    def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
+        _check_page_size(page_size)
+        return self._iter_output(batch_id, page_size)
+
+    async def _iter_output(self, batch_id: str, page_size: int) -> AsyncIterator[dict[str, Any]]:
         offset: int | None = 0
         while offset is not None:
             page = await self.output(batch_id, "json", offset, page_size)
@@ -137,7 +147,10 @@ class AsyncBatches:
         """Stream the output to ``path`` (format from its extension unless given), atomically."""
         target = Path(path)
         format = format or _format_for(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
+        except OSError as exc:
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
         try:
             with os.fdopen(fd, "wb") as out:
                 if format == "json":
@@ -149,6 +162,10 @@ class AsyncBatches:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, target)
+        except OSError as exc:
+            # name the file the caller gave, not our temporary sibling of it
+            Path(tmp).unlink(missing_ok=True)
+            raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
@@ -255,6 +272,10 @@ class Batches:
 
     def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
+        _check_page_size(page_size)
+        return self._iter_output(batch_id, page_size)
+
+    def _iter_output(self, batch_id: str, page_size: int) -> Iterator[dict[str, Any]]:
         offset: int | None = 0
         while offset is not None:
             page = self.output(batch_id, "json", offset, page_size)

@@ -14,7 +14,13 @@ import pytest
 import agentflow
 import agentflow_jobs.errors
 from agentflow_jobs.engine.store import BatchStore
-from agentflow_jobs.sdk import AgentFlow, AsyncAgentFlow, NotFoundError
+from agentflow_jobs.sdk import (
+    AgentFlow,
+    AsyncAgentFlow,
+    NotFoundError,
+    OutputError,
+    UnprocessableEntityError,
+)
 from agentflow_jobs.sdk.batches import AsyncBatches, Batches
 from agentflow_jobs.sdk.completions import AsyncCompletions, Completions
 from tests.fakes.handles import FakeProvider
@@ -54,6 +60,12 @@ def test_async_client_on_both_transports(prod_profile: str, transport: str) -> N
                                                          summary_instructions="short", timeout=20)
             rows = [row async for row in client.batches.iter_output(batch.id, page_size=1)]
             assert [r["status"] for r in rows] == ["completed"]
+            for size in (0, -1):
+                with pytest.raises(UnprocessableEntityError, match=r"^page_size: must be >= 1$"):
+                    client.batches.iter_output(batch.id, page_size=size)
+            with pytest.raises(OutputError, match="nodir") as caught:
+                await client.batches.download_output(batch.id, "/nonexistent-dir/nodir/x.csv")
+            assert caught.value.path == "/nonexistent-dir/nodir/x.csv"
             with pytest.raises(NotFoundError):
                 await client.batches.retrieve("batch_nope")
 

@@ -15,6 +15,7 @@ from agentflow_jobs.sdk import (
     APITimeoutError,
     ConflictError,
     NotFoundError,
+    OutputError,
     OutputPage,
     UnprocessableEntityError,
 )
@@ -220,3 +221,11 @@ def test_bad_output_arguments_name_the_parameter(client: AgentFlow, tmp_path: Pa
     with pytest.raises(NotFoundError):
         client.batches.download_output("batch_nope", tmp_path / "out" / "never-written.jsonl")
     assert list((tmp_path / "out").iterdir()) == []
+    for size in (0, -1):
+        with pytest.raises(UnprocessableEntityError, match=r"^page_size: must be >= 1$"):
+            client.batches.iter_output(batch.id, page_size=size)
+    missing = tmp_path / "nodir" / "x.csv"
+    with pytest.raises(OutputError, match=r"nodir/x\.csv: cannot write") as caught:
+        client.batches.download_output(batch.id, missing)
+    assert caught.value.path == str(missing)
+    assert ".x.csv." not in str(caught.value)
