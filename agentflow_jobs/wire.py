@@ -6,6 +6,7 @@ no behaviour beyond validation and normalisation.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -41,6 +42,15 @@ def normalize_operation(operation: str) -> tuple[str, str | None]:
     if name in OPERATIONS:
         return name, None
     return "run", name
+
+
+def _missing_template(custom: str | None) -> str:
+    # without a template a custom name is far more often a misspelled built-in
+    if custom is None:
+        return "run needs user_prompt_template"
+    close = difflib.get_close_matches(custom, ("classify", *OPERATIONS), n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    return f"unknown operation `{custom}`{hint}; a custom operation needs user_prompt_template"
 
 
 class Usage(BaseModel):
@@ -125,7 +135,7 @@ class CompletionRequest(BaseModel):
         elif kind == "enrich" and not self.fields:
             raise ValueError("enrich needs at least one field")
         elif kind == "run" and not self.user_prompt_template:
-            raise ValueError("run needs user_prompt_template")
+            raise ValueError(_missing_template(custom))
         elif kind == "extract" and not (self.extraction_instructions or self.output_schema):
             raise ValueError("extract needs extraction_instructions or output_schema")
         return self

@@ -115,6 +115,8 @@ def _json_syntax(err: Mapping[str, Any], body: Any) -> str:
 
 def _guess_field(message: str) -> str:
     # model-level checks carry no location; name the field their message is about
+    if message.startswith("Value error, unknown operation") or message.startswith("unknown operation"):
+        return "operation"
     for name in ("categories", "fields", "user_prompt_template", "extraction_instructions"):
         if name in message:
             return name

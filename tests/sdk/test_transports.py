@@ -72,6 +72,17 @@ def test_invalid_request_names_the_field_and_sends_nothing(
     assert fake_provider.count == 0
 
 
+def test_a_misspelled_operation_suggests_the_built_in(client: AgentFlow) -> None:
+    with pytest.raises(UnprocessableEntityError) as caught:
+        client.batches.submit(operation="sumarize", items=REVIEWS, summary_instructions="short")
+    assert str(caught.value) == (
+        "operation: unknown operation `sumarize` (did you mean `summarize`?); "
+        "a custom operation needs user_prompt_template"
+    )
+    with pytest.raises(UnprocessableEntityError, match="run needs user_prompt_template"):
+        client.completions.run(operation="run", items=REVIEWS)
+
+
 def test_a_batch_that_can_never_run_is_refused_at_submit(
     client: AgentFlow, fake_provider: FakeProvider
 ) -> None:
