@@ -37,11 +37,21 @@ F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_SPEC_DIR = Path("specs")
 
 
+def _existing_directory(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    # a root that does not exist would make every path "outside the root", or let
+    # `watch` wait forever on nothing; say what is wrong with the option itself
+    if value is not None and not value.is_dir():
+        raise click.BadParameter(f"{value}: not an existing directory")
+    return value
+
+
 def root_option(func: F) -> F:
-    """``--root``: the workspace root job files must stay inside."""
+    """``--root``: the workspace root job files must stay inside (an existing directory)."""
     return click.option(
         "--root",
+        # click says "is a file" itself; it only skips the check for a missing path
         type=click.Path(file_okay=False, path_type=Path),
+        callback=_existing_directory,
         default=None,
         help="Workspace root job files must stay in [default: nearest ancestor with .git, else cwd].",
     )(func)

@@ -141,3 +141,14 @@ def test_schema_output_that_cannot_be_written_is_a_usage_error(
     assert main(["schema", "-o", target]) == 2
     assert f"error: cannot write {target}: " in capsys.readouterr().err
     assert not Path(target).exists()
+
+
+@pytest.mark.parametrize("command", [*JSON_COMMANDS, ["watch"]], ids=lambda c: c[0])
+def test_a_root_that_does_not_exist_is_a_usage_error(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], command: list[str]
+) -> None:
+    _one_job(ws)
+    assert main([*command, "--root", str(ws.root / "nowhere")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"{ws.root / 'nowhere'}: not an existing directory" in captured.err
