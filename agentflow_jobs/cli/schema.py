@@ -30,8 +30,10 @@ def command(output: Path | None) -> int:
         click.echo(text, nl=False)
         return 0
     try:
-        output.parent.mkdir(parents=True, exist_ok=True)
+        # no mkdir: a typo in the directory should be an error, not a new directory tree
         output.write_text(text, encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise UsageError(f"cannot write {output}: directory {output.parent} does not exist") from exc
     except OSError as exc:  # a parent that is a file, a read-only or missing mount
         raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from exc
     click.echo(f"wrote {output}", err=True)

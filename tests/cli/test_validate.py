@@ -119,3 +119,12 @@ def test_a_spec_that_is_a_device_or_a_pipe_is_refused_at_once(
         "p.yaml:1:1: not a regular file (a named pipe); job specs must be plain files",
         "invalid: 2 problems in 2 files (2 files checked)",
     ]
+
+
+def test_schema_output_into_a_missing_directory_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "nonexist" / "x.json"
+    assert main(["schema", "--output", str(target)]) == 2
+    assert f"error: cannot write {target}: directory {target.parent} does not exist" in capsys.readouterr().err
+    assert not target.parent.exists()
