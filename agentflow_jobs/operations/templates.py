@@ -106,24 +106,23 @@ def _scan(template: str) -> Iterator[Piece | TemplateError]:
             yield TemplateError("single `}` (write `}}` for a literal brace)", i)
             i += 1
         else:
-            close = template.find("}", i + 1)
-            nested = template.find("{", i + 1, close if close >= 0 else end)
-            if nested >= 0:
-                yield TemplateError(
-                    "`{` inside a placeholder; nested placeholders are not allowed "
-                    "(write `{{` for a literal brace)",
-                    nested,
-                )
-                i = _group_end(template, i)
-            elif close < 0:
-                yield TemplateError("unclosed `{` (write `{{` for a literal brace)", i)
-                return
-            else:
-                try:
-                    yield (_check_placeholder(template[i + 1 : close], i),)
-                except TemplateError as error:
-                    yield error
-                i = close + 1
+            piece, i = _open_brace(template, i)
+            yield piece
+
+
+def _open_brace(template: str, start: int) -> tuple[Piece | TemplateError, int]:
+    """What the ``{`` at ``start`` opens, and where the scan goes on from."""
+    close = template.find("}", start + 1)
+    nested = template.find("{", start + 1, close if close >= 0 else len(template))
+    if nested >= 0:
+        message = "`{` inside a placeholder; nested placeholders are not allowed (write `{{` for a literal brace)"
+        return TemplateError(message, nested), _group_end(template, start)
+    if close < 0:
+        return TemplateError("unclosed `{` (write `{{` for a literal brace)", start), len(template)
+    try:
+        return (_check_placeholder(template[start + 1 : close], start),), close + 1
+    except TemplateError as error:
+        return error, close + 1
 
 
 def _next_brace(template: str, start: int) -> int:

@@ -1,4 +1,6 @@
-"""Checks across files (unique names, one writer per output) see every job, valid or not."""
+"""Problems that used to hide each other now come in one run: checks across files (unique
+names, one writer per output) see every job, valid or not, and every bad placeholder of
+a template is reported, each at its own place."""
 
 from __future__ import annotations
 
