@@ -34,6 +34,7 @@ def _table(plans: list[JobPlan]) -> Table:
         "cached",
         "failed",
         "to send",
+        "est. requests",
         "est. tokens",
     ):
         table.add_column(
@@ -50,6 +51,7 @@ def _table(plans: list[JobPlan]) -> Table:
             str(p.cached),
             str(p.failed + p.input_errors),
             str(p.to_send),
+            str(p.to_send),  # one provider request per item, in either mode
             tokens,
         )
     return table

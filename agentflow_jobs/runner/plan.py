@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
+from agentflow_jobs.hashing import canonical_json
 from agentflow_jobs.runner.job import Job, RenderedItem
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 _BLOCK = 500
+# Token estimate for a job with no earlier answers: the prompt's characters / 4 plus a
+# nominal reply per operation (a label is a word; the others are a few sentences).
+_CHARS_PER_TOKEN = 4
+_REPLY_TOKENS = {"label": 10, "extract": 100, "summarize": 120, "enrich": 100, "run": 150}
 
 
 def file_fingerprint(path: Path) -> str | None:
@@ -232,7 +237,7 @@ def _remember(plan: JobPlan, rendered: RenderedItem) -> None:
 def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
     ledger = Ledger(state)
     seen: set[str] = set()
-    completed_tokens = 0
+    prompt_chars = 0
     for block in blocks(job.items()):
         keys = [r.key for r in block if r.key is not None]
         statuses = {} if force else ledger.statuses(keys)
@@ -253,9 +258,27 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                 if len(seen) < 100_000:
                     seen.add(rendered.key)
                 plan.to_send += 1
+                prompt_chars += _item_chars(rendered.item)
                 _remember(plan, rendered)
     counts = ledger.job_counts(job.name)
     answered = counts["completed"] + counts["failed"] + counts["retryable"]
     completed_tokens = counts.get("tokens", 0)
-    if answered:
+    if answered and completed_tokens:
         plan.est_tokens = int(completed_tokens / answered * plan.to_send)
+    else:
+        plan.est_tokens = _estimate_tokens(job, prompt_chars, plan.to_send)
+
+
+def _item_chars(item: dict[str, Any] | None) -> int:
+    """The characters an item adds to its prompt (template values, content)."""
+    return sum(
+        len(v) if isinstance(v, str) else len(canonical_json(v)) for v in (item or {}).values()
+    )
+
+
+def _estimate_tokens(job: Job, item_chars: int, requests: int) -> int:
+    """Tokens for ``requests`` new items: prompt characters / 4 plus a nominal reply."""
+    # every request repeats the job's own prompt text: prompts, categories, schema
+    per_request = len(canonical_json(job.hash_fields)) // _CHARS_PER_TOKEN
+    per_request += _REPLY_TOKENS.get(job.operation, 150)
+    return item_chars // _CHARS_PER_TOKEN + per_request * requests

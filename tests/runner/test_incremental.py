@@ -116,6 +116,13 @@ def test_plan_exit_code_and_json(ws: Workspace, fake_provider: Any, capsys: Any)
     assert ws.run("plan", "--exit-code", "--json") == 10
     plan = json.loads(capsys.readouterr().out)
     assert plan["jobs"][0]["to_send"] == 7 and plan["jobs"][0]["status"] == "new"
+    # a new job has no earlier answers: the estimate comes from the prompts themselves
+    assert plan["jobs"][0]["est_requests"] == 7
+    assert 7 * 10 < plan["jobs"][0]["est_tokens"] < 7 * 200
+    assert ws.run("plan") == 0
+    table = capsys.readouterr().err
+    assert "est. requests" in table and "est. tokens" in table
+    assert " ? " not in table
     assert ws.run("apply") == 0
     capsys.readouterr()
     assert ws.run("plan", "--exit-code", "--json") == 0
