@@ -91,8 +91,9 @@ def test_status_json(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
 
 def test_jobs_run_after_the_job_producing_their_input(ws: Workspace, fake_provider: Any) -> None:
     ws.write_input("first.jsonl", reviews(4))
+    # the consumer's spec file sorts first: only the dependency order can run it second
     ws.write_spec(
-        "second",
+        "a-consumer",
         operation="summarize",
         categories=None,
         summary_instructions="one line",
@@ -100,7 +101,7 @@ def test_jobs_run_after_the_job_producing_their_input(ws: Workspace, fake_provid
     )
     ws.write_spec("first")
     assert ws.run("apply") == 0
-    assert [r["id"] for r in ws.output("second")] == [f"r{i}" for i in range(4)]
+    assert [r["id"] for r in ws.output("a-consumer")] == [f"r{i}" for i in range(4)]
 
 
 def test_dependency_cycle_is_a_spec_error(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
@@ -114,11 +115,13 @@ def test_a_job_whose_upstream_failed_is_skipped(
     ws: Workspace, fake_provider: Any, capsys: Any
 ) -> None:
     ws.write_input("first.jsonl", [{"rid": "x", "content": "poison"}])
-    ws.write_spec("second", input={"path": "../out/first.jsonl", "id_field": "id"})
+    # the consumer's spec file sorts first: only the dependency order can skip it
+    ws.write_spec("a-consumer", input={"path": "../out/first.jsonl", "id_field": "id"})
     ws.write_spec("first")
     fake_provider.script(match="poison", status=400)
     assert ws.run("apply", "--json") == 1
     jobs = {j["name"]: j for j in json.loads(capsys.readouterr().out)["jobs"]}
+    assert list(jobs) == ["first", "a-consumer"]
     assert jobs["first"]["status"] == "failed"
-    assert jobs["second"]["status"] == "skipped"
-    assert "upstream job first did not finish" in jobs["second"]["message"]
+    assert jobs["a-consumer"]["status"] == "skipped"
+    assert "upstream job first did not finish" in jobs["a-consumer"]["message"]
