@@ -76,12 +76,16 @@ def test_cancel_records_what_finished(ws: Workspace, fake_provider: Any, capsys:
     ws.write_spec(mode="batch")
     fake_provider.script(latency_ms=300)
     assert ws.run("apply", "--detach") == 0
+    before = fake_provider.count
     assert ws.run("cancel", "reviews") == 0
-    assert all(status.startswith("collected:") for _, status, _ in _batch_rows(ws))
+    assert fake_provider.count == before  # cancelling sends nothing
+    assert [status for _, status, _ in _batch_rows(ws)] == ["collected:cancelled"]
+    finished = len(ws.output()) if (ws.root / "out" / "reviews.jsonl").exists() else 0
+    assert finished < 6
     fake_provider.reset()
     assert ws.run("apply") == 0
     assert len(ws.output()) == 6
-    assert fake_provider.count <= 6
+    assert fake_provider.count == 6 - finished  # what the cancelled batch finished is kept
 
 
 def test_a_batch_the_service_forgot_is_sent_again(ws: Workspace, fake_provider: Any) -> None:
