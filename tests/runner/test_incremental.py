@@ -108,6 +108,27 @@ def test_provenance_and_index_ids(ws: Workspace, fake_provider: Any) -> None:
     assert rows[0]["provenance"]["job"] == "reviews"
     assert rows[0]["provenance"]["mode"] == "sync"
     assert rows[0]["provenance"]["attempts"] == 1
+    model = f"openai:default@{fake_provider.base_url.rstrip('/')}"
+    usages = [r["provenance"]["usage"] for r in rows]
+    assert [r["provenance"]["model"] for r in rows] == [model, model]
+    assert all(u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"] > 0 for u in usages)
+    fake_provider.reset()
+    ws.write_spec(
+        input={"path": "../data/reviews.jsonl", "id_field": None},
+        output={"path": "../out/reviews.csv", "format": "csv", "include_provenance": True},
+    )
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 0
+    with open(ws.root / "out" / "reviews.csv", newline="") as handle:
+        reader = csv.DictReader(handle)
+        table = list(reader)
+    assert reader.fieldnames is not None
+    assert reader.fieldnames[-5:] == ["_job", "_model", "_mode", "_attempts", "_total_tokens"]
+    assert [r["id"] for r in table] == ["0", "1"]
+    assert [(r["_job"], r["_model"], r["_mode"], r["_attempts"]) for r in table] == [
+        ("reviews", model, "sync", "1")
+    ] * 2
+    assert [int(r["_total_tokens"]) for r in table] == [u["total_tokens"] for u in usages]
 
 
 def test_plan_exit_code_and_json(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
