@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, open_row_writer
@@ -25,6 +26,8 @@ from agentflow_jobs.runner.state import State
 __all__ = ["OutputSummary", "write_output"]
 
 _PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens")
+# an unparsable line longer than this is cut in the errors file (it may be megabytes)
+_RAW_LIMIT = 10_000
 
 
 @dataclass
@@ -92,17 +95,60 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _error_row(rendered: RenderedItem, entry: LedgerEntry | None) -> dict[str, Any]:
+class _RawLines:
+    """The input's raw text by line number, for items that could not be parsed.
+
+    Errors come in input order, so one forward pass over the file (opened only when
+    the first unparsable item turns up) serves them all.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: BinaryIO | None = None
+        self.line = 0
+
+    def get(self, line: int) -> str | None:
+        try:
+            raw = self._advance(line)
+        except OSError:  # the input changed under us: the error row still says which line
+            return None
+        if raw is None:
+            return None
+        text = raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
+        return text if len(text) <= _RAW_LIMIT else text[:_RAW_LIMIT] + "…"
+
+    def _advance(self, line: int) -> bytes | None:
+        if self.handle is None or line <= self.line:
+            self.close()
+            self.handle, self.line = open(self.path, "rb"), 0  # noqa: SIM115 (see close)
+        raw = b""
+        while self.line < line:
+            raw = self.handle.readline()
+            if not raw:
+                return None
+            self.line += 1
+        return raw
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
+
+
+def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines) -> dict[str, Any]:
     error = rendered.error
     code, message = (error.code, error.message) if error else ("failed", "")
     if entry is not None and entry.error:
         code, message = str(entry.error.get("code", code)), str(entry.error.get("message", ""))
+    # what failed, so users need not open the input: the record, else the raw line
+    shown = rendered.record if rendered.record is not None else raw.get(rendered.line)
     return {
         "id": rendered.id,
         "index": rendered.index,
         "line": rendered.line,
         "code": code,
         "message": message,
+        "input": shown,
     }
 
 
@@ -138,6 +184,7 @@ def _write_output(job: Job, state: State) -> OutputSummary:
     summary = OutputSummary()
     out = AtomicFile(job.output_path)
     errors = AtomicFile(job.errors_path)
+    raw = _RawLines(job.input_path)
     try:
         writer = open_row_writer(out.handle, job.output_format, columns=columns)
         error_writer = open_row_writer(errors.handle, "jsonl")
@@ -149,7 +196,7 @@ def _write_output(job: Job, state: State) -> OutputSummary:
                 summary.completed += 1
                 summary.tokens += int(entry.usage.get("total_tokens") or 0)
             elif rendered.key is None or entry is not None:
-                error_writer.write(_error_row(rendered, entry))
+                error_writer.write(_error_row(rendered, entry, raw))
                 summary.failed += entry is not None
                 summary.retryable += entry is not None and entry.status == "retryable"
                 summary.input_errors += entry is None
@@ -162,6 +209,8 @@ def _write_output(job: Job, state: State) -> OutputSummary:
         out.abort()
         errors.abort()
         raise
+    finally:
+        raw.close()
     out.commit()
     if summary.failed or summary.input_errors:
         errors.commit()

@@ -27,6 +27,10 @@ def test_failed_items_go_to_the_errors_file_and_good_rows_are_kept(
     errors = ws.errors()
     assert [(e["id"], e["line"]) for e in errors] == [("r3", 4), ("r7", 8)]
     assert all(e["code"] and e["message"] for e in errors)
+    assert [e["input"] for e in errors] == [
+        {"rid": "r3", "content": "poison 3"},
+        {"rid": "r7", "content": "poison 7"},
+    ]
 
 
 def test_failures_within_the_allowed_rate_succeed(ws: Workspace, fake_provider: Any) -> None:
@@ -67,10 +71,10 @@ def test_malformed_lines_are_item_errors_with_line_numbers(
     assert ws.run("apply") == 0
     assert [r["id"] for r in ws.output()] == ["a", "e"]
     errors = ws.errors()
-    assert [(e["line"], e["code"]) for e in errors] == [
-        (2, "invalid_json"),
-        (3, "missing_field"),
-        (4, "invalid_encoding"),
+    assert [(e["line"], e["code"], e["input"]) for e in errors] == [
+        (2, "invalid_json", "{oops"),  # unparsable: the raw line
+        (3, "missing_field", {"rid": "c", "nope": 1}),  # parsed: the record
+        (4, "invalid_encoding", '{"rid": "d", "content": "caf\ufffd"}'),
     ]
     assert fake_provider.count == 2
 
