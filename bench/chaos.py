@@ -3,12 +3,18 @@
 Scenarios (figures in bench/reliability.json):
 
 - soak: rounds of ``agentflow-jobs apply`` on a 5,000-item job, each killed with SIGKILL
-  at a random moment and resumed by the next round, over sync and batch modes on the
-  embedded engine and on an ``agentflow-jobs serve`` subprocess (which is itself killed
-  mid-batch and restarted now and then); named crash points hit on purpose. Per round:
-  items lost, items duplicated, requests re-sent (counted at the fake provider process).
+  after a random number of provider requests (so the kill lands mid-run: a random delay
+  often came after a 5,000-item job on the fast fake had already finished) and resumed by
+  the next round, over sync and batch modes on the embedded engine and on an
+  ``agentflow-jobs serve`` subprocess (itself killed mid-batch in most batch rounds and
+  restarted at the start of the next round); named crash points hit on purpose. Rounds
+  run until ``--kills`` kills have landed (the apply was still running when SIGKILL came);
+  only those count. Per round: items lost, items duplicated, requests re-sent (counted at
+  the fake provider process).
 - storm: the fake mixes 429 + Retry-After, 5xx, resets, stalls, truncated and malformed
-  replies; every item must end completed or failed with a fitting code, in bounded time.
+  replies at random; every item must end completed or failed with a fitting code, in
+  bounded time. Targeted rows (the fake's ``match=``) get one known fault each and must
+  end with exactly its code, or complete when only their first attempt was faulted.
 - torn: truncated/corrupt state file, half-written input line, full disk (tmpfs, or
   RLIMIT_FSIZE when mounting is not allowed).
 - fuzz: hypothesis with many examples on the spec loader, templates and input readers.
@@ -17,7 +23,7 @@ Requests re-sent per round are counted once the provider is idle when a server o
 the kill (see ``SoakJob._settle``): replies a live server has not read or committed yet
 are not lost. ``WINDOW`` below says what a kill may cost.
 
-``python -m bench.chaos [--rounds N] [--quick] [--items N] [--only soak,storm,...]
+``python -m bench.chaos [--kills N] [--quick] [--items N] [--only soak,storm,...]
 [--configs batch/server,...]``.
 """
 
@@ -29,6 +35,7 @@ import os
 import random
 import signal
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +67,15 @@ WINDOW = 2 * CONCURRENCY
 BATCH_SIZE = 500
 CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"))
 IDLE_SERVER_KILL = "server killed while the provider was idle"
+# the ≥ 100 kill -9 rounds of issue 8: kills that landed mid-run, named crash points aside
+MIN_KILLS = 100
+# a job with fewer items left than this is finished rather than killed again: a kill aimed
+# at its last few requests would mostly come after it ended
+MIN_REMAINING = 200
+# no provider request for this long while aiming a kill: kill anyway (the apply is still
+# running, e.g. paging a finished batch's output)
+STALL_S = 20.0
+POLL_S = 0.01
 
 
 def provider_block(fake: FakeProviderProcess, **extra: Any) -> dict[str, Any]:
@@ -134,6 +150,14 @@ class SoakJob:
         since = getattr(self, "_store_mark", 0)
         return _count(store, "SELECT count(*) FROM results") - since
 
+    def remaining(self) -> int:
+        return max(0, self.items - self._done())
+
+    def ensure_server(self) -> None:
+        """A server killed in the previous round comes back before the next one starts."""
+        if self.server is not None and self.server.proc is None:
+            self.server.start()
+
     def mark_store(self) -> None:
         store = self._store()
         self._store_mark = _count(store, "SELECT count(*) FROM results") if store else 0
@@ -181,9 +205,18 @@ class SoakJob:
         return False
 
     def kill_round(self, rng: random.Random, kill_server: bool) -> Round:
+        """Start an apply and SIGKILL it once the provider has answered a random share of
+        the items left (and kill the server first when ``kill_server``).
+
+        The server is not restarted here: measuring with it dead counts exactly what its
+        kill cost, and ``ensure_server`` brings it back for the next round.
+        """
+        self.ensure_server()
+        aim = rng.randint(1, max(1, int(self.remaining() * 0.9)))
         started = time.monotonic()
+        target = self.fake.count + aim
         proc = self.project.start()
-        time.sleep(rng.uniform(0.4, 2.5))
+        stalled = self._wait_for_requests(proc, target)
         kind, idle = "kill", False
         if kill_server and self.server is not None and proc.poll() is None:
             before = self.fake.stats()["requests"]
@@ -193,19 +226,36 @@ class SoakJob:
             kind = "server_kill"
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-            self.kills += 1
         _, err = proc.communicate(timeout=60)
-        if kind == "server_kill" and self.server is not None:
-            self.server.start()
         measured = self.measure(kind, proc.returncode, time.monotonic() - started)
         if proc.returncode != -signal.SIGKILL:  # it ended on its own before the kill
             measured.kind = "ended"
             measured.note = err.decode(errors="replace").strip()[-300:]
-        elif idle:
-            measured.note = "; ".join(filter(None, [IDLE_SERVER_KILL, measured.note]))
+            return measured
+        self.kills += 1
+        notes = [f"aimed at {aim} requests", IDLE_SERVER_KILL if idle else "",
+                 f"no provider request for {STALL_S:.0f} s: killed anyway" if stalled else "",
+                 measured.note]
+        measured.note = "; ".join(filter(None, notes))
         return measured
 
+    def _wait_for_requests(self, proc: subprocess.Popen[bytes], target: int) -> bool:
+        """Until the provider's count reaches ``target`` or ``proc`` ends (False), or no
+        request came for STALL_S seconds (True)."""
+        last, since = -1, time.monotonic()
+        while proc.poll() is None:
+            count = self.fake.count
+            if count >= target:
+                return False
+            if count != last:
+                last, since = count, time.monotonic()
+            elif time.monotonic() - since > STALL_S:
+                return True
+            time.sleep(POLL_S)
+        return False
+
     def finish(self, **extra: str) -> tuple[Round, int, str]:
+        self.ensure_server()
         outcome = self.project.run(timeout=600, env=extra)
         kind = "crash:" + extra["AGENTFLOW_CRASH_AT"] if extra else "resume"
         return self.measure(kind, outcome.code, outcome.seconds), outcome.code, outcome.stderr
@@ -232,10 +282,10 @@ def _count(db: Path | None, sql: str) -> int:
         return 0
 
 
-def run_soak(base: Path, fake: FakeProviderProcess, rounds: int, items: int, rng: random.Random,
+def run_soak(base: Path, fake: FakeProviderProcess, kills: int, items: int, rng: random.Random,
              deadline: float, configs: tuple[tuple[str, str], ...] = CONFIGS) -> Soak:
     soak = Soak()
-    per_config = max(1, rounds // len(configs))
+    per_config = max(1, -(-kills // len(configs)))
     server = ServeProcess(base, provider_block(fake))
     try:
         for mode, transport in configs:
@@ -249,33 +299,45 @@ def run_soak(base: Path, fake: FakeProviderProcess, rounds: int, items: int, rng
 def _soak_config(soak: Soak, base: Path, fake: FakeProviderProcess, mode: str, transport: str,
                  budget: int, items: int, rng: random.Random, server: ServeProcess | None,
                  deadline: float) -> None:
-    used, number = 0, 0
-    while used < budget and time.monotonic() < deadline:
+    """Jobs of this configuration until ``budget`` kills have landed (or the deadline)."""
+    landed, number = 0, 0
+    while landed < budget and time.monotonic() < deadline:
         number += 1
         job = SoakJob(base, fake, mode, transport, items, server, number)
         job.mark_store()
-        kills = min(budget - used - 1, rng.randint(3, 7))
-        ended = False
-        for turn in range(max(0, kills)):
-            # the first round of a job always has batches running, so its kill lands mid-batch
-            kill_server = server is not None and mode == "batch" and turn % 3 == 0
-            soak.rounds.append(job.kill_round(rng, kill_server))
-            last_round = soak.rounds[-1]
-            print(f"  soak {job.config} job {number} round {turn + 1}: {last_round.kind}"
-                  f" exit={last_round.exit_code} {last_round.seconds}s resent={last_round.resent}"
-                  f" {last_round.note[-160:]}",
-                  file=sys.stderr, flush=True)
-            if last_round.kind == "ended" and last_round.exit_code == 0:
-                ended = True  # the job finished before this round's kill came
-                break
+        planned = min(budget - landed, rng.randint(3, 7))
+        ended = _kill_job(soak, job, rng, planned)
         if ended:
             code, err = 0, ""
         else:
             last, code, err = job.finish()
             soak.rounds.append(last)
         soak.jobs.append(job.verify(code, err))
-        used += job.rounds
+        landed += job.kills
+        if code != 0 and job.kills == 0:  # the apply cannot run at all: more jobs won't
+            print(f"  soak {job.config}: stopped, the apply fails on its own", file=sys.stderr)
+            break
         print(f"  soak {job.config} job {number}: {asdict(soak.jobs[-1])}", file=sys.stderr, flush=True)
+
+
+def _kill_job(soak: Soak, job: SoakJob, rng: random.Random, planned: int) -> bool:
+    """Up to ``planned`` kill rounds; True when the job finished on its own meanwhile."""
+    for turn in range(planned):
+        if job.remaining() < MIN_REMAINING:
+            return False
+        # batch on a server: the server goes down with the client in all but the last
+        # round (a client-only kill leaves the server to finish every batch)
+        kill_server = job.server is not None and job.mode == "batch" and turn < planned - 1
+        soak.rounds.append(job.kill_round(rng, kill_server))
+        last = soak.rounds[-1]
+        print(f"  soak {job.config} job {job.number} round {turn + 1}: {last.kind}"
+              f" exit={last.exit_code} {last.seconds}s resent={last.resent} {last.note[-160:]}",
+              file=sys.stderr, flush=True)
+        if last.kind == "ended":
+            # exit 0: the job finished first; else the apply failed by itself, and the
+            # finishing round records why rather than more rounds failing the same way
+            return last.exit_code == 0
+    return False
 
 
 CRASH_POINTS = (
@@ -304,10 +366,19 @@ def run_crash_points(base: Path, fake: FakeProviderProcess, items: int, soak: So
         print(f"  crash {point}: {asdict(result)}", file=sys.stderr, flush=True)
 
 
-def soak_figures(soak: Soak) -> dict[str, Any]:
+def soak_figures(soak: Soak, kill_target: int) -> dict[str, Any]:
     jobs = [asdict(j) for j in soak.jobs]
+    aimed = [r for r in soak.rounds if r.kind in ("kill", "server_kill", "ended")]
+    landed = [r for r in aimed if r.kind != "ended"]
+    crashes = [r for r in soak.rounds if r.kind.startswith("crash:")]
     return {
         "rounds": len(soak.rounds),
+        "kill_target": kill_target,
+        "kill_rounds": len(aimed),
+        "kills_landed": len(landed),
+        "kills_landed_by_config": _histogram(r.config for r in landed),
+        "crash_points_hit": sum(1 for r in crashes if r.exit_code == 137),
+        "crash_points": len(crashes),
         "kills": sum(j.kills for j in soak.jobs),
         "jobs": jobs,
         "rounds_by_kind": _histogram(r.kind.split(":")[0] for r in soak.rounds),
@@ -346,10 +417,10 @@ def _histogram(values: Any) -> dict[str, int]:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=136,
-                        help="soak rounds in total (about 3 in 4 end in a kill -9)")
+    parser.add_argument("--kills", type=int, default=MIN_KILLS,
+                        help="random kill -9s that must land mid-run, over all configurations")
     parser.add_argument("--items", type=int, default=5000, help="items per soak job")
-    parser.add_argument("--quick", action="store_true", help="a short run: 16 rounds, short fuzz")
+    parser.add_argument("--quick", action="store_true", help="a short run: 8 kills, short fuzz")
     parser.add_argument("--only", default="soak,crash,storm,torn,fuzz",
                         help="comma-separated scenarios to run")
     parser.add_argument("--budget-s", type=float, default=1080,
@@ -364,7 +435,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
     if args.quick:
-        args.rounds = min(args.rounds, 16)
+        args.kills = min(args.kills, 8)
     wanted = set(args.only.split(","))
     started = time.monotonic()
     rng = random.Random(args.seed)
@@ -376,12 +447,12 @@ def main(argv: list[str] | None = None) -> int:
         soak = Soak()
         if "soak" in wanted:
             print("soak: kill -9 rounds", file=sys.stderr, flush=True)
-            soak = run_soak(base, fake, args.rounds, args.items, rng, started + args.budget_s,
+            soak = run_soak(base, fake, args.kills, args.items, rng, started + args.budget_s,
                             _configs(args.configs))
         if "crash" in wanted:
             print("crash points", file=sys.stderr, flush=True)
             run_crash_points(base, fake, min(args.items, 2000), soak)
-        report["soak"] = soak_figures(soak)
+        report["soak"] = soak_figures(soak, args.kills if "soak" in wanted else 0)
         _save(args.output, report)
         fake.reset()
         if "storm" in wanted:
@@ -410,6 +481,8 @@ def _configs(text: str) -> tuple[tuple[str, str], ...]:
 def summary(report: dict[str, Any]) -> dict[str, Any]:
     soak = report.get("soak", {})
     checks = {
+        "kills_landed_reach_target": soak.get("kills_landed", 0) >= soak.get("kill_target", 0),
+        "crash_points_all_hit": soak.get("crash_points_hit", 0) == soak.get("crash_points", 0),
         "no_items_lost": soak.get("items_lost_total", 0) == 0,
         "no_items_duplicated": soak.get("items_duplicated_total", 0) == 0,
         "resent_within_window": soak.get("max_resent_per_round", 0) <= WINDOW,
@@ -419,8 +492,14 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
     for name in ("storm", "torn", "fuzz"):
         if name in report:
             checks[f"{name}_ok"] = bool(report[name].get("ok"))
+    storm, torn = report.get("storm", {}), report.get("torn", {})
     return {
         "rounds": soak.get("rounds", 0),
+        "kills_landed": f"{soak.get('kills_landed', 0)}/{soak.get('kill_rounds', 0)}",
+        "kill_target": soak.get("kill_target", 0),
+        "crash_points_hit": f"{soak.get('crash_points_hit', 0)}/{soak.get('crash_points', 0)}",
+        "storm_targeted_ok": f"{storm.get('targeted_ok', 0)}/{storm.get('targeted_total', 0)}",
+        "full_disk_message": torn.get("full_disk", {}).get("full_stderr_tail", ""),
         "items_lost_total": soak.get("items_lost_total", 0),
         "items_duplicated_total": soak.get("items_duplicated_total", 0),
         "max_resent_per_round": soak.get("max_resent_per_round", 0),

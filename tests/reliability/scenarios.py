@@ -23,6 +23,10 @@ from tests.reliability.harness import Outcome, Project, count_lost_and_duplicate
 Fake = FakeProvider | FakeProviderProcess
 # what an item that finally failed against a faulty provider may say
 STORM_CODES = frozenset({"rate_limited", "provider_error", "timeout", "invalid_output"})
+# The background storm hits only rows saying "the product is" (every review_rows row), so
+# the targeted rows below get their own fault and nothing else (a random stall on top of a
+# targeted 500 would turn its code into "timeout").
+BACKGROUND = "the product is"
 STORM_RULES: tuple[dict[str, Any], ...] = (
     {"status": 429, "retry_after": 0.2, "rate": 0.05, "seed": 1},
     {"status": 500, "rate": 0.04, "seed": 2},
@@ -33,6 +37,28 @@ STORM_RULES: tuple[dict[str, Any], ...] = (
     {"fault": "truncated", "rate": 0.03, "seed": 7},
     {"fault": "malformed", "rate": 0.03, "seed": 8},
     {"fault": "non_json", "rate": 0.02, "seed": 9},
+)
+# Rows whose content carries <<name#k>> get exactly this fault on every attempt (or only the
+# first one, "once-*"), and must end with exactly this code (None: completed after retry).
+TARGETED: tuple[tuple[str, dict[str, Any], str | None], ...] = (
+    ("429", {"status": 429, "retry_after": 0.05}, "rate_limited"),
+    ("500", {"status": 500}, "provider_error"),
+    ("503", {"status": 503}, "provider_error"),
+    ("400", {"status": 400}, "bad_request"),
+    ("reset", {"fault": "reset"}, "provider_error"),
+    ("malformed", {"fault": "malformed"}, "provider_error"),
+    ("missing_choices", {"fault": "missing_choices"}, "provider_error"),
+    ("stall", {"latency_ms": 2500}, "timeout"),
+    ("hang", {"fault": "hang"}, "timeout"),
+    ("truncated", {"fault": "truncated"}, "invalid_output"),
+    ("non_json", {"fault": "non_json"}, "invalid_output"),
+    ("wrong_label", {"fault": "wrong_label"}, "invalid_output"),
+    ("once-429", {"status": 429, "retry_after": 0.05, "times": 1}, None),
+    ("once-500", {"status": 500, "times": 1}, None),
+    ("once-reset", {"fault": "reset", "times": 1}, None),
+    ("once-stall", {"latency_ms": 2500, "times": 1}, None),
+    ("once-malformed", {"fault": "malformed", "times": 1}, None),
+    ("once-truncated", {"fault": "truncated", "times": 1}, None),
 )
 TIMEOUT_S = 1.0
 MAX_ATTEMPTS = 3
@@ -47,34 +73,75 @@ def provider_block(fake: Fake, **extra: Any) -> dict[str, Any]:
             "model": "fake-model", "concurrency": 32, **extra}
 
 
-def provider_storm(base: Path, fake: Fake, *, items: int) -> dict[str, Any]:
-    """Every item ends completed or failed with a fitting code; nothing waits forever."""
+def targeted_rows(copies: int = 2) -> list[dict[str, Any]]:
+    """``copies`` rows per targeted fault, ids ``t-<name>-<k>``."""
+    return [{"rid": f"t-{name}-{k}", "content": f"review t{k}: the target is great <<{name}#{k}>>"}
+            for name, _, _ in TARGETED for k in range(copies)]
+
+
+def _script_storm(fake: Fake, copies: int) -> None:
     fake.reset()
+    for name, rule, _ in TARGETED:  # one rule per row: "times" counts that row's attempts
+        for k in range(copies):
+            fake.script(**rule, match=f"<<{name}#{k}>>")
     for rule in STORM_RULES:
-        fake.script(**rule)
+        fake.script(**rule, match=BACKGROUND)
+
+
+def _targeted_verdicts(ids: list[str], errors: list[dict[str, Any]],
+                       copies: int) -> dict[str, Any]:
+    """Per targeted fault: the code each of its rows ended with ("completed" or the code)."""
+    ended = {str(e["id"]): str(e["code"]) for e in errors}
+    ended.update({row_id: "completed" for row_id in ids if row_id.startswith("t-")})
+    out: dict[str, Any] = {}
+    for name, _, code in TARGETED:
+        want = code or "completed"
+        got = [ended.get(f"t-{name}-{k}", "missing") for k in range(copies)]
+        out[name] = {"expected": want, "got": got, "ok": all(g == want for g in got)}
+    return out
+
+
+def provider_storm(base: Path, fake: Fake, *, items: int, copies: int = 2) -> dict[str, Any]:
+    """Every item ends completed or failed with a fitting code; nothing waits forever.
+
+    Background rows take random faults and may end with any of STORM_CODES; targeted rows
+    take one known fault and must end with exactly its code (or complete, when the fault
+    hit only their first attempt).
+    """
+    _script_storm(fake, copies)
     project = Project(base / "storm", provider_block(fake, timeout=TIMEOUT_S,
                                                        max_attempts=MAX_ATTEMPTS))
-    project.write_input(review_rows(items))
+    targeted = targeted_rows(copies)
+    project.write_input(review_rows(items) + targeted)
     project.write_spec(execution={"max_failure_rate": 1.0, "concurrency": 32})
+    total = items + len(targeted)
     # generous: every attempt of every item stalling, spread over the concurrency
-    bound = 60 + items * MAX_ATTEMPTS * (TIMEOUT_S + 1) / 32
+    bound = 60 + total * MAX_ATTEMPTS * (TIMEOUT_S + 1) / 32
     outcome = project.run(timeout=bound)
     stats = fake.stats()
     fake.reset()
     ids = project.output_ids()
     errors = project.error_rows()
-    expected = [f"r{i}" for i in range(items)]
-    lost, duplicated = count_lost_and_duplicated(ids + [e["id"] for e in errors], expected)
-    codes = Counter(str(e["code"]) for e in errors)
+    expected = [f"r{i}" for i in range(items)] + [row["rid"] for row in targeted]
+    lost, duplicated = count_lost_and_duplicated(ids + [str(e["id"]) for e in errors], expected)
+    background = Counter(str(e["code"]) for e in errors if not str(e["id"]).startswith("t-"))
+    verdicts = _targeted_verdicts(ids, errors, copies)
     figures: dict[str, Any] = {
-        "items": items, "exit_code": outcome.code, "seconds": round(outcome.seconds, 1),
+        "items": total, "exit_code": outcome.code, "seconds": round(outcome.seconds, 1),
         "bound_s": round(bound, 1), "completed": len(ids), "failed": len(errors),
-        "error_codes": dict(codes), "lost": lost, "duplicated": duplicated,
+        "error_codes": dict(Counter(str(e["code"]) for e in errors)),
+        "background_error_codes": dict(background), "lost": lost, "duplicated": duplicated,
+        "targeted": verdicts,
+        "targeted_ok": sum(1 for v in verdicts.values() if v["ok"]),
+        "targeted_total": len(verdicts),
         "provider": {"requests": stats["requests"], "by_status": stats["by_status"]},
         "rules": list(STORM_RULES),
     }
     figures["ok"] = (outcome.code in (0, 1) and lost == 0 and duplicated == 0
-                     and set(codes) <= STORM_CODES and traceback_free(outcome))
+                     and set(background) <= STORM_CODES
+                     and all(v["ok"] for v in verdicts.values()) and traceback_free(outcome))
+    if not figures["ok"]:
+        figures["stderr_tail"] = outcome.stderr.strip()[-600:]
     return figures
 
 

@@ -1,6 +1,7 @@
 """Crash and fault invariants the runner tests do not already pin down: a CSV output and
 its errors file survive a crash mid-write byte for byte, a chunk is never submitted
-twice, and a provider fault storm ends every item completed or failed with its code."""
+twice, and a provider fault storm ends every item completed or failed with its code
+(the code of the very fault a targeted row was given)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,14 @@ def test_a_chunk_is_never_submitted_twice_across_a_crash(
 
 def test_a_provider_fault_storm_ends_every_item_with_a_fitting_code(
         tmp_path: Path, fake_provider: FakeProvider) -> None:
-    figures = scenarios.provider_storm(tmp_path, fake_provider, items=40)
+    figures = scenarios.provider_storm(tmp_path, fake_provider, items=40, copies=1)
     assert figures["ok"], figures
     assert figures["seconds"] < figures["bound_s"]
-    assert figures["completed"] + figures["failed"] == 40
+    assert figures["items"] == 40 + len(scenarios.TARGETED)
+    assert figures["completed"] + figures["failed"] == figures["items"]
+    # each targeted row ended with the code of the fault it was given, not just any code
+    ended = {name: verdict["got"] for name, verdict in figures["targeted"].items()}
+    assert ended["429"] == ["rate_limited"] and ended["hang"] == ["timeout"], ended
+    assert ended["truncated"] == ["invalid_output"] and ended["400"] == ["bad_request"], ended
+    assert ended["once-500"] == ["completed"] and ended["once-truncated"] == ["completed"], ended
+    assert figures["targeted_ok"] == figures["targeted_total"], figures["targeted"]
