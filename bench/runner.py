@@ -11,7 +11,14 @@ Figures:
 - ``plan_rescan_s`` / ``apply_one_more_s``: after appending one row (every item hashed and
   looked up in the ledger; ``apply_one_more_requests`` should be 1).
 
-``python -m bench.runner --quick`` (or AGENTFLOW_BENCH_QUICK=1) uses 5k / 50k items.
+``ok`` is the verdict: every apply exited 0, ``rss_ratio`` ≤ 1.25 and ``reapply_requests``
+is 0; ``failures`` says which of them did not hold. ``python -m bench runner`` exits
+non-zero when ``ok`` is false: ``run()`` raises ``RunnerTargetsMissed`` after saving its
+figures to bench/results.json itself (``bench/__main__.py`` only fails a benchmark that
+raises, and then keeps none of its figures).
+
+``python -m bench.runner --quick`` (or AGENTFLOW_BENCH_QUICK=1) uses 5k / 50k items; it
+exits 1 when ``ok`` is false.
 """
 
 from __future__ import annotations
@@ -27,6 +34,9 @@ from typing import Any
 
 from tests.fakes.handles import REPO_ROOT, FakeProviderProcess
 
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+MAX_RSS_RATIO = 1.25
 CLI = [sys.executable, "-c", "from agentflow_jobs.cli import entrypoint; entrypoint()"]
 WORDS = ("great", "terrible", "fine", "amazing", "awful", "ordinary")
 SPEC = """apiVersion: agentflow-jobs/v1
@@ -91,15 +101,22 @@ def _incremental_figures(
     os.utime(data)
     figures["plan_touched_s"] = round(_run(root, env, "plan")[0], 2)
     fake.reset()
-    figures["reapply_touched_s"] = round(_run(root, env, "apply")[0], 2)
-    figures["reapply_unchanged_s"] = round(_run(root, env, "apply")[0], 2)
+    codes: dict[str, int] = {}
+    figures["reapply_touched_s"], _, codes["reapply_touched"] = _rounded(_run(root, env, "apply"))
+    figures["reapply_unchanged_s"], _, codes["reapply_unchanged"] = _rounded(_run(root, env, "apply"))
     figures["reapply_requests"] = fake.count
     with open(data, "a") as handle:
         handle.write(json.dumps({"rid": f"r{count}", "content": "One more: it was great."}) + "\n")
     figures["plan_rescan_s"] = round(_run(root, env, "plan")[0], 2)
-    figures["apply_one_more_s"] = round(_run(root, env, "apply")[0], 2)
+    figures["apply_one_more_s"], _, codes["apply_one_more"] = _rounded(_run(root, env, "apply"))
     figures["apply_one_more_requests"] = fake.count - figures["reapply_requests"]
+    figures["reapply_exit_codes"] = codes
     return figures
+
+
+def _rounded(run: tuple[float, float, int]) -> tuple[float, float, int]:
+    seconds, rss, code = run
+    return round(seconds, 2), rss, code
 
 
 def _apply_figures(count: int, fake: FakeProviderProcess, *, full: bool) -> dict[str, Any]:
@@ -121,8 +138,25 @@ def _apply_figures(count: int, fake: FakeProviderProcess, *, full: bool) -> dict
         return figures
 
 
-def run(quick: bool | None = None) -> dict[str, Any]:
-    quick = bool(os.environ.get("AGENTFLOW_BENCH_QUICK")) if quick is None else quick
+class RunnerTargetsMissed(RuntimeError):
+    """The runner benchmark ran but missed a target (its figures are saved regardless)."""
+
+
+def verdict(figures: dict[str, Any]) -> list[str]:
+    """What failed: an apply that did not exit 0, memory that grew, a re-apply that sent."""
+    failures = []
+    codes = {name: figures[name]["exit_code"] for name in figures if name.startswith("apply_")
+             and isinstance(figures[name], dict) and "exit_code" in figures[name]}
+    codes.update(figures.get("reapply_exit_codes", {}))
+    failures += [f"{name} exited {code}" for name, code in codes.items() if code != 0]
+    if not figures["rss_ratio"] <= MAX_RSS_RATIO:
+        failures.append(f"rss_ratio {figures['rss_ratio']} > {MAX_RSS_RATIO}")
+    if figures.get("reapply_requests") != 0:
+        failures.append(f"reapply_requests {figures.get('reapply_requests')} != 0")
+    return failures
+
+
+def measure(quick: bool) -> dict[str, Any]:
     small, large = (5_000, 50_000) if quick else (100_000, 1_000_000)
     with FakeProviderProcess(latency_ms=0) as fake:
         first = _apply_figures(small, fake, full=False)
@@ -130,14 +164,49 @@ def run(quick: bool | None = None) -> dict[str, Any]:
     incremental = {
         k: second.pop(k) for k in list(second) if k.startswith(("plan_", "reapply_", "apply_one"))
     }
-    return {
+    figures: dict[str, Any] = {
         f"apply_{small}": first,
         f"apply_{large}": second,
         "rss_ratio": round(second["peak_rss_mib"] / first["peak_rss_mib"], 3),
         **incremental,
         "quick": quick,
     }
+    figures["failures"] = verdict(figures)
+    figures["ok"] = not figures["failures"]
+    return figures
+
+
+def run(quick: bool | None = None) -> dict[str, Any]:
+    """The figures for ``python -m bench``; raises RunnerTargetsMissed when not ok."""
+    quick = bool(os.environ.get("AGENTFLOW_BENCH_QUICK")) if quick is None else quick
+    figures = measure(quick)
+    if not figures["ok"]:
+        _save_figures(figures)
+        raise RunnerTargetsMissed("; ".join(figures["failures"]) + f" (figures in {RESULTS})")
+    return figures
+
+
+def _save_figures(figures: dict[str, Any]) -> None:
+    """Merge under "runner" the way bench/__main__.py would, since it keeps nothing of a
+    benchmark that raises."""
+    try:
+        results = json.loads(RESULTS.read_text())
+    except (OSError, ValueError):
+        results = {}
+    if not isinstance(results, dict):
+        results = {}
+    results["runner"] = figures
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, RESULTS)
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv or bool(os.environ.get("AGENTFLOW_BENCH_QUICK"))
+    figures = measure(quick)
+    print(json.dumps(figures, indent=2))
+    return 0 if figures["ok"] else 1
 
 
 if __name__ == "__main__":
-    print(json.dumps(run("--quick" in sys.argv[1:] or None), indent=2))
+    sys.exit(main(sys.argv[1:]))
