@@ -3,7 +3,8 @@
 A fixed pool of ``concurrency`` worker tasks pulls item positions from one shared
 iterator (no task per item: a 100k-item request costs 64 tasks, not 100k), and hands
 finished rows to the caller through a small bounded queue, so rows stream out as they
-finish and memory stays flat however many items there are.
+finish and memory stays flat however many items there are. ``complete`` keeps every
+row anyway, so there the workers write each row dict straight into its slot.
 
 Per item: ``build`` → ``provider.chat`` → ``parse``. A reply that breaks the operation's
 contract is re-asked once with the problem spelled out, then the row fails with
@@ -23,7 +24,6 @@ or the executor's ``max_attempts`` calls.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any
@@ -87,7 +87,7 @@ class Executor:
             return
         run = _Run(self, request, indices)
         workers = min(self.concurrency, len(request.items))
-        queue: asyncio.Queue[ResultRow | None] = asyncio.Queue(maxsize=2 * workers)
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=2 * workers)
         positions = iter(range(len(request.items)))
         tasks = [asyncio.create_task(run.work(positions, queue)) for _ in range(workers)]
         try:
@@ -99,7 +99,7 @@ class Executor:
                 if row is None:
                     running -= 1
                 else:
-                    yield row
+                    yield _as_row(row)
         finally:
             for task in tasks:
                 task.cancel()
@@ -107,12 +107,22 @@ class Executor:
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
         """All rows in item order, as dicts, with the usage summed over them."""
+        # workers write row dicts straight into their slots: no queue hop, no model_dump
         rows: list[dict[str, Any]] = [{} for _ in request.items]
+        if request.items:
+            run = _Run(self, request, None)
+            positions = iter(range(len(request.items)))
+            workers = min(self.concurrency, len(request.items))
+            tasks = [asyncio.create_task(run.fill(positions, rows)) for _ in range(workers)]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
         total = _Tally()
-        async with contextlib.aclosing(self.stream(request)) as stream:
-            async for row in stream:
-                rows[row.index] = row.model_dump()
-                total.add(row.usage)
+        for row in rows:
+            total.add_dict(row["usage"])
         return CompletionResult(
             operation=request.operation_name or request.operation,
             model=self.model_for(request),
@@ -139,11 +149,26 @@ class _Tally:
         self.total += usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
         self.requests += usage.requests
 
+    def add_dict(self, usage: dict[str, int]) -> None:
+        self.prompt += usage["prompt_tokens"]
+        self.completion += usage["completion_tokens"]
+        self.total += usage["total_tokens"] or usage["prompt_tokens"] + usage["completion_tokens"]
+        self.requests += usage["requests"]
+
     def add_reply(self, reply: ChatReply) -> None:
         usage = reply.usage
         self.add(usage)
         if not usage.requests:
             self.requests += 1
+
+    def as_dict(self) -> dict[str, int]:
+        """What ``Usage.model_dump()`` gives, without building the model."""
+        return {
+            "prompt_tokens": self.prompt,
+            "completion_tokens": self.completion,
+            "total_tokens": self.total,
+            "requests": self.requests,
+        }
 
     def usage(self) -> Usage:
         # trusted ints: skip validation, this runs once per row
@@ -170,7 +195,9 @@ class _Run:
         self.attempts = request.max_attempts or executor.max_attempts
         self.fatal: BaseException | None = None
 
-    async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
+    async def work(
+        self, positions: Iterator[int], queue: asyncio.Queue[dict[str, Any] | None]
+    ) -> None:
         """Take positions until none are left; a fatal error stops every worker."""
         try:
             for position in positions:
@@ -184,7 +211,12 @@ class _Run:
                 self.fatal = exc
         await queue.put(None)
 
-    async def row(self, position: int) -> ResultRow:
+    async def fill(self, positions: Iterator[int], rows: list[dict[str, Any]]) -> None:
+        """Like ``work``, writing each row into its slot; a fatal error propagates."""
+        for position in positions:
+            rows[position] = await self.row(position)
+
+    async def row(self, position: int) -> dict[str, Any]:
         """The row for one item; only a fatal ProviderError escapes."""
         item = self.items[position]
         index = self.indices[position] if self.indices is not None else position
@@ -207,9 +239,15 @@ class _Run:
             log.exception("item failed unexpectedly", index=index)
             message = f"internal error: {type(exc).__name__}: {exc}"
             return _failed(index, row_id, "internal_error", message, tally)
-        return ResultRow.model_construct(
-            index=index, id=row_id, status="completed", result=result, usage=tally.usage()
-        )
+        # the dict ResultRow.model_dump() would give, built directly (once per item)
+        return {
+            "index": index,
+            "id": row_id,
+            "status": "completed",
+            "result": result,
+            "error": None,
+            "usage": tally.as_dict(),
+        }
 
     async def outcome(self, item: dict[str, Any], tally: _Tally) -> dict[str, Any]:
         """Build, send, parse; one re-ask when the reply is invalid."""
@@ -244,11 +282,27 @@ def _retry_wait(exc: ProviderError, attempt: int) -> float:
     return random.uniform(0, min(_MAX_RETRY_WAIT, 0.5 * 2**attempt))
 
 
-def _failed(index: int, row_id: str | None, code: str, message: str, tally: _Tally) -> ResultRow:
-    return ResultRow(
-        index=index,
-        id=row_id,
-        status="failed",
-        error=RowError(code=code, message=message),
-        usage=tally.usage(),
+def _failed(
+    index: int, row_id: str | None, code: str, message: str, tally: _Tally
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": row_id,
+        "status": "failed",
+        "result": None,
+        "error": {"code": code, "message": message},
+        "usage": tally.as_dict(),
+    }
+
+
+def _as_row(row: dict[str, Any]) -> ResultRow:
+    """A row dict (as the workers build them) as the ResultRow ``stream`` yields."""
+    error = row["error"]
+    return ResultRow.model_construct(
+        index=row["index"],
+        id=row["id"],
+        status=row["status"],
+        result=row["result"],
+        error=None if error is None else RowError.model_construct(**error),
+        usage=Usage.model_construct(**row["usage"]),
     )

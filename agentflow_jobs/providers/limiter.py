@@ -30,8 +30,7 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["RESTART_SPREAD_S", "RPM_HEADROOM", "Limiter", "Permit"]
@@ -86,16 +85,20 @@ class Limiter:
         self._tokens = float(tokens_per_minute or 0)
         self._tokens_at = clock()
 
-    @asynccontextmanager
-    async def slot(self, tokens: int = 0) -> AsyncIterator[Permit]:
-        """Hold a place for one attempt; ``settle`` the permit with the real usage."""
-        await self._enter()
-        try:
+    def slot(self, tokens: int = 0) -> _Slot:
+        """Hold a place for one attempt (``async with``); ``settle`` the permit with the
+        real usage."""
+        return _Slot(self, tokens)
+
+    async def _admit(self, tokens: int) -> Permit:
+        """Wait for every gate; the caller holds an in-flight place already."""
+        if self._interval or self._paused_until or self._spread_until:
             await self._pace_requests()
-            permit = Permit(tokens=await self._take_tokens(tokens), epoch=self._epoch)
-            yield permit
-        finally:
-            self._leave()
+        if self.tokens_per_minute:
+            tokens = await self._take_tokens(tokens)
+        else:
+            tokens = 0
+        return Permit(tokens=tokens, epoch=self._epoch)
 
     # ---- in flight -------------------------------------------------------------------
 
@@ -207,6 +210,29 @@ class Limiter:
         permit.settled = True
         self._refill()
         self._tokens = min(float(self.tokens_per_minute), self._tokens + permit.tokens - used_tokens)
+
+
+class _Slot:
+    """``Limiter.slot``'s context manager: a plain class, as it runs once per request
+    (a generator-based one costs several µs more each time)."""
+
+    __slots__ = ("_limiter", "_tokens")
+
+    def __init__(self, limiter: Limiter, tokens: int) -> None:
+        self._limiter = limiter
+        self._tokens = tokens
+
+    async def __aenter__(self) -> Permit:
+        limiter = self._limiter
+        await limiter._enter()
+        try:
+            return await limiter._admit(self._tokens)
+        except BaseException:
+            limiter._leave()
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._limiter._leave()
 
 
 def _pacing(rpm: float | None, headroom: float, burst: int | None) -> tuple[float, int]:

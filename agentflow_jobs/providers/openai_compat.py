@@ -87,7 +87,11 @@ class OpenAICompatProvider:
         self._extensions = {"timeout": httpx.Timeout(
             timeout, connect=connect, read=read_timeout or timeout, pool=connect
         ).as_dict()}
-        self._aiohttp_timeout = aiohttp_timeout({**self._extensions["timeout"], "total": timeout})
+        timeouts = {**self._extensions["timeout"], "total": timeout}
+        if (timeouts.get("read") or 0) >= timeout:
+            # the total timeout fires first anyway; a read timer is re-armed per packet
+            timeouts["read"] = None
+        self._aiohttp_timeout = aiohttp_timeout(timeouts)
         self.retry = retry or RetryPolicy(max_attempts=max_attempts)
         self.limiter = limiter or Limiter(
             concurrency=concurrency,
@@ -100,26 +104,60 @@ class OpenAICompatProvider:
         self.json_schema_supported = True
         self._http: httpx.AsyncBaseTransport | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
+        self._tails: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
+        self._systems: dict[tuple[tuple[str, Any], ...], str] = {}
 
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAICompatProvider(base_url={self.base_url!r}, model={self.default_model!r})"
 
     async def chat(self, request: ChatRequest) -> ChatReply:
         payload = self.payload(request)
+        body = self._encode(payload)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._attempt(payload)
+                return await self._attempt(payload, body)
             except _SchemaRejected:
                 self.json_schema_supported = False
                 payload = self.payload(request)
+                body = self._encode(payload)
                 attempt -= 1  # a different request, not a retry of this one
                 continue
             except ProviderError as error:
                 if not error.retryable or attempt >= self.retry.max_attempts:
                     raise gave_up(error, attempt) from None
                 await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
+
+    def _encode(self, payload: dict[str, Any]) -> bytes:
+        """``json.dumps(payload).encode()``, with everything after the messages encoded
+        once per distinct tail (one per request in practice, the schema being the bulk)."""
+        tail = {k: v for k, v in payload.items() if k != "messages"}
+        fmt = tail.get("response_format")
+        key = (id(fmt), tail.get("model"), tail.get("temperature"), tail.get("max_tokens"),
+               tail.get("logprobs"), tail.get("top_logprobs"), tuple(tail))
+        cached = self._tails.get(key)
+        # the format object is kept in the entry: its id is only a key while it lives
+        if cached is None or cached[0] is not fmt:
+            encoded = json.dumps(tail)
+            suffix = (", " + encoded[1:] if tail else "}").encode()
+            if len(self._tails) >= 64:
+                self._tails.clear()
+            cached = self._tails[key] = (fmt, suffix)
+        messages = ", ".join(map(self._message_json, payload["messages"]))
+        return b'{"messages": [' + messages.encode() + b"]" + cached[1]
+
+    def _message_json(self, message: dict[str, Any]) -> str:
+        """One message as JSON; the system prompt (the same for every item) encoded once."""
+        if message.get("role") != "system" or not all(isinstance(v, str) for v in message.values()):
+            return json.dumps(message)
+        key = tuple(message.items())  # key order is part of the JSON
+        found = self._systems.get(key)
+        if found is None:
+            if len(self._systems) >= 64:
+                self._systems.clear()
+            found = self._systems[key] = json.dumps(message)
+        return found
 
     async def aclose(self) -> None:
         http, self._http = self._http, None
@@ -129,9 +167,11 @@ class OpenAICompatProvider:
 
     # ---- one attempt -----------------------------------------------------------------
 
-    async def _attempt(self, payload: dict[str, Any]) -> ChatReply:
-        async with self.limiter.slot(_estimate_tokens(payload)) as permit:
-            response = await self._post(payload)
+    async def _attempt(self, payload: dict[str, Any], body: bytes) -> ChatReply:
+        # the estimate only matters to a tokens-per-minute budget
+        tokens = _estimate_tokens(payload) if self.limiter.tokens_per_minute else 0
+        async with self.limiter.slot(tokens) as permit:
+            response = await self._post(body)
             if response.status >= 400:
                 self._failed(permit, response, payload)
             reply = parse_reply(response.content, where=self._where, secret=self._api_key)
@@ -154,9 +194,8 @@ class OpenAICompatProvider:
             raise _SchemaRejected
         raise error
 
-    async def _post(self, payload: dict[str, Any]) -> RawResponse:
+    async def _post(self, body: bytes) -> RawResponse:
         http = self._transport_for_loop()
-        body = json.dumps(payload).encode()
         try:
             if isinstance(http, AiohttpPoolTransport):
                 return await http.post(self._url, body, self._header_map, self._aiohttp_timeout)
