@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
 
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.hashing import content_hash
@@ -189,44 +188,15 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-# The packaged offline model's name (providers.local.DEFAULT_MODEL; the runner may not
-# import the provider layer, so it is repeated here).
-_OFFLINE_MODEL = "gemma-3-270m-q4_k_m"
-
-
 def model_identity(model: str | None, profile_name: str | None) -> str:
-    """Which model answers this job: the model name and where it runs, never a secret.
+    """Which model answers this job (the profile resolves it; never a secret).
 
-    Built from the resolved profile, so pointing the profile at another endpoint, model
-    or model file is a model change (the ledger misses and every item is sent again).
+    Pointing the profile at another endpoint, model or model file is a model change: the
+    ledger misses and every item is sent again.
     """
     try:
         from agentflow_jobs.sdk.profiles import load_profile
 
-        profile = load_profile(profile_name)
+        return load_profile(profile_name).model_identity(model)
     except (ConfigError, ImportError, OSError):
         return f"{profile_name or 'local'}:unresolved"
-    if profile.engine == "http":
-        return f"{model or profile.model or 'default'}@{_endpoint(profile.base_url)}"
-    provider = profile.provider or {}
-    kind = str(provider.get("type") or "openai")
-    chosen = model or profile.model or provider.get("model")
-    if kind == "local":
-        path = provider.get("model_path")
-        if path:  # the file is the model; the name is only a label
-            return f"local:{chosen or Path(str(path)).stem}@file:{Path(str(path)).expanduser()}"
-        return f"local:{chosen or _OFFLINE_MODEL}"
-    return f"{kind}:{chosen or 'default'}@{_endpoint(provider.get('base_url'))}"
-
-
-def _endpoint(url: Any) -> str:
-    """The URL without credentials, query or trailing slash (keys must not be stored)."""
-    if not url:
-        return "default"
-    parts = urlsplit(str(url).strip())
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))

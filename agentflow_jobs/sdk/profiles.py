@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
@@ -40,6 +41,35 @@ class Profile:
     store: str | None = None
     provider: dict[str, Any] | None = field(default=None, repr=False)
     timeout: float | None = None
+
+    def model_identity(self, model: str | None = None) -> str:
+        """The model and where it runs, e.g. ``openai:gpt-4o-mini@http://host/v1``; no secret."""
+        if self.engine == "http":
+            return f"{model or self.model or 'default'}@{_endpoint(self.base_url)}"
+        provider = self.provider or {}
+        kind = str(provider.get("type") or "openai")
+        chosen = model or self.model or provider.get("model")
+        if kind == "local":
+            path = provider.get("model_path")
+            if path:  # the file is the model; the name is only a label
+                return f"local:{chosen or Path(str(path)).stem}@file:{Path(str(path)).expanduser()}"
+            from agentflow_jobs.providers.local import DEFAULT_MODEL  # no llama import
+
+            return f"local:{chosen or DEFAULT_MODEL}"
+        return f"{kind}:{chosen or 'default'}@{_endpoint(provider.get('base_url'))}"
+
+
+def _endpoint(url: Any) -> str:
+    """The URL without credentials, query or trailing slash (keys must not be stored)."""
+    if not url:
+        return "default"
+    parts = urlsplit(str(url).strip())
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
 def config_path() -> Path:
