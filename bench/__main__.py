@@ -69,6 +69,9 @@ def main(argv: list[str]) -> int:
         results[key] = figures
         _save(results)
         print(json.dumps({key: figures}, indent=2))
+        if figures.get("ok") is False:  # it ran, and says a target did not hold
+            print(f"{key}: targets missed: {figures.get('failures', '')}", file=sys.stderr)
+            failed = True
     print(f"figures in {RESULTS}", file=sys.stderr)
     return 1 if failed else 0
 

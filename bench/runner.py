@@ -13,9 +13,8 @@ Figures:
 
 ``ok`` is the verdict: every apply exited 0, ``rss_ratio`` ≤ 1.25 and ``reapply_requests``
 is 0; ``failures`` says which of them did not hold. ``python -m bench runner`` exits
-non-zero when ``ok`` is false: ``run()`` raises ``RunnerTargetsMissed`` after saving its
-figures to bench/results.json itself (``bench/__main__.py`` only fails a benchmark that
-raises, and then keeps none of its figures).
+non-zero when ``ok`` is false (``bench/__main__.py`` keeps the figures and fails any
+benchmark whose ``ok`` is false).
 
 ``python -m bench.runner --quick`` (or AGENTFLOW_BENCH_QUICK=1) uses 5k / 50k items; it
 exits 1 when ``ok`` is false.
@@ -33,8 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.fakes.handles import REPO_ROOT, FakeProviderProcess
-
-RESULTS = Path(__file__).resolve().parent / "results.json"
 
 MAX_RSS_RATIO = 1.25
 CLI = [sys.executable, "-c", "from agentflow_jobs.cli import entrypoint; entrypoint()"]
@@ -138,10 +135,6 @@ def _apply_figures(count: int, fake: FakeProviderProcess, *, full: bool) -> dict
         return figures
 
 
-class RunnerTargetsMissed(RuntimeError):
-    """The runner benchmark ran but missed a target (its figures are saved regardless)."""
-
-
 def verdict(figures: dict[str, Any]) -> list[str]:
     """What failed: an apply that did not exit 0, memory that grew, a re-apply that sent."""
     failures = []
@@ -177,28 +170,9 @@ def measure(quick: bool) -> dict[str, Any]:
 
 
 def run(quick: bool | None = None) -> dict[str, Any]:
-    """The figures for ``python -m bench``; raises RunnerTargetsMissed when not ok."""
+    """The figures for ``python -m bench`` (``ok`` says whether the targets held)."""
     quick = bool(os.environ.get("AGENTFLOW_BENCH_QUICK")) if quick is None else quick
-    figures = measure(quick)
-    if not figures["ok"]:
-        _save_figures(figures)
-        raise RunnerTargetsMissed("; ".join(figures["failures"]) + f" (figures in {RESULTS})")
-    return figures
-
-
-def _save_figures(figures: dict[str, Any]) -> None:
-    """Merge under "runner" the way bench/__main__.py would, since it keeps nothing of a
-    benchmark that raises."""
-    try:
-        results = json.loads(RESULTS.read_text())
-    except (OSError, ValueError):
-        results = {}
-    if not isinstance(results, dict):
-        results = {}
-    results["runner"] = figures
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, RESULTS)
+    return measure(quick)
 
 
 def main(argv: list[str]) -> int:
