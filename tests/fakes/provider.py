@@ -3,8 +3,10 @@
 It is the peer for throughput benchmarks with hundreds of requests in flight, so it is
 a bare ``asyncio.Protocol`` speaking HTTP/1.1 (keep-alive, Content-Length bodies)
 rather than a framework: a reply without latency is written straight from
-``data_received``, latency is a ``call_later``, and faults like a connection reset or a
-hang need the raw transport anyway.
+``data_received``, and faults like a connection reset or a hang need the raw transport
+anyway. Latency counts from the moment the request arrived: the reply is built at once
+and written by a timer due ``latency`` after arrival, so a burst of 256 requests on
+this one core does not add its own queueing to every reply's latency.
 
 Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, and for scripting from
 another process ``GET /_fake/stats``, ``GET /_fake/requests``, ``POST /_fake/reset``,
@@ -60,12 +62,15 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.counted: int | None = None  # generation of this connection's in-flight chat request
         self.timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+        self.arrived = 0.0  # loop time the latest bytes came in
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        self.arrived = self.loop.time()
         self.buffer += data
         self.drain()
 
@@ -226,8 +231,10 @@ class FakeProviderServer:
             return
         if effects.latency_ms > 0:
             conn.busy = True
-            conn.timer = asyncio.get_running_loop().call_later(
-                effects.latency_ms / 1000.0, self._finish, conn, request, body, effects, number
+            reply = None if effects.fault == "reset" else _reply(body, effects, number)
+            conn.timer = conn.loop.call_at(
+                conn.arrived + effects.latency_ms / 1000.0,
+                self._finish, conn, request, body, effects, number, reply,
             )
             return
         self._finish(conn, request, body, effects, number)
@@ -239,14 +246,14 @@ class FakeProviderServer:
         conn.send(status, _error_json(message, status), request.keep_alive, headers)
 
     def _finish(self, conn: _Connection, request: _Request, body: dict[str, Any], effects: Effects,
-                number: int) -> None:
+                number: int, reply: tuple[int, bytes, dict[str, str]] | None = None) -> None:
         conn.timer = None
         if effects.fault == "reset":
             self.state.by_status["reset"] += 1
             conn.done()
             conn.abort(reset=True)
             return
-        status, payload, headers = _reply(body, effects, number)
+        status, payload, headers = reply or _reply(body, effects, number)
         self.state.by_status[str(status)] += 1
         conn.done()
         conn.send(status, payload, request.keep_alive, headers)
