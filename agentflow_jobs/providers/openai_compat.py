@@ -294,12 +294,25 @@ def parse_reply(body: bytes, *, where: str = "provider", secret: str | None = No
 
 
 def _usage(raw: Any) -> Usage:
+    """The reply's token counts; a count that is not a whole number >= 0 is taken as 0
+    (a provider's odd bookkeeping must not fail an item it answered)."""
     if not isinstance(raw, dict):
-        return Usage(requests=1)
-    prompt = int(raw.get("prompt_tokens") or 0)
-    completion = int(raw.get("completion_tokens") or 0)
-    total = int(raw.get("total_tokens") or prompt + completion)
-    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, requests=1)
+        return Usage.model_construct(prompt_tokens=0, completion_tokens=0, total_tokens=0, requests=1)
+    prompt = _count(raw.get("prompt_tokens"))
+    completion = _count(raw.get("completion_tokens"))
+    total = _count(raw.get("total_tokens")) or prompt + completion
+    # plain ints, checked above: no validation pass per reply
+    return Usage.model_construct(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, requests=1
+    )
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
+        return 0
+    return max(0, int(value))
 
 
 def _logprobs(raw: Any) -> list[TokenLogprob] | None:

@@ -12,6 +12,7 @@ import pytest
 
 from agentflow_jobs.errors import ProviderError
 from agentflow_jobs.providers.base import ChatReply
+from agentflow_jobs.providers.openai_compat import parse_reply
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import API_KEY, LABEL_FORMAT, make_provider, request
 
@@ -182,3 +183,21 @@ def test_bad_content_is_the_operations_business_not_retried_here(
     [reply] = chat(fake_provider.base_url, request("great", response_format=LABEL_FORMAT))
     assert reply.finish_reason == "stop" and fake_provider.count == 1
     assert "positive" not in reply.text
+
+
+@pytest.mark.parametrize(
+    ("usage", "expected"),
+    [
+        ({"prompt_tokens": 12, "completion_tokens": 3}, (12, 3, 15)),
+        ({"prompt_tokens": "lots", "completion_tokens": -3, "total_tokens": None}, (0, 0, 0)),
+        ({"prompt_tokens": 7.0, "completion_tokens": True, "total_tokens": float("nan")}, (7, 0, 7)),
+        ("not an object", (0, 0, 0)),
+    ],
+)
+def test_odd_usage_counts_do_not_fail_an_answered_item(usage: Any, expected: tuple[int, int, int]) -> None:
+    body = {"choices": [{"message": {"content": '{"label": "positive"}'}, "finish_reason": "stop"}],
+            "usage": usage}
+    reply = parse_reply(json.dumps(body).encode())
+    assert reply.text == '{"label": "positive"}'
+    got = reply.usage
+    assert (got.prompt_tokens, got.completion_tokens, got.total_tokens, got.requests) == (*expected, 1)
