@@ -14,15 +14,20 @@ Each rate is the best of three interleaved rounds (the machine is shared and noi
 each way's CPU µs per item (this process) is given too: at 0 ms the client is CPU-bound,
 so ``executor_vs_plain_by_cpu`` is the same ratio measured in a way load barely moves.
 
-At 200 ms a fixed item count in a closed loop moves in waves of 256: the first wave
-leaves at once and reaches the fake's single core as one burst, so its last request
-starts its 200 ms some 50 to 80 ms after the first, and the run ends only when the last
-wave's stragglers are back. That ramp is paid once per run whatever the client, and on
-2,560 items (10 waves, 2 s ideal) it alone is 3 to 4 % of the figure. So each way also
-gives ``*_steady_items_per_s``: completions between the end of the first wave and the
-start of the last one, over that time — the rate a long run settles at. Connections are
-opened before every measured run (pool warm-up, not measured), and the provider's pool
-and in-flight limit are both ``concurrency`` (256), as is the executor's.
+At 200 ms the figure is the whole run of 7,680 items: 30 round trips per slot (6 s
+ideal), ramp-up and tail included, nothing trimmed. A fixed item count in a closed loop
+pays a ramp once per run whatever the client: the first wave of 256 leaves as one burst
+(each request is built, encoded and handed to aiohttp in turn), so its last request
+starts some 10 to 40 ms after the first, and once the items run out the slots go idle
+one by one while the last round trips finish. On 2,560 items (10 round trips, 2 s
+ideal) that ramp alone is 3 to 5 % of the figure, on a 200,000-row job it is nothing:
+30 round trips measures the rate a job settles at with the ramp still counted. The
+short run is reported too (``short_run``: one round of plain and executor on 2,560
+items), and each way gives ``*_steady_items_per_s``: completions between the end of
+the first wave and the start of the last one, over that time. Connections are opened
+before every measured run (pool warm-up, not measured), and the provider's pool and
+in-flight limit are both ``concurrency`` (256), as is the executor's. The fake answers
+each request ``latency`` after it arrived (its own queueing is not added on top).
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ from agentflow_jobs.wire import CompletionRequest
 from tests.fakes.handles import FakeProviderProcess
 
 CONCURRENCY = 256
-ITEMS = {0: 4000, 200: 2560}  # 2560 items at 200 ms and 256 in flight: 2 s ideal
+ITEMS = {0: 4000, 200: 7680}  # 7,680 items at 200 ms and 256 in flight: 30 round trips, 6 s ideal
+SHORT_RUN_ITEMS = 2560  # 10 round trips: the ramp's share, reported beside the figure
 ROUNDS = 3
 WORDS = ("great", "terrible", "fine", "amazing", "awful", "ordinary")
 
@@ -210,6 +216,7 @@ def _scenario(fake: FakeProviderProcess, latency_ms: int) -> dict[str, Any]:
         figures["target"] = ">= 0.90 of ideal"
         figures["meets_target"] = figures["executor_vs_ideal"] >= 0.9
         figures["meets_target_steady"] = figures["executor_steady_vs_ideal"] >= 0.9
+        figures["short_run"] = _short_run(fake, url, ideal)
     else:
         figures["executor_vs_plain"] = round(figures["executor_items_per_s"] / figures["plain_aiohttp_items_per_s"], 3)
         # CPU per item is what bounds a client-bound run, and is steadier than the rate
@@ -218,6 +225,19 @@ def _scenario(fake: FakeProviderProcess, latency_ms: int) -> dict[str, Any]:
         figures["target"] = ">= 0.50 of plain aiohttp"
         figures["meets_target"] = figures["executor_vs_plain"] >= 0.5
     return figures
+
+
+def _short_run(fake: FakeProviderProcess, url: str, ideal: float) -> dict[str, Any]:
+    """One round of plain and executor on 2,560 items: how much the ramp weighs there."""
+    request = label_request(SHORT_RUN_ITEMS)
+    payloads = bodies(request, provider_for(fake))
+    plain = asyncio.run(_plain(url, payloads))
+    executor = asyncio.run(_executor(fake, request))
+    return {
+        "items": SHORT_RUN_ITEMS,
+        "plain_vs_ideal": round(plain.items / plain.seconds / ideal, 3),
+        "executor_vs_ideal": round(executor.items / executor.seconds / ideal, 3),
+    }
 
 
 def run() -> dict[str, Any]:
@@ -230,6 +250,8 @@ def run() -> dict[str, Any]:
     with FakeProviderProcess() as fake:
         for latency_ms in ITEMS:
             figures[f"latency_{latency_ms}ms"] = _scenario(fake, latency_ms)
+    # a missed target fails `make bench` (the figures are kept in results.json)
+    figures["ok"] = all(figures[f"latency_{ms}ms"]["meets_target"] for ms in ITEMS)
     # two cores shared with everything else: a busy machine stretches every figure
     figures["load_average_1min"] = round(os.getloadavg()[0], 2)
     figures["load_average_1min_at_start"] = load_at_start

@@ -40,6 +40,7 @@ __all__ = ["OpenAICompatProvider", "parse_reply"]
 DEFAULT_TIMEOUT = 60.0
 # reserved against tokens_per_minute when a request does not say its max_tokens
 DEFAULT_OUTPUT_TOKENS = 512
+_INF = float("inf")
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError)
 
 
@@ -297,20 +298,17 @@ def _usage(raw: Any) -> Usage:
     """The reply's token counts; a count that is not a whole number >= 0 is taken as 0
     (a provider's odd bookkeeping must not fail an item it answered)."""
     if not isinstance(raw, dict):
-        return Usage.model_construct(prompt_tokens=0, completion_tokens=0, total_tokens=0, requests=1)
+        return Usage(requests=1)
     prompt = _count(raw.get("prompt_tokens"))
     completion = _count(raw.get("completion_tokens"))
     total = _count(raw.get("total_tokens")) or prompt + completion
-    # plain ints, checked above: no validation pass per reply
-    return Usage.model_construct(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, requests=1
-    )
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, total_tokens=total, requests=1)
 
 
 def _count(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    if value != value or value in (float("inf"), float("-inf")):  # NaN, infinities
+    if type(value) is int:  # the usual case, checked first
+        return value if value > 0 else 0
+    if not isinstance(value, float) or value != value or value in (_INF, -_INF):  # NaN, ±inf
         return 0
     return max(0, int(value))
 
