@@ -54,10 +54,11 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
                 limit=self._max_connections, keepalive_timeout=self._keepalive_expiry
             )
             # trust_env is resolved here once per origin: aiohttp's own does two thread-pool
-            # hops (netrc, proxy lookup) per request; cookies are not an API's business
+            # hops (netrc, proxy lookup) per request; cookies are not an API's business.
+            # No skip_auto_headers: aiohttp adds its User-Agent only to a request without
+            # one, and a skip list costs a header copy per request
             self._session = aiohttp.ClientSession(
                 connector=connector, trust_env=False, cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent",),
             )
         return self._session
 

@@ -43,6 +43,7 @@ def test_structured_reply_with_usage_and_finish_reason(fake_provider: FakeProvid
     [sent] = fake_provider.requests
     assert sent["response_format"] == LABEL_FORMAT and sent["model"] == "fake-model"
     assert fake_provider.request_headers[0]["authorization"] == f"Bearer {API_KEY}"
+    assert fake_provider.request_headers[0]["user-agent"] == "agentflow-jobs"
 
 
 def test_logprobs_and_truncation_are_passed_back(fake_provider: FakeProvider) -> None:
