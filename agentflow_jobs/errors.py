@@ -200,12 +200,14 @@ class ProviderError(AgentFlowError):
         status_code: int | None = None,
         retry_after: float | None = None,
         retryable: bool = False,
+        attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.status_code = status_code
         self.retry_after = retry_after
         self.retryable = retryable
+        self.attempts = attempts  # HTTP requests this failure took (usage counts them)
 
 
 class APIError(AgentFlowError):

@@ -177,6 +177,7 @@ class BoundOperation(ABC):
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
             hint=hint,
+            max_attempts=self.request.max_attempts,
         )
 
     def content(self, item: dict[str, Any]) -> str:

@@ -42,6 +42,8 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int | None = None
     hint: TaskHint | None = None
+    # attempts the provider may make for this request (its own policy when None)
+    max_attempts: int | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class ChatReply:
     logprobs: list[TokenLogprob] | None = None
     # Set by a provider that scored the allowed choices itself (label/categorical).
     choice_probs: dict[str, float] | None = None
+    # The model declined to answer: its refusal text (OpenAI ``message.refusal``), or a
+    # note that the provider's content filter stopped the reply.
+    refusal: str | None = None
 
 
 @runtime_checkable

@@ -114,6 +114,7 @@ class OpenAICompatProvider:
     async def chat(self, request: ChatRequest) -> ChatReply:
         payload = self.payload(request)
         body = self._encode(payload)
+        limit = request.max_attempts or self.retry.max_attempts
         attempt = 0
         while True:
             attempt += 1
@@ -126,7 +127,7 @@ class OpenAICompatProvider:
                 attempt -= 1  # a different request, not a retry of this one
                 continue
             except ProviderError as error:
-                if not error.retryable or attempt >= self.retry.max_attempts:
+                if not error.retryable or attempt >= limit:
                     raise gave_up(error, attempt) from None
                 await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
 

@@ -158,4 +158,5 @@ def gave_up(error: ProviderError, attempts: int) -> ProviderError:
         status_code=error.status_code,
         retry_after=error.retry_after,
         retryable=False,
+        attempts=attempts,
     )
