@@ -8,9 +8,12 @@ row anyway, so there the workers write each row dict straight into its slot.
 
 Per item: ``build`` → ``provider.chat`` → ``parse``. A reply that breaks the operation's
 contract is re-asked once with the problem spelled out, then the row fails with
-``invalid_output``. Every other per-item problem is a failed row too, never an
-exception: ``OperationInputError`` (its code), ``ProviderError`` (its code), anything
-unexpected (``internal_error``, logged). Two things fail the request as a whole: a
+``invalid_output``. A model that declines (a refusal, the provider's content filter)
+fails the row with ``refused`` at once: asking again would pay for the same answer.
+Every other per-item problem is a failed row too, never an exception:
+``OperationInputError`` (its code), ``ProviderError`` (its code), anything unexpected
+(``internal_error``, logged). A row's ``usage.requests`` counts every HTTP request it
+took, the failed attempts included. Two things fail the request as a whole: a
 broken request (``InvalidRequest`` from ``prepare``, before anything is sent) and a
 provider refusing our credentials (``ProviderError`` code ``auth``), because every
 other item would fail the same way and paying for 100k rejected calls helps nobody.
@@ -231,6 +234,8 @@ class _Run:
         except InvalidOutput as exc:
             message = f"{exc.message} (still invalid after one re-ask)"
             return _failed(index, row_id, "invalid_output", message, tally)
+        except _Refused as exc:
+            return _failed(index, row_id, "refused", f"the model declined: {exc}", tally)
         except ProviderError as exc:
             if exc.code in FATAL_PROVIDER_CODES:
                 raise
@@ -266,13 +271,20 @@ class _Run:
             try:
                 reply = await self.provider.chat(chat)
             except ProviderError as exc:
+                tally.requests += exc.attempts
                 if not exc.retryable or attempt >= self.attempts:
                     raise
                 await asyncio.sleep(_retry_wait(exc, attempt))
                 attempt += 1
                 continue
             tally.add_reply(reply)
+            if reply.refusal is not None:
+                raise _Refused(reply.refusal)
             return reply
+
+
+class _Refused(Exception):
+    """The model declined to answer (its refusal text is the message)."""
 
 
 def _retry_wait(exc: ProviderError, attempt: int) -> float:

@@ -438,3 +438,70 @@ def test_stopping_early_stops_sending() -> None:
     assert len(asyncio.run(take_five())) == 5
     assert provider.calls < 20
     assert provider.in_flight == 0
+
+
+# -- provider faults, seen from the rows ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rule", "code"),
+    [
+        ({"status": 429, "retry_after_ms": 5}, "rate_limited"),
+        ({"status": 500, "retry_after_ms": 5}, "provider_error"),
+        ({"status": 503, "retry_after": 0}, "provider_error"),
+    ],
+)
+def test_a_fault_that_never_clears_fails_only_its_row_after_max_attempts(
+    fake_provider: FakeProvider, rule: dict[str, Any], code: str
+) -> None:
+    fake_provider.script(match="stuck one", **rule)
+    outcome = complete(
+        fake_provider,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "fine one"}, {"content": "stuck one"}],
+    )
+    fine, stuck = outcome.results
+    assert fine["status"] == "completed"
+    assert stuck["error"]["code"] == code
+    assert "gave up after 3 attempts" in stuck["error"]["message"]
+    assert len(sent_for(fake_provider, "stuck one")) == 3
+    assert stuck["usage"]["requests"] == 3  # every paid-or-not request is counted
+    assert outcome.usage.requests == fake_provider.count == 4
+
+
+def test_the_requests_max_attempts_bounds_the_providers_retries(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=500, retry_after_ms=5)
+    outcome = complete(
+        fake_provider,
+        provider=provider_config(fake_provider, max_attempts=5),
+        operation="classify",
+        categories=CATS,
+        max_attempts=1,
+        items=[{"content": "only once"}],
+    )
+    assert outcome.results[0]["error"]["code"] == "provider_error"
+    assert fake_provider.count == 1
+
+
+def test_a_hung_provider_fails_the_row_as_a_timeout(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="hang", match="never answered")
+    outcome = complete(
+        fake_provider,
+        provider=provider_config(fake_provider, timeout=0.3, max_attempts=2),
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "answered"}, {"content": "never answered"}],
+    )
+    answered, hung = outcome.results
+    assert answered["status"] == "completed"
+    assert hung["error"]["code"] == "timeout"
+    assert len(sent_for(fake_provider, "never answered")) == 2
+
+
+def test_a_truncated_label_is_re_asked_then_invalid_output(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="truncated")
+    outcome = complete(fake_provider, operation="classify", categories=CATS, items=[{"content": "x"}])
+    error = outcome.results[0]["error"]
+    assert error["code"] == "invalid_output" and "cut off" in error["message"]
+    assert fake_provider.count == 2
