@@ -36,6 +36,8 @@ __all__ = [
     "InvalidRequest",
     "Operation",
     "OperationInputError",
+    "fold",
+    "folded_clash",
     "json_schema_format",
     "load_json_object",
     "value_text",
@@ -83,6 +85,25 @@ def value_text(value: Any) -> str:
     if isinstance(value, bool | dict | list):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def fold(text: str) -> str:
+    """``text`` as matched against declared choices: case and whitespace runs ignored."""
+    return " ".join(text.split()).casefold()
+
+
+def folded_clash(values: list[str]) -> tuple[str, str] | None:
+    """The first two distinct ``values`` that ``fold`` to the same text, if any.
+
+    Such choices cannot be told apart by a lenient match, so a reply for one would come
+    back as the other; callers reject the whole set instead of guessing.
+    """
+    first: dict[str, str] = {}
+    for value in values:
+        seen = first.setdefault(fold(value), value)
+        if seen != value:
+            return seen, value
+    return None
 
 
 def json_schema_format(name: str, schema: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:

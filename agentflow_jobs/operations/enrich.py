@@ -1,8 +1,8 @@
 """``enrich``: one value per declared field, typed as declared.
 
 The result has one key per field, in declared order. Types: ``categorical`` (one of
-``valid_values``, matched ignoring case and whitespace, returned in the declared
-spelling), ``integer`` (``3`` or ``3.0`` or ``"3"`` → ``3``; ``"abc"`` or ``3.5`` is
+``valid_values``, matched exactly, else ignoring case and whitespace, returned in the
+declared spelling; values differing only in case or spacing are an ``InvalidRequest``), ``integer`` (``3`` or ``3.0`` or ``"3"`` → ``3``; ``"abc"`` or ``3.5`` is
 invalid), ``number``, ``boolean`` (also ``"true"``/``"yes"``/``"false"``/``"no"``),
 ``string``, ``list`` (a list of strings). Keys the model adds beyond the fields are
 dropped.
@@ -25,6 +25,8 @@ from agentflow_jobs.operations.base import (
     InvalidOutput,
     InvalidRequest,
     Operation,
+    fold,
+    folded_clash,
     json_schema_format,
     load_json_object,
 )
@@ -58,6 +60,7 @@ class BoundEnrich(BoundOperation):
         self.fields = list(request.fields or [])
         self.context = request.include_context
         _check_names(self.fields, self.context)
+        _check_values(self.fields)
         properties: dict[str, Any] = {}
         for spec in self.fields:
             properties[spec.name] = field_schema(spec)
@@ -117,6 +120,17 @@ def _check_names(fields: list[EnrichField], context: bool) -> None:
             raise InvalidRequest(
                 f"with include_context, field {clash[0] + CONTEXT_SUFFIX!r} collides with "
                 f"the context key of field {clash[0]!r}; rename it"
+            )
+
+
+def _check_values(fields: list[EnrichField]) -> None:
+    """Each categorical field's values can be told apart by the lenient match."""
+    for spec in fields:
+        clash = folded_clash(spec.valid_values or [])
+        if clash is not None:
+            raise InvalidRequest(
+                f"field {spec.name!r}: valid_values `{clash[0]}` and `{clash[1]}` differ "
+                "only in case or spacing"
             )
 
 
@@ -208,11 +222,11 @@ def _as_boolean(spec: EnrichField, value: Any) -> Any:
 def _as_categorical(spec: EnrichField, value: Any) -> Any:
     if not isinstance(value, str):
         return _BAD
-    wanted = " ".join(value.split()).casefold()
-    for allowed in spec.valid_values or []:
-        if " ".join(allowed.split()).casefold() == wanted:
-            return allowed
-    return _BAD
+    allowed = spec.valid_values or []
+    if value in allowed:
+        return value
+    wanted = fold(value)
+    return next((v for v in allowed if fold(v) == wanted), _BAD)
 
 
 def _as_list(spec: EnrichField, value: Any) -> Any:

@@ -1,8 +1,10 @@
 """``label`` (the SDK's ``classify``): one of the categories, with a confidence.
 
 The result is ``{"label": <one of categories>, "confidence": <0..1>}``. The label is
-matched ignoring case and surrounding/inner whitespace runs and always returned in the
-declared spelling; any other answer is ``InvalidOutput``.
+matched exactly first, then ignoring case and surrounding/inner whitespace runs, and
+always returned in the declared spelling; any other answer is ``InvalidOutput``.
+Categories that differ only in case or spacing (``Yes``/``yes``) are an
+``InvalidRequest``: the lenient match could not tell them apart.
 
 Confidence, best source first:
 
@@ -26,7 +28,10 @@ from typing import Any
 from agentflow_jobs.operations.base import (
     BoundOperation,
     InvalidOutput,
+    InvalidRequest,
     Operation,
+    fold,
+    folded_clash,
     json_schema_format,
     load_json_object,
 )
@@ -40,10 +45,6 @@ DEFAULT_CONFIDENCE = 0.5
 TOP_LOGPROBS = 5
 
 _LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
-
-
-def normalise(text: str) -> str:
-    return " ".join(text.split()).casefold()
 
 
 class LabelOperation(Operation):
@@ -61,8 +62,13 @@ class BoundLabel(BoundOperation):
         super().__init__(request)
         cats = dict.fromkeys(c for c in (request.categories or []) if c.strip())
         self.categories = tuple(cats)
+        clash = folded_clash(list(self.categories))
+        if clash is not None:
+            raise InvalidRequest(
+                f"categories `{clash[0]}` and `{clash[1]}` differ only in case or spacing"
+            )
         self.choices = self.categories
-        self.lookup = {normalise(c): c for c in self.categories}
+        self.lookup = {fold(c): c for c in self.categories}
         listed = ", ".join(json.dumps(c, ensure_ascii=False) for c in self.categories)
         self.listed = listed
         self.schema = {
@@ -94,10 +100,16 @@ class BoundLabel(BoundOperation):
             raise InvalidOutput("the reply has no 'label' key")
         if not isinstance(raw, str):
             raise InvalidOutput(f"'label' must be a string, got {json.dumps(raw)}")
-        label = self.lookup.get(normalise(raw))
+        label = self.match(raw)
         if label is None:
             raise InvalidOutput(f"label {raw!r} is not one of the categories: {self.listed}")
         return {"label": label, "confidence": self._confidence(label, data, reply)}
+
+    def match(self, raw: str) -> str | None:
+        """The declared category ``raw`` names: exact spelling first, then folded."""
+        if raw in self.categories:
+            return raw
+        return self.lookup.get(fold(raw))
 
     def _reply_object(self, reply: ChatReply) -> dict[str, Any]:
         """The JSON reply; a bare category name (a provider ignoring JSON mode) also counts."""
@@ -105,7 +117,7 @@ class BoundLabel(BoundOperation):
             return load_json_object(reply)
         except InvalidOutput:
             bare = reply.text.strip().strip("\"'`.").strip()
-            if normalise(bare) in self.lookup:
+            if self.match(bare) is not None:
                 return {"label": bare}
             raise
 
@@ -126,9 +138,9 @@ class BoundLabel(BoundOperation):
 
 def _from_choice_probs(probs: dict[str, float], label: str) -> float | None:
     """The chosen label's share of the probability the provider gave the categories."""
-    by_name = {normalise(k): max(0.0, v) for k, v in probs.items()}
+    by_name = {fold(k): max(0.0, v) for k, v in probs.items()}
     total = sum(by_name.values())
-    chosen = by_name.get(normalise(label))
+    chosen = by_name.get(fold(label))
     if chosen is None or total <= 0:
         return None
     return min(1.0, chosen / total)
@@ -144,7 +156,7 @@ def label_confidence(
         return None
     start = found.end()
     stop = text.find('"', start)
-    if stop < 0 or normalise(text[start:stop]) != normalise(label):
+    if stop < 0 or fold(text[start:stop]) != fold(label):
         return None
     value = text[start:stop].casefold()
     live = [c.casefold() for c in categories]

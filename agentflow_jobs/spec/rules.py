@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from agentflow_jobs.errors import Problem
+from agentflow_jobs.operations.base import fold
 from agentflow_jobs.operations.templates import template_problems
 from agentflow_jobs.spec.loader import (
     MAX_FILE_BYTES,
@@ -129,6 +130,7 @@ def _label(data: dict[str, Any], report: Reporter) -> None:
     if not isinstance(categories, list):
         return
     seen: set[str] = set()
+    folded: dict[str, str] = {}
     for i, cat in enumerate(categories):
         if isinstance(cat, str) and not cat.strip():
             report.at_value(("categories", i), "empty category")
@@ -136,8 +138,20 @@ def _label(data: dict[str, Any], report: Reporter) -> None:
             report.at_value(("categories", i), f"duplicate category `{cat}`")
         elif isinstance(cat, str):
             seen.add(cat)
+            _check_folded(folded, cat, ("categories", i), "categories", report)
     if len(seen) < 2:
         report.at_value(("categories",), f"`categories` needs at least 2 distinct labels, got {len(seen)}")
+
+
+def _check_folded(first: dict[str, str], value: str, at: JsonPath, what: str, report: Reporter) -> None:
+    """Report ``value`` when an earlier one differs from it only in case or spacing.
+
+    The operations match replies leniently, so such values would be mixed up; the
+    engine refuses them too (``InvalidRequest``).
+    """
+    earlier = first.setdefault(fold(value), value)
+    if earlier != value:
+        report.at_value(at, f"{what} `{earlier}` and `{value}` differ only in case or spacing")
 
 
 def _extract(data: dict[str, Any], report: Reporter) -> None:
@@ -170,8 +184,14 @@ def _enrich(data: dict[str, Any], report: Reporter) -> None:
         elif isinstance(name, str):
             names[name] = i
         kind = spec.get("type", "string")
-        if kind == "categorical" and not spec.get("valid_values"):
+        values = spec.get("valid_values")
+        if kind == "categorical" and not values:
             report.at_value(("fields", i), f"categorical field `{name}` needs `valid_values`")
+        elif kind == "categorical" and isinstance(values, list):
+            folded: dict[str, str] = {}
+            for j, value in enumerate(values):
+                if isinstance(value, str):
+                    _check_folded(folded, value, ("fields", i, "valid_values", j), "valid_values", report)
         elif kind != "categorical" and "valid_values" in spec:
             report.at_key(("fields", i, "valid_values"), f"`valid_values` only applies to `type: categorical`, not `{kind}`")
 

@@ -105,3 +105,28 @@ def test_a_context_key_colliding_with_a_field_is_a_request_error() -> None:
     )
     with pytest.raises(InvalidRequest, match="collides"):
         ENRICH.build(req, {"content": "x"})
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        (["A", "a"], "valid_values `A` and `a` differ only in case or spacing"),
+        (["x", "small business", "Small  Business"], "`small business` and `Small  Business`"),
+    ],
+)
+def test_valid_values_differing_only_in_case_or_spacing_are_refused(
+    values: list[str], words: str
+) -> None:
+    req = request("enrich", fields=[{"name": "tier", "type": "categorical", "valid_values": values}])
+    with pytest.raises(InvalidRequest) as caught:
+        ENRICH.build(req, {"content": "x"})
+    assert "field 'tier'" in caught.value.message
+    assert words in caught.value.message
+
+
+def test_a_categorical_value_matches_exactly_before_folding() -> None:
+    req = request(
+        "enrich", fields=[{"name": "tier", "type": "categorical", "valid_values": ["Gold", "silver"]}]
+    )
+    assert ENRICH.parse(req, {}, reply({"tier": "Gold"})) == {"tier": "Gold"}
+    assert ENRICH.parse(req, {}, reply({"tier": " SILVER "})) == {"tier": "silver"}

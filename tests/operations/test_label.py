@@ -5,7 +5,12 @@ from typing import Any
 
 import pytest
 
-from agentflow_jobs.operations import InvalidOutput, OperationInputError, get_operation
+from agentflow_jobs.operations import (
+    InvalidOutput,
+    InvalidRequest,
+    OperationInputError,
+    get_operation,
+)
 from agentflow_jobs.operations.label import DEFAULT_CONFIDENCE
 from agentflow_jobs.providers.base import ChatReply, TokenLogprob
 from agentflow_jobs.wire import CompletionRequest
@@ -49,6 +54,29 @@ def test_content_field_is_configurable() -> None:
 def test_label_is_normalised_to_the_declared_spelling() -> None:
     out = LABEL.parse(labels(), {}, reply({"label": "  NEGATIVE ", "confidence": 0.8}))
     assert out == {"label": "negative", "confidence": 0.8}
+
+
+@pytest.mark.parametrize(
+    ("categories", "words"),
+    [
+        (["Yes", "yes"], "categories `Yes` and `yes` differ only in case or spacing"),
+        (["a b", "a  b"], "categories `a b` and `a  b` differ only in case or spacing"),
+        (["No", "Maybe", " maybe "], "categories `Maybe` and ` maybe ` differ only"),
+    ],
+)
+def test_categories_differing_only_in_case_or_spacing_are_refused(
+    categories: list[str], words: str
+) -> None:
+    req = request("classify", categories=categories)
+    with pytest.raises(InvalidRequest) as caught:
+        LABEL.build(req, {"content": "x"})
+    assert words in caught.value.message
+
+
+def test_the_exact_spelling_wins_over_the_folded_match() -> None:
+    req = request("classify", categories=["Yes", "No"])
+    assert LABEL.parse(req, {}, reply({"label": "Yes", "confidence": 0.9}))["label"] == "Yes"
+    assert LABEL.parse(req, {}, reply({"label": " yes", "confidence": 0.9}))["label"] == "Yes"
 
 
 def test_a_label_outside_the_categories_is_invalid_and_named() -> None:
