@@ -4,8 +4,10 @@ The model follows ``extraction_instructions``. With an ``output_schema`` the sch
 sent as the structured-output format (non-strict: user schemas rarely meet OpenAI's
 strict-mode rules), repeated in the prompt for providers that fall back to JSON mode,
 and every reply is validated against it locally; the best-matching validation error,
-with its JSON path, is the ``InvalidOutput`` message. Without a schema the model is
-asked for any JSON object.
+with its JSON path, is the ``InvalidOutput`` message. A schema whose root ``type``
+excludes ``object`` is an ``InvalidRequest``: every reply must be an object, so each item
+would cost two requests and still fail. Without a schema the model is asked for any
+JSON object.
 """
 
 from __future__ import annotations
@@ -34,7 +36,13 @@ from agentflow_jobs.wire import CompletionRequest
 # a jsonschema validator instance (jsonschema.protocols.Validator)
 Validator = Any
 
-__all__ = ["ExtractOperation", "Validator", "schema_validator", "validate_reply"]
+__all__ = [
+    "ExtractOperation",
+    "Validator",
+    "non_object_root",
+    "schema_validator",
+    "validate_reply",
+]
 
 EXTRACT_MAX_TOKENS = 2048
 _ANY_OBJECT: dict[str, Any] = {"type": "object"}
@@ -49,6 +57,19 @@ def schema_validator(schema: dict[str, Any], *, what: str) -> Validator:
         raise InvalidRequest(f"{what} is not a valid JSON Schema: {error.message}") from None
     validator: Validator = cls(schema)
     return validator
+
+
+def non_object_root(schema: dict[str, Any], *, what: str) -> str | None:
+    """Why ``schema`` cannot describe a JSON object, or None when its root may be one.
+
+    Only the root ``type`` is read: a schema without one may still describe objects.
+    """
+    kind = schema.get("type")
+    kinds = [kind] if isinstance(kind, str) else kind
+    if not isinstance(kinds, list) or "object" in kinds or not kinds:
+        return None
+    shown = " or ".join(f"`{k}`" for k in kinds)
+    return f"{what} must describe a JSON object (its root type is {shown})"
 
 
 def validate_reply(validator: Validator, data: Any) -> None:
@@ -78,6 +99,9 @@ class BoundExtract(BoundOperation):
         self.validator: Validator | None = None
         if request.output_schema is not None:
             self.validator = schema_validator(request.output_schema, what="output_schema")
+            problem = non_object_root(request.output_schema, what="output_schema")
+            if problem is not None:
+                raise InvalidRequest(problem)
             self.schema = request.output_schema
             self.response_format = json_schema_format("extraction", self.schema, strict=False)
             shown = json.dumps(self.schema, ensure_ascii=False)

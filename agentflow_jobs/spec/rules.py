@@ -18,6 +18,7 @@ import jsonschema
 
 from agentflow_jobs.errors import Problem
 from agentflow_jobs.operations.base import fold
+from agentflow_jobs.operations.extract import non_object_root
 from agentflow_jobs.operations.templates import template_problems
 from agentflow_jobs.spec.loader import (
     MAX_FILE_BYTES,
@@ -157,7 +158,11 @@ def _check_folded(first: dict[str, str], value: str, at: JsonPath, what: str, re
 def _extract(data: dict[str, Any], report: Reporter) -> None:
     _need(data, report, ("extraction_instructions", "output_schema"),
           "operation `extract` needs `extraction_instructions` (or an `output_schema`)")
-    _check_schema(data.get("output_schema"), ("output_schema",), report)
+    schema = data.get("output_schema")
+    if _check_schema(schema, ("output_schema",), report) and isinstance(schema, dict):
+        problem = non_object_root(schema, what="`output_schema`")
+        if problem is not None:
+            report.at_value(("output_schema", "type"), problem)
 
 
 def _summarize(data: dict[str, Any], report: Reporter) -> None:
@@ -215,11 +220,13 @@ _REQUIREMENTS: dict[str, Rule] = {
 }
 
 
-def _check_schema(schema: Any, path: JsonPath, report: Reporter) -> None:
+def _check_schema(schema: Any, path: JsonPath, report: Reporter) -> bool:
+    """Report where ``schema`` is not a valid JSON Schema; True when it is one."""
     if not isinstance(schema, dict):
-        return
+        return False
     try:
         jsonschema.Draft202012Validator.check_schema(schema)
+        return True
     except jsonschema.SchemaError as exc:
         where = (*path, *(p for p in exc.path if isinstance(p, str | int)))
         if where and where[-1] == "type":
@@ -227,6 +234,7 @@ def _check_schema(schema: Any, path: JsonPath, report: Reporter) -> None:
         else:
             message = f"`{dotted(where)}` is not valid in a JSON Schema (its `{exc.validator}` rule fails)"
         report.at_value(where, f"`{dotted(path)}` is not a valid JSON Schema: {message}")
+        return False
 
 
 def check_templates(data: dict[str, Any], report: Reporter) -> None:

@@ -71,6 +71,36 @@ def test_a_broken_schema_fails_the_whole_request() -> None:
         EXTRACT.build(req, {"content": "x"})
 
 
+@pytest.mark.parametrize(
+    ("schema", "shown"),
+    [
+        ({"type": "array", "items": {"type": "string"}}, "`array`"),
+        ({"type": "string"}, "`string`"),
+        ({"type": ["array", "null"]}, "`array` or `null`"),
+    ],
+)
+def test_a_schema_whose_root_cannot_be_an_object_fails_the_whole_request(
+    schema: dict[str, object], shown: str
+) -> None:
+    req = request("extract", output_schema=schema)
+    with pytest.raises(InvalidRequest) as caught:
+        EXTRACT.build(req, {"content": "x"})
+    assert caught.value.message == (
+        f"output_schema must describe a JSON object (its root type is {shown})"
+    )
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [{"type": ["object", "null"]}, {"properties": {"a": {"type": "string"}}}],
+)
+def test_a_schema_that_allows_an_object_at_the_root_is_accepted(
+    schema: dict[str, object],
+) -> None:
+    req = request("extract", output_schema=schema)
+    assert EXTRACT.parse(req, {}, reply({"a": "x"})) == {"a": "x"}
+
+
 def test_malformed_reply_is_invalid() -> None:
     req = request("extract", extraction_instructions="x")
     with pytest.raises(InvalidOutput, match="not valid JSON"):

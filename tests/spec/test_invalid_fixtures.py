@@ -68,6 +68,9 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "invalid/prompt_file_missing.yaml": [("5:21", "prompt file `invalid/prompts/nope.txt` does not exist")],
     "invalid/prompt_inline_and_file.yaml": [("6:1", "set either `user_prompt_template` or `user_prompt_template_file`")],
     "invalid/response_format_no_schema.yaml": [("7:3", "`type: json_schema` needs `json_schema")],
+    "invalid/output_schema_not_object.yaml": [
+        ("7:9", "`output_schema` must describe a JSON object (its root type is `array`)"),
+    ],
     "invalid/output_schema_invalid.yaml": [("9:18", "`strng` is not a JSON Schema type")],
     "cross/same_output": [("cross/same_output/jobs.yaml:19:9", "job `first` writes the same output file (cross/same_output/jobs.yaml:9:9)")],
     "cross/cycle": [("cross/cycle/jobs.yaml:7:9", "jobs feed each other's inputs in a cycle: ping <- pong <- ping")],
