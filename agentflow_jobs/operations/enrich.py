@@ -2,10 +2,16 @@
 
 The result has one key per field, in declared order. Types: ``categorical`` (one of
 ``valid_values``, matched exactly, else ignoring case and whitespace, returned in the
-declared spelling; values differing only in case or spacing are an ``InvalidRequest``), ``integer`` (``3`` or ``3.0`` or ``"3"`` → ``3``; ``"abc"`` or ``3.5`` is
-invalid), ``number``, ``boolean`` (also ``"true"``/``"yes"``/``"false"``/``"no"``),
+declared spelling), ``integer`` (``3`` or ``3.0`` or ``"3"`` → ``3``; ``"abc"`` or ``3.5``
+is invalid), ``number``, ``boolean`` (also ``"true"``/``"yes"``/``"false"``/``"no"``),
 ``string``, ``list`` (a list of strings). Keys the model adds beyond the fields are
-dropped.
+dropped. Categorical values differing only in case or spacing, and ``valid_values`` on
+a field that is not categorical (it would be ignored), are an ``InvalidRequest``.
+
+Numbers in strings may use commas as thousands separators (``"1,234"``); any other
+comma (``"1,5"``) is invalid rather than guessed, since a decimal comma read as a
+separator is a silent 10x. Integer strings are parsed exactly (no trip through float);
+numbers beyond float range, infinities and NaN are invalid.
 
 With ``include_context`` every field ``name`` gets a sibling key ``"<name>_context"``: a
 one-sentence justification (a string). Flat keys keep one column per value in CSV
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -124,8 +131,13 @@ def _check_names(fields: list[EnrichField], context: bool) -> None:
 
 
 def _check_values(fields: list[EnrichField]) -> None:
-    """Each categorical field's values can be told apart by the lenient match."""
+    """valid_values only on categorical fields, each told apart by the lenient match."""
     for spec in fields:
+        if spec.type != "categorical" and spec.valid_values is not None:
+            raise InvalidRequest(
+                f"field {spec.name!r} has valid_values but its type is {spec.type!r}; "
+                "valid_values only apply to categorical fields"
+            )
         clash = folded_clash(spec.valid_values or [])
         if clash is not None:
             raise InvalidRequest(
@@ -161,16 +173,28 @@ def _system_prompt(fields: list[EnrichField], context: bool) -> str:
 def coerce_field(spec: EnrichField, value: Any) -> Any:
     """``value`` as the field's declared type; raises InvalidOutput when it cannot be."""
     coerced = _COERCERS[spec.type](spec, value)
-    if coerced is _BAD:
+    if isinstance(coerced, _Bad):
         shown = json.dumps(value, ensure_ascii=False, default=str)
         if len(shown) > 60:
             shown = shown[:57] + "..."
         wanted = _WANTED.get(spec.type) or "one of " + ", ".join(spec.valid_values or [])
-        raise InvalidOutput(f"field {spec.name!r} must be {wanted}, got {shown}")
+        why = f" ({coerced.reason})" if coerced.reason else ""
+        raise InvalidOutput(f"field {spec.name!r} must be {wanted}, got {shown}{why}")
     return coerced
 
 
-_BAD = object()
+class _Bad:
+    """A value that cannot be coerced; ``reason`` says why when the type alone does not."""
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+
+
+_BAD = _Bad()
+_NOT_FINITE = _Bad("not a finite number")
+_DECIMAL_COMMA = _Bad("ambiguous decimal comma; write decimals with a point")
+_THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d*)?")
+_COMMA_DECIMAL = re.compile(r"[+-]?\d+,\d+")
 _WANTED = {
     "string": "a string",
     "number": "a number",
@@ -190,22 +214,51 @@ def _as_string(spec: EnrichField, value: Any) -> Any:
     return _BAD
 
 
+def _number_text(text: str) -> str | _Bad:
+    """``text`` without thousands separators; any other comma is refused, not guessed."""
+    text = text.strip()
+    if "," not in text:
+        return text
+    if _THOUSANDS.fullmatch(text):
+        return text.replace(",", "")
+    return _DECIMAL_COMMA if _COMMA_DECIMAL.fullmatch(text) else _BAD
+
+
+def _finite(number: int | float) -> int | float | _Bad:
+    """``number`` unless it is NaN, infinite, or an int too large to be a float."""
+    try:
+        return number if math.isfinite(number) else _NOT_FINITE
+    except OverflowError:  # a JSON integer literal of hundreds of digits
+        return _NOT_FINITE
+
+
 def _as_number(spec: EnrichField, value: Any) -> Any:
     if isinstance(value, str):
+        text = _number_text(value)
+        if isinstance(text, _Bad):
+            return text
         try:
-            value = float(value.strip().replace(",", ""))
+            value = float(text)
         except ValueError:
             return _BAD
     if isinstance(value, bool) or not isinstance(value, int | float):
         return _BAD
-    return value if math.isfinite(value) else _BAD
+    return _finite(value)
 
 
 def _as_integer(spec: EnrichField, value: Any) -> Any:
+    if isinstance(value, str):
+        text = _number_text(value)
+        if isinstance(text, _Bad):
+            return text
+        try:
+            value = int(text)  # exact: "12345678901234567891" must not pass through float
+        except ValueError:
+            value = text  # "3.0" or "1e3": a whole number written as a float
     number = _as_number(spec, value)
-    if number is _BAD or not float(number).is_integer():
-        return _BAD
-    return int(number)
+    if isinstance(number, _Bad | int):
+        return number
+    return int(number) if number.is_integer() else _BAD
 
 
 def _as_boolean(spec: EnrichField, value: Any) -> Any:
@@ -235,7 +288,7 @@ def _as_list(spec: EnrichField, value: Any) -> Any:
     if not isinstance(value, list):
         return _BAD
     out = [_as_string(spec, v) for v in value]
-    return _BAD if any(v is _BAD for v in out) else out
+    return _BAD if any(isinstance(v, _Bad) for v in out) else out
 
 
 _COERCERS: dict[str, Callable[[EnrichField, Any], Any]] = {

@@ -130,3 +130,68 @@ def test_a_categorical_value_matches_exactly_before_folding() -> None:
     )
     assert ENRICH.parse(req, {}, reply({"tier": "Gold"})) == {"tier": "Gold"}
     assert ENRICH.parse(req, {}, reply({"tier": " SILVER "})) == {"tier": "silver"}
+
+
+def test_a_number_beyond_float_range_is_invalid_not_an_internal_error() -> None:
+    huge = '{"arr": 1' + "0" * 400 + "}"
+    req = request("enrich", fields=[{"name": "arr", "type": "number"}])
+    with pytest.raises(InvalidOutput) as caught:
+        ENRICH.parse(req, {}, reply(huge))
+    assert "field 'arr' must be a number" in caught.value.message
+    assert "not a finite number" in caught.value.message
+
+
+@pytest.mark.parametrize("kind", ["number", "integer"])
+@pytest.mark.parametrize("value", ["1e400", "NaN", "-inf"])
+def test_non_finite_strings_are_invalid(kind: str, value: str) -> None:
+    req = request("enrich", fields=[{"name": "n", "type": kind}])
+    with pytest.raises(InvalidOutput, match="not a finite number"):
+        ENRICH.parse(req, {}, reply({"n": value}))
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "expected"),
+    [
+        ("number", "1,234", 1234.0),
+        ("number", "12,345,678.5", 12345678.5),
+        ("number", "-1,000", -1000.0),
+        ("integer", "1,234", 1234),
+        ("integer", "12345678901234567891", 12345678901234567891),
+        ("integer", "3.0", 3),
+        ("integer", 12345678901234567891, 12345678901234567891),
+    ],
+)
+def test_thousands_separators_and_long_integers_are_read_exactly(
+    kind: str, value: Any, expected: Any
+) -> None:
+    req = request("enrich", fields=[{"name": "n", "type": kind}])
+    out = ENRICH.parse(req, {}, reply({"n": value}))
+    assert out == {"n": expected}
+    assert type(out["n"]) is type(expected)
+
+
+@pytest.mark.parametrize("kind", ["number", "integer"])
+@pytest.mark.parametrize("value", ["1,5", "0,25", "1,2345"])
+def test_a_decimal_comma_is_invalid_rather_than_a_tenfold_value(kind: str, value: str) -> None:
+    req = request("enrich", fields=[{"name": "n", "type": kind}])
+    with pytest.raises(InvalidOutput) as caught:
+        ENRICH.parse(req, {}, reply({"n": value}))
+    assert f'got "{value}" (ambiguous decimal comma' in caught.value.message
+
+
+@pytest.mark.parametrize("value", ["1,23,456", "12,34.5", "a,b"])
+def test_misplaced_commas_are_invalid(value: str) -> None:
+    req = request("enrich", fields=[{"name": "n", "type": "number"}])
+    with pytest.raises(InvalidOutput, match="field 'n' must be a number"):
+        ENRICH.parse(req, {}, reply({"n": value}))
+
+
+@pytest.mark.parametrize("kind", ["string", "integer", "list"])
+def test_valid_values_on_a_field_that_is_not_categorical_is_a_request_error(kind: str) -> None:
+    req = request("enrich", fields=[{"name": "hq", "type": kind, "valid_values": ["Berlin"]}])
+    with pytest.raises(InvalidRequest) as caught:
+        ENRICH.build(req, {"content": "x"})
+    assert caught.value.message == (
+        f"field 'hq' has valid_values but its type is {kind!r}; "
+        "valid_values only apply to categorical fields"
+    )
