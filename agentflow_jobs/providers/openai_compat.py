@@ -7,16 +7,19 @@ The provider only sends: the retry decision lives in ``retry.py``, pacing in
 requests in flight where ``httpx.AsyncClient`` does not; ``transport="httpx"`` uses
 httpx's own. Figures: ``bench/transport.py`` and bench/README.md.
 
-A server that rejects ``response_format: json_schema`` (a 400 naming response_format or
-json_schema) gets ``json_object`` instead, with the schema written into a system
-message; the provider remembers that for every later request.
+A model whose server says it cannot take ``response_format: json_schema`` (a 400/422
+saying the type is unsupported, unknown, not allowed, ...) gets ``json_object`` instead,
+with the schema written into a system message; the provider remembers that for the
+model, since support differs per model. A 400 about the schema itself (OpenAI's
+"Invalid schema for response_format ...") is the request's own error, not a fallback.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -44,8 +47,12 @@ _INF = float("inf")
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError)
 
 
-class _SchemaRejected(Exception):
-    """The endpoint does not support json_schema; resend as json_object."""
+class _Unsupported(Exception):
+    """The model cannot take these features of the request; resend without them."""
+
+    def __init__(self, features: frozenset[str]) -> None:
+        super().__init__(", ".join(sorted(features)))
+        self.features = features
 
 
 class OpenAICompatProvider:
@@ -102,7 +109,8 @@ class OpenAICompatProvider:
         if transport not in ("aiohttp", "httpx"):
             raise ValueError("transport is 'aiohttp' or 'httpx'")
         self._transport = transport
-        self.json_schema_supported = True
+        # feature -> the models whose server refused it; payload() leaves it out for them
+        self._unsupported: dict[str, set[str | None]] = {feature: set() for feature in _REFUSED}
         self._http: httpx.AsyncBaseTransport | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
         self._tails: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
@@ -120,8 +128,10 @@ class OpenAICompatProvider:
             attempt += 1
             try:
                 return await self._attempt(payload, body)
-            except _SchemaRejected:
-                self.json_schema_supported = False
+            except _Unsupported as refused:
+                # the new payload leaves the features out, so no feature is refused twice
+                for feature in refused.features:
+                    self._unsupported[feature].add(payload.get("model"))
                 payload = self.payload(request)
                 body = self._encode(payload)
                 attempt -= 1  # a different request, not a retry of this one
@@ -192,8 +202,9 @@ class OpenAICompatProvider:
             if pause is not None:
                 pause = min(pause, self.retry.max_retry_after)
             self.limiter.on_rate_limited(permit, pause)
-        if _rejects_json_schema(response.status, body, payload):
-            raise _SchemaRejected
+        refused = _refused_features(response.status, body, payload)
+        if refused:
+            raise _Unsupported(refused)
         raise error
 
     async def _post(self, body: bytes) -> RawResponse:
@@ -232,7 +243,7 @@ class OpenAICompatProvider:
         """The JSON body this provider sends for ``request`` (benchmarks replay it)."""
         messages = list(request.messages)
         payload: dict[str, Any] = {"messages": messages}
-        model = request.model or self.default_model
+        model = request.model or self.default_model or None
         if model:
             payload["model"] = model
         if request.temperature is not None:
@@ -240,7 +251,7 @@ class OpenAICompatProvider:
         if request.max_tokens:
             payload["max_tokens"] = request.max_tokens
         fmt = request.response_format
-        if fmt and fmt.get("type") == "json_schema" and not self.json_schema_supported:
+        if fmt and fmt.get("type") == "json_schema" and model in self._unsupported["json_schema"]:
             payload["messages"] = _with_schema_note(messages, fmt)
             fmt = {"type": "json_object"}
         if fmt:
@@ -252,12 +263,43 @@ class OpenAICompatProvider:
         return payload
 
 
-def _rejects_json_schema(status: int, body: str, payload: dict[str, Any]) -> bool:
-    fmt = payload.get("response_format") or {}
-    if status not in (400, 422) or fmt.get("type") != "json_schema":
-        return False
+# How servers say they cannot take a parameter or one of its values: OpenAI, Azure,
+# vLLM and other pydantic-based servers, TGI (serde), LiteLLM, Groq, DeepSeek, Gemini.
+_REFUSAL = (
+    r"unsupported|n[o']t (?:support|enabled|available|allowed|permitted|recogni[sz]ed)"
+    r"|unavailable|unknown|unrecogni[sz]ed|unexpected|must be one of|supported values"
+    r"|invalid value|input should be '|extra (?:inputs|fields)|enabled only|max allowed"
+)
+
+
+def _refusal_of(subject: str) -> re.Pattern[str]:
+    """The subject and a refusal close together, in either order: a server's message
+    names the parameter next to its complaint (pydantic puts the complaint after the
+    parameter's location, LiteLLM before the parameter's name)."""
+    near = ".{0,60}?"
+    return re.compile(f"(?:{subject}){near}(?:{_REFUSAL})|(?:{_REFUSAL}){near}(?:{subject})", re.S)
+
+
+_REFUSED = {"json_schema": _refusal_of("json_schema|response_format")}
+# The schema itself is wrong (OpenAI: "Invalid schema for response_format 'x': In
+# context=(...), ..."): the request's own error, whatever words follow.
+_SCHEMA_ERROR = re.compile(r"invalid[ _](?:json[ _])?schema|schema is invalid|json_schema\.schema|in context=")
+
+
+def _refused_features(status: int, body: str, payload: dict[str, Any]) -> frozenset[str]:
+    """The features of ``payload`` that a 400/422 ``body`` says the model cannot take."""
+    if status not in (400, 422):
+        return frozenset()
     lowered = body.lower()
-    return "response_format" in lowered or "json_schema" in lowered
+    if _SCHEMA_ERROR.search(lowered):
+        return frozenset()
+    return frozenset(f for f in _sent_features(payload) if _REFUSED[f].search(lowered))
+
+
+def _sent_features(payload: dict[str, Any]) -> Iterator[str]:
+    fmt = payload.get("response_format") or {}
+    if fmt.get("type") == "json_schema":
+        yield "json_schema"
 
 
 def _with_schema_note(messages: list[dict[str, str]], fmt: dict[str, Any]) -> list[dict[str, str]]:

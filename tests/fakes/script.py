@@ -1,7 +1,8 @@
 """The fake provider's script: rules, what they do to one request, and the counters.
 
 Every ``script(...)`` call appends a Rule; for each request all rules that apply
-(``match`` substring in the messages, ``times`` left, ``rate`` roll) are consumed and
+(``match`` substring in the messages, ``model`` the request's model, ``times`` left,
+``rate`` roll) are consumed and
 merged into Effects: the first status/fault wins, the largest latency wins. FakeState
 also holds the settings (rpm, rpm_window_s, require_api_key) and the counters, and is
 only ever touched from the server's event loop.
@@ -53,6 +54,7 @@ class Rule:
     rate: float | None = None
     seed: int = 0
     match: str | None = None
+    model: str | None = None  # only this model's requests: support differs per model
     body: str | None = None
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -65,6 +67,8 @@ class Rule:
         if self.times is not None and self.times <= 0:
             return False
         if self.match is not None and self.match not in text:
+            return False
+        if self.model is not None and body.get("model") != self.model:
             return False
         if self.fault == "reject_json_schema":
             fmt = body.get("response_format")

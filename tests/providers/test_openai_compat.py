@@ -155,10 +155,92 @@ def test_json_schema_rejected_falls_back_to_json_object_and_remembers(fake_provi
     assert note["role"] == "system" and '"enum": ["positive", "negative"]' in note["content"]
 
 
-def test_other_bad_requests_do_not_trigger_the_fallback(fake_provider: FakeProvider) -> None:
-    fake_provider.script(status=400, body="max_tokens is too large")
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model."),
+        (400, "Invalid value: 'json_schema'. Supported values are: 'json_object' and 'text'."),
+        (400, "response_format value as json_schema is enabled only for api versions 2024-08-01-preview and later"),
+        (400, "1 validation error for ChatCompletionRequest\nresponse_format.type\n  Input should be 'text' or"
+              " 'json_object' [type=literal_error, input_value='json_schema', input_type=str]"),
+        (422, json.dumps({"detail": [{"type": "literal_error", "loc": ["body", "response_format", "type"],
+                                      "msg": "Input should be 'text' or 'json_object'", "input": "json_schema"}]})),
+        (422, json.dumps({"detail": [{"type": "extra_forbidden", "loc": ["body", "response_format", "json_schema"],
+                                      "msg": "Extra inputs are not permitted"}]})),
+        (400, "Failed to deserialize the JSON body into the target type: response_format: unknown variant"
+              " `json_schema`, expected `text` or `json_object` at line 1 column 412"),
+        (400, "litellm.UnsupportedParamsError: together_ai does not support parameters: ['response_format'],"
+              " for model=fake-model. To drop these, set `litellm.drop_params=True`"),
+        (400, "This response_format type is unavailable now"),
+        (400, "response_format.type must be one of: text, json_object"),
+    ],
+)
+def test_servers_wordings_of_json_schema_unsupported_trigger_the_fallback(
+    fake_provider: FakeProvider, status: int, message: str
+) -> None:
+    fake_provider.script(status=status, body=message, times=1)
+    [reply] = chat(fake_provider.base_url, request("awful", response_format=LABEL_FORMAT))
+    assert [r["response_format"]["type"] for r in fake_provider.requests] == ["json_schema", "json_object"]
+    assert json.loads(reply.text)
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "max_tokens is too large",
+        "Invalid schema for response_format 'x': In context=(), 'additionalProperties' is required to be"
+        " supplied and to be false.",
+        "Invalid schema for response_format 'label': In context=('properties', 'label'), 'minLength' is not"
+        " permitted.",
+        "'response_format.json_schema.schema' must be an object",
+        "The provided JSON schema contains features not supported by xgrammar.",
+        "Unsupported parameter: 'logprobs' is not supported with this model.",
+    ],
+)
+def test_other_bad_requests_do_not_trigger_the_fallback(fake_provider: FakeProvider, message: str) -> None:
+    fake_provider.script(status=400, body=message)
     error = failure(fake_provider.base_url, request("x", response_format=LABEL_FORMAT))
-    assert error.code == "bad_request" and fake_provider.count == 1
+    assert error.code == "bad_request" and message[:60] in str(error)
+    assert [r["response_format"]["type"] for r in fake_provider.requests] == ["json_schema"]
+
+
+def test_an_invalid_schema_fails_only_its_own_request(fake_provider: FakeProvider) -> None:
+    message = ("Invalid schema for response_format 'x': In context=(), 'additionalProperties' is required"
+               " to be supplied and to be false.")
+    fake_provider.script(status=400, body=message, times=1)
+
+    async def run() -> tuple[ProviderError, ChatReply]:
+        provider = make_provider(fake_provider.base_url)
+        try:
+            with pytest.raises(ProviderError) as caught:
+                await provider.chat(request("great", response_format=LABEL_FORMAT))
+            return caught.value, await provider.chat(request("great", response_format=LABEL_FORMAT))
+        finally:
+            await provider.aclose()
+
+    error, later = asyncio.run(run())
+    assert error.code == "bad_request" and error.status_code == 400 and message in str(error)
+    assert [r["response_format"]["type"] for r in fake_provider.requests] == ["json_schema", "json_schema"]
+    assert json.loads(later.text) == {"label": "positive", "confidence": 0.9}
+
+
+def test_json_schema_fallback_is_remembered_per_model(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_json_schema", model="old-model")
+    chat(
+        fake_provider.base_url,
+        request("great", model="old-model", response_format=LABEL_FORMAT),
+        request("great", model="new-model", response_format=LABEL_FORMAT),
+        request("great", model="old-model", response_format=LABEL_FORMAT),
+    )
+    sent = [(r["model"], r["response_format"]["type"]) for r in fake_provider.requests]
+    assert sent == [("old-model", "json_schema"), ("old-model", "json_object"),
+                    ("new-model", "json_schema"), ("old-model", "json_object")]
+
+
+def test_the_fallback_resend_is_not_a_retry_attempt(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_json_schema")
+    [reply] = chat(fake_provider.base_url, request("great", response_format=LABEL_FORMAT), max_attempts=1)
+    assert json.loads(reply.text) and fake_provider.count == 2
 
 
 def test_plain_httpx_transport_also_works(fake_provider: FakeProvider) -> None:
