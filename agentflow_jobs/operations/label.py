@@ -14,8 +14,10 @@ Confidence, best source first:
    first token usually decides; a token shared by two categories defers to the next);
    when a token comes without alternatives its own probability is used;
 2. ``reply.choice_probs``, when the provider scored the categories itself;
-3. the model's own ``confidence`` from the JSON reply, clamped to [0, 1];
-4. ``DEFAULT_CONFIDENCE``.
+3. the model's own ``confidence`` from the JSON reply: a number or a numeric string
+   (``0.8``, ``"0.8"``, ``"80%"``); a number in (1, 100] is read as a percentage
+   (``80`` → 0.8), anything else is clamped to [0, 1];
+4. ``DEFAULT_CONFIDENCE``, when the reply gives no confidence or not a number.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from agentflow_jobs.operations.base import (
 from agentflow_jobs.providers.base import ChatReply, TokenLogprob
 from agentflow_jobs.wire import CompletionRequest
 
-__all__ = ["DEFAULT_CONFIDENCE", "LabelOperation", "label_confidence"]
+__all__ = ["DEFAULT_CONFIDENCE", "LabelOperation", "label_confidence", "reported_confidence"]
 
 # Used only when the reply carries no probabilities and no estimate: "no idea".
 DEFAULT_CONFIDENCE = 0.5
@@ -130,10 +132,37 @@ class BoundLabel(BoundOperation):
             scored = _from_choice_probs(reply.choice_probs, label)
             if scored is not None:
                 return scored
-        own = data.get("confidence")
-        if isinstance(own, int | float) and not isinstance(own, bool) and math.isfinite(own):
-            return min(1.0, max(0.0, float(own)))
-        return DEFAULT_CONFIDENCE
+        own = reported_confidence(data.get("confidence"))
+        return DEFAULT_CONFIDENCE if own is None else own
+
+
+def reported_confidence(value: Any) -> float | None:
+    """The model's own confidence as a probability, or None when it gave no number.
+
+    Models write it as 0.8, "0.8", 80 or "80%" whatever the prompt says; replacing the
+    ones that are not a plain fraction with the default threw their answer away.
+    """
+    percent = False
+    if isinstance(value, str):
+        text = value.strip()
+        percent = text.endswith("%")
+        try:
+            number = float(text.removesuffix("%"))
+        except ValueError:
+            return None
+    elif isinstance(value, bool):
+        return None
+    elif isinstance(value, int):
+        number = float(max(-1000, min(1000, value)))  # an int of any size, no OverflowError
+    elif isinstance(value, float):
+        number = value
+    else:
+        return None
+    if math.isnan(number):
+        return None
+    if percent or 1 < number <= 100:
+        number /= 100
+    return min(1.0, max(0.0, number))
 
 
 def _from_choice_probs(probs: dict[str, float], label: str) -> float | None:

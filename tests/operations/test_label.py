@@ -112,17 +112,36 @@ def test_fenced_json_and_a_bare_category_are_accepted() -> None:
     assert LABEL.parse(labels(), {}, reply('"Positive".'))["label"] == "positive"
 
 
-def test_confidence_falls_back_to_the_models_estimate_clamped_then_default() -> None:
-    assert (
-        LABEL.parse(labels(), {}, reply({"label": "mixed", "confidence": 7}))["confidence"] == 1.0
-    )
-    assert (
-        LABEL.parse(labels(), {}, reply({"label": "mixed", "confidence": -1}))["confidence"] == 0.0
-    )
-    no_estimate = LABEL.parse(labels(), {}, reply({"label": "mixed"}))
-    assert no_estimate["confidence"] == DEFAULT_CONFIDENCE
-    as_text = LABEL.parse(labels(), {}, reply({"label": "mixed", "confidence": "high"}))
-    assert as_text["confidence"] == DEFAULT_CONFIDENCE
+@pytest.mark.parametrize(
+    ("given", "confidence"),
+    [
+        (0.8, 0.8),
+        (1, 1.0),
+        (0, 0.0),
+        ("0.8", 0.8),
+        (" 0.35 ", 0.35),
+        ("80%", 0.8),
+        ("150%", 1.0),
+        (80, 0.8),
+        (7, 0.07),
+        ("80", 0.8),
+        (100, 1.0),
+        (250, 1.0),
+        (10**400, 1.0),
+        (-3, 0.0),
+        ("-0.2", 0.0),
+    ],
+)
+def test_the_models_own_confidence_is_read_as_a_fraction(given: Any, confidence: float) -> None:
+    out = LABEL.parse(labels(), {}, reply({"label": "mixed", "confidence": given}))
+    assert out == {"label": "mixed", "confidence": pytest.approx(confidence)}
+
+
+@pytest.mark.parametrize("given", ["high", "", None, True, [0.8], "NaN"])
+def test_a_confidence_that_is_not_a_number_gets_the_default(given: Any) -> None:
+    out = LABEL.parse(labels(), {}, reply({"label": "mixed", "confidence": given}))
+    assert out["confidence"] == DEFAULT_CONFIDENCE == 0.5
+    assert LABEL.parse(labels(), {}, reply({"label": "mixed"}))["confidence"] == 0.5
 
 
 def test_confidence_from_provider_choice_scores() -> None:
