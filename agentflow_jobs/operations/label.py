@@ -8,7 +8,8 @@ Categories that differ only in case or spacing (``Yes``/``yes``) are an
 
 Confidence, best source first:
 
-1. token log-probabilities of the reply: for each token of the label value, the
+1. token log-probabilities of the reply (the JSON ``label`` value, or a bare category
+   name): for each token of the label value, the
    probability mass of the alternatives consistent with the chosen label, normalised over
    the alternatives consistent with any category still possible at that point (so the
    first token usually decides; a token shared by two categories defers to the next);
@@ -47,6 +48,9 @@ DEFAULT_CONFIDENCE = 0.5
 TOP_LOGPROBS = 5
 
 _LABEL_VALUE = re.compile(r'"label"\s*:\s*"')
+# what may end a bare category name (the characters ``_bare`` strips), and a JSON string
+_BARE_ENDS = " \t\r\n\"'`."
+_JSON_ENDS = '"'
 
 
 class LabelOperation(Operation):
@@ -118,7 +122,7 @@ class BoundLabel(BoundOperation):
         try:
             return load_json_object(reply)
         except InvalidOutput:
-            bare = reply.text.strip().strip("\"'`.").strip()
+            bare = _bare(reply.text)
             if self.match(bare) is not None:
                 return {"label": bare}
             raise
@@ -180,13 +184,10 @@ def label_confidence(
 ) -> float | None:
     """Probability of ``label`` read off the reply's token logprobs, or None if unreadable."""
     text = "".join(t.token for t in tokens)
-    found = _LABEL_VALUE.search(text)
-    if found is None:
+    span = _value_span(text, label)
+    if span is None:
         return None
-    start = found.end()
-    stop = text.find('"', start)
-    if stop < 0 or fold(text[start:stop]) != fold(label):
-        return None
+    start, stop, ends = span
     value = text[start:stop].casefold()
     live = [c.casefold() for c in categories]
     chosen = label.casefold()
@@ -197,12 +198,39 @@ def label_confidence(
             continue
         lead = text[begin:start] if begin < start else ""
         done = value[: max(0, begin - start)]
-        confidence *= _token_share(token, lead, done, chosen, live)
-        live = [c for c in live if _consistent(done + token.token[len(lead) :].casefold(), c)]
+        confidence *= _token_share(token, lead, done, chosen, live, ends)
+        so_far = done + token.token[len(lead) :].casefold()
+        live = [c for c in live if _consistent(so_far, c, ends)]
     return min(1.0, max(0.0, confidence))
 
 
-def _token_share(token: TokenLogprob, lead: str, done: str, chosen: str, live: list[str]) -> float:
+def _bare(text: str) -> str:
+    """A reply reduced to the category name it may be (quotes and a full stop dropped)."""
+    return text.strip().strip("\"'`.").strip()
+
+
+def _value_span(text: str, label: str) -> tuple[int, int, str] | None:
+    """Where ``label`` is written in the reply, and what may end it there.
+
+    The JSON ``label`` value when there is one, else the reply as a bare category name
+    (``positive.``), so providers ignoring JSON mode still get a measured confidence.
+    """
+    found = _LABEL_VALUE.search(text)
+    if found is not None:
+        start, ends = found.end(), _JSON_ENDS
+        stop = text.find('"', start)
+    else:
+        bare, ends = _bare(text), _BARE_ENDS
+        start = text.find(bare) if bare else -1
+        stop = start + len(bare)
+    if start < 0 or stop < 0 or fold(text[start:stop]) != fold(label):
+        return None
+    return start, stop, ends
+
+
+def _token_share(
+    token: TokenLogprob, lead: str, done: str, chosen: str, live: list[str], ends: str
+) -> float:
     """Share of this token position's mass that agrees with the chosen label."""
     if len(token.top) < 2:
         return math.exp(token.logprob)
@@ -213,7 +241,7 @@ def _token_share(token: TokenLogprob, lead: str, done: str, chosen: str, live: l
         if not alt.startswith(lead):
             continue
         so_far = done + alt[len(lead) :].casefold()
-        matches = [c for c in live if _consistent(so_far, c)]
+        matches = [c for c in live if _consistent(so_far, c, ends)]
         if not matches:
             continue
         p = math.exp(logprob)
@@ -223,8 +251,10 @@ def _token_share(token: TokenLogprob, lead: str, done: str, chosen: str, live: l
     return agree / total if total > 0 else math.exp(token.logprob)
 
 
-def _consistent(so_far: str, category: str) -> bool:
-    """Whether the value text so far can still be ``category`` (or has just completed it)."""
+def _consistent(so_far: str, category: str, ends: str) -> bool:
+    """Whether the value text so far can still be ``category`` (or has just completed it,
+    followed by one of ``ends``)."""
     if category.startswith(so_far):
         return True
-    return so_far.startswith(category + '"')
+    rest = so_far[len(category) :]
+    return so_far.startswith(category) and rest[:1] != "" and rest[0] in ends

@@ -205,6 +205,25 @@ def test_a_token_without_alternatives_uses_its_own_probability() -> None:
     assert out["confidence"] == pytest.approx(0.42)
 
 
+def test_a_bare_category_reply_takes_its_confidence_from_logprobs() -> None:
+    tokens = [
+        tok("pos", 0.6, pos=0.6, neg=0.2, mix=0.1, The=0.1),
+        tok("itive", 0.99, itive=0.99, ition=0.01),
+        tok(".", 0.9),
+    ]
+    out = LABEL.parse(labels(), {}, logprob_reply(tokens))
+    assert out == {"label": "positive", "confidence": pytest.approx(0.6 / 0.9)}
+
+
+def test_a_bare_reply_token_running_past_the_name_still_counts() -> None:
+    tokens = [
+        tok('"', 1.0),
+        tok('Mixed".', 0.7, **{'Mixed".': 0.7, "Negative": 0.2, "I": 0.1}),
+    ]
+    out = LABEL.parse(labels(), {}, logprob_reply(tokens))
+    assert out == {"label": "mixed", "confidence": pytest.approx(0.7 / 0.9)}
+
+
 def test_unreadable_logprobs_fall_back_to_the_estimate() -> None:
     tokens = [tok("junk", 0.5)]
     text = '{"label": "mixed", "confidence": 0.25}'
