@@ -12,6 +12,9 @@ saying the type is unsupported, unknown, not allowed, ...) gets ``json_object`` 
 with the schema written into a system message; the provider remembers that for the
 model, since support differs per model. A 400 about the schema itself (OpenAI's
 "Invalid schema for response_format ...") is the request's own error, not a fallback.
+Likewise a model whose server refuses ``logprobs``/``top_logprobs`` gets the request
+without them (label confidence then comes from the model's own estimate). Such a resend
+is not a retry attempt, and happens at most once per feature.
 """
 
 from __future__ import annotations
@@ -256,7 +259,7 @@ class OpenAICompatProvider:
             fmt = {"type": "json_object"}
         if fmt:
             payload["response_format"] = fmt
-        if request.logprobs:
+        if request.logprobs and model not in self._unsupported["logprobs"]:
             payload["logprobs"] = True
             if request.top_logprobs:
                 payload["top_logprobs"] = request.top_logprobs
@@ -280,7 +283,7 @@ def _refusal_of(subject: str) -> re.Pattern[str]:
     return re.compile(f"(?:{subject}){near}(?:{_REFUSAL})|(?:{_REFUSAL}){near}(?:{subject})", re.S)
 
 
-_REFUSED = {"json_schema": _refusal_of("json_schema|response_format")}
+_REFUSED = {"json_schema": _refusal_of("json_schema|response_format"), "logprobs": _refusal_of("logprobs")}
 # The schema itself is wrong (OpenAI: "Invalid schema for response_format 'x': In
 # context=(...), ..."): the request's own error, whatever words follow.
 _SCHEMA_ERROR = re.compile(r"invalid[ _](?:json[ _])?schema|schema is invalid|json_schema\.schema|in context=")
@@ -300,6 +303,8 @@ def _sent_features(payload: dict[str, Any]) -> Iterator[str]:
     fmt = payload.get("response_format") or {}
     if fmt.get("type") == "json_schema":
         yield "json_schema"
+    if payload.get("logprobs"):
+        yield "logprobs"
 
 
 def _with_schema_note(messages: list[dict[str, str]], fmt: dict[str, Any]) -> list[dict[str, str]]:

@@ -262,6 +262,14 @@ class FakeProviderServer:
             conn.drain()
 
 
+# fault -> the parameter a server without the feature names, and OpenAI's message
+REJECTIONS = {
+    "reject_json_schema": (
+        "response_format", "Invalid parameter: response_format of type 'json_schema' is not supported with this model."),
+    "reject_logprobs": ("logprobs", "Unsupported parameter: 'logprobs' is not supported with this model."),
+}
+
+
 def _error_json(message: str, status: int = 400) -> bytes:
     kind = {429: "rate_limit_error", 401: "authentication_error"}.get(status, "invalid_request_error")
     if status >= 500:
@@ -280,10 +288,10 @@ def _reply(body: dict[str, Any], effects: Effects, number: int) -> tuple[int, by
     if effects.status is not None and effects.status != 200:
         message = effects.body or f"fake provider scripted status {effects.status}"
         return effects.status, _error_json(message, effects.status), headers
-    if fault == "reject_json_schema":
-        message = effects.body or "Invalid parameter: response_format of type 'json_schema' is not supported with this model."
-        return 400, json.dumps({"error": {"message": message, "type": "invalid_request_error",
-                                          "param": "response_format", "code": None}}).encode(), headers
+    if fault in REJECTIONS:
+        param, default = REJECTIONS[fault]
+        return 400, json.dumps({"error": {"message": effects.body or default, "type": "invalid_request_error",
+                                          "param": param, "code": None}}).encode(), headers
     if fault == "malformed":
         return 200, b'{"id": "chatcmpl-fake", "choices": [{"message": {"content": "', headers
     if fault == "missing_choices":

@@ -2,8 +2,8 @@
 
 Every ``script(...)`` call appends a Rule; for each request all rules that apply
 (``match`` substring in the messages, ``model`` the request's model, ``times`` left,
-``rate`` roll) are consumed and
-merged into Effects: the first status/fault wins, the largest latency wins. FakeState
+``rate`` roll) are consumed and merged into Effects: the first status/fault wins, the
+largest latency wins. FakeState
 also holds the settings (rpm, rpm_window_s, require_api_key) and the counters, and is
 only ever touched from the server's event loop.
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -28,8 +29,21 @@ FAULTS = frozenset(
         "hang",  # never answers until reset/close
         "reset",  # the connection is reset instead of answered
         "reject_json_schema",  # 400 for response_format json_schema, like older servers
+        "reject_logprobs",  # 400 for a request with logprobs, like reasoning models
     }
 )
+
+
+def _asks_json_schema(body: dict[str, Any]) -> bool:
+    fmt = body.get("response_format")
+    return isinstance(fmt, dict) and fmt.get("type") == "json_schema"
+
+
+# The rejections hit only requests that use the feature the server lacks.
+_USES_FEATURE: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "reject_json_schema": _asks_json_schema,
+    "reject_logprobs": lambda body: bool(body.get("logprobs")),
+}
 SETTINGS = ("rpm", "rpm_window_s", "require_api_key")
 KEPT_REQUESTS = 2000
 
@@ -70,10 +84,9 @@ class Rule:
             return False
         if self.model is not None and body.get("model") != self.model:
             return False
-        if self.fault == "reject_json_schema":
-            fmt = body.get("response_format")
-            if not (isinstance(fmt, dict) and fmt.get("type") == "json_schema"):
-                return False
+        uses = _USES_FEATURE.get(self.fault or "")
+        if uses is not None and not uses(body):
+            return False
         if self.rate is not None and self._rng.random() >= self.rate:
             return False
         if self.times is not None:

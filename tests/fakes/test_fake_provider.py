@@ -122,6 +122,20 @@ def test_reject_json_schema_lets_json_object_through(fake_provider: FakeProvider
     assert chat(fake_provider, "x", schema_format(LABEL_SCHEMA)).status_code == 400
 
 
+def test_reject_logprobs_hits_only_requests_with_logprobs(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_logprobs")
+    refused = chat(fake_provider, "x", schema_format(LABEL_SCHEMA), logprobs=True, top_logprobs=3)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "logprobs"
+    assert "not supported" in refused.json()["error"]["message"]
+    assert chat(fake_provider, "x", schema_format(LABEL_SCHEMA)).status_code == 200
+
+
+def test_a_rule_for_one_model(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=503, model="m")
+    assert chat(fake_provider, "x").status_code == 503
+    assert chat(fake_provider, "x", model="other").status_code == 200
+
+
 def test_logprobs_score_the_chosen_label(fake_provider: FakeProvider) -> None:
     fake_provider.script(logprobs=True)
     reply = chat(fake_provider, "awful", schema_format(LABEL_SCHEMA), logprobs=True, top_logprobs=3).json()

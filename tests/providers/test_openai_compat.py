@@ -243,6 +243,64 @@ def test_the_fallback_resend_is_not_a_retry_attempt(fake_provider: FakeProvider)
     assert json.loads(reply.text) and fake_provider.count == 2
 
 
+def label_request(text: str, **fields: Any) -> Any:
+    """A request as the label operation sends it: a schema and log-probabilities."""
+    return request(text, response_format=LABEL_FORMAT, logprobs=True, top_logprobs=5, **fields)
+
+
+def test_refused_logprobs_are_dropped_and_remembered_per_model(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_logprobs", model="reasoning-model")
+    first, _, _ = chat(
+        fake_provider.base_url,
+        label_request("awful", model="reasoning-model"),
+        label_request("awful", model="reasoning-model"),
+        label_request("awful", model="fake-model"),
+    )
+    assert json.loads(first.text)["label"] == "negative"
+    sent = [(r["model"], r.get("logprobs"), r.get("top_logprobs")) for r in fake_provider.requests]
+    assert sent == [("reasoning-model", True, 5), ("reasoning-model", None, None),
+                    ("reasoning-model", None, None), ("fake-model", True, 5)]
+    assert fake_provider.stats()["by_status"] == {"400": 1, "200": 3}
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (400, "`logprobs` is not supported with this model"),
+        (400, "Invalid JSON payload received. Unknown name \"logprobs\": Cannot find field."),
+        (400, "Logprobs is not enabled for models/gemini-2.5-pro"),
+        (400, "Gaudi doesn't support logprobs. Please remove 'logprobs'/'top_logprobs' from your request."),
+        (400, "Requested sample logprobs of 5, which is greater than max allowed: 0"),
+        (422, json.dumps({"detail": [{"type": "extra_forbidden", "loc": ["body", "top_logprobs"],
+                                      "msg": "Extra inputs are not permitted", "input": 5}]})),
+    ],
+)
+def test_servers_wordings_of_logprobs_unsupported_drop_them(
+    fake_provider: FakeProvider, status: int, message: str
+) -> None:
+    fake_provider.script(status=status, body=message, times=1)
+    [reply] = chat(fake_provider.base_url, label_request("great"))
+    assert json.loads(reply.text)["label"] == "positive"
+    assert ["logprobs" in r for r in fake_provider.requests] == [True, False]
+
+
+def test_a_refused_feature_is_resent_without_it_once(fake_provider: FakeProvider) -> None:
+    message = "Unsupported parameter: 'logprobs' is not supported with this model."
+    fake_provider.script(status=400, body=message)  # whatever is sent
+    error = failure(fake_provider.base_url, label_request("great"), max_attempts=5)
+    assert error.code == "bad_request" and message in str(error)
+    assert ["logprobs" in r for r in fake_provider.requests] == [True, False]
+
+
+def test_both_fallbacks_in_turn_are_not_retry_attempts(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_json_schema")
+    fake_provider.script(fault="reject_logprobs")
+    [reply] = chat(fake_provider.base_url, label_request("great"), max_attempts=1)
+    assert json.loads(reply.text)
+    sent = [(r["response_format"]["type"], r.get("logprobs")) for r in fake_provider.requests]
+    assert sent == [("json_schema", True), ("json_object", True), ("json_object", None)]
+
+
 def test_plain_httpx_transport_also_works(fake_provider: FakeProvider) -> None:
     fake_provider.script(status=503, times=1)
     [reply] = chat(fake_provider.base_url, transport="httpx")
