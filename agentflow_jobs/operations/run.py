@@ -26,7 +26,12 @@ from agentflow_jobs.operations.base import (
     OperationInputError,
     load_json_object,
 )
-from agentflow_jobs.operations.extract import Validator, schema_validator, validate_reply
+from agentflow_jobs.operations.extract import (
+    Validator,
+    non_object_root,
+    schema_validator,
+    validate_reply,
+)
 from agentflow_jobs.operations.templates import TemplateError, render, template_fields
 from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest
@@ -83,6 +88,10 @@ class BoundRun(BoundOperation):
         if not isinstance(schema, dict):
             raise InvalidRequest("response_format.json_schema needs a 'schema' object")
         self.validator = schema_validator(schema, what="response_format.json_schema.schema")
+        # the result of a row is a JSON object; a schema that rules one out fails every item
+        problem = non_object_root(schema, what="response_format.json_schema.schema")
+        if problem is not None:
+            raise InvalidRequest(problem)
         self.response_format, self.schema = fmt, schema
         return True
 

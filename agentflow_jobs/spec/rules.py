@@ -212,7 +212,12 @@ def _run(data: dict[str, Any], report: Reporter) -> None:
         elif fmt.get("type") != "json_schema" and schema is not None:
             report.at_key(("response_format", "json_schema"), "`json_schema` only applies to `type: json_schema`")
         else:
-            _check_schema(_get(schema, "schema"), ("response_format", "json_schema", "schema"), report)
+            inner = _get(schema, "schema")
+            at = ("response_format", "json_schema", "schema")
+            if _check_schema(inner, at, report) and isinstance(inner, dict):
+                problem = non_object_root(inner, what="`response_format.json_schema.schema`")
+                if problem is not None:
+                    report.at_value((*at, "type"), problem)
 
 
 _REQUIREMENTS: dict[str, Rule] = {

@@ -83,3 +83,9 @@ def test_a_truncated_or_empty_text_reply_is_invalid() -> None:
         RUN.parse(run(), {}, reply("half a sen", finish_reason="length"))
     with pytest.raises(InvalidOutput, match="empty"):
         RUN.parse(run(), {}, reply("  "))
+
+
+def test_a_json_schema_that_rules_out_an_object_fails_the_whole_request() -> None:
+    fmt = {"type": "json_schema", "json_schema": {"name": "names", "schema": {"type": "array"}}}
+    with pytest.raises(InvalidRequest, match=r"must describe a JSON object \(its root type is `array`\)"):
+        RUN.prepare(run(response_format=fmt))

@@ -71,6 +71,9 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "invalid/output_schema_not_object.yaml": [
         ("7:9", "`output_schema` must describe a JSON object (its root type is `array`)"),
     ],
+    "invalid/run_schema_not_object.yaml": [
+        ("11:13", "`response_format.json_schema.schema` must describe a JSON object (its root type is `array`)"),
+    ],
     "invalid/output_schema_invalid.yaml": [("9:18", "`strng` is not a JSON Schema type")],
     "cross/same_output": [("cross/same_output/jobs.yaml:19:9", "job `first` writes the same output file (cross/same_output/jobs.yaml:9:9)")],
     "cross/cycle": [("cross/cycle/jobs.yaml:7:9", "jobs feed each other's inputs in a cycle: ping <- pong <- ping")],
