@@ -41,11 +41,13 @@ from agentflow_jobs.providers.retry import (
 from agentflow_jobs.providers.transport import AiohttpPoolTransport, RawResponse, aiohttp_timeout
 from agentflow_jobs.wire import Usage
 
-__all__ = ["OpenAICompatProvider", "parse_reply"]
+__all__ = ["CONTENT_FILTERED", "OpenAICompatProvider", "parse_reply"]
 
 DEFAULT_TIMEOUT = 60.0
 # reserved against tokens_per_minute when a request does not say its max_tokens
 DEFAULT_OUTPUT_TOKENS = 512
+# ChatReply.refusal when the content filter stopped a reply that gave no reason
+CONTENT_FILTERED = "the provider's content filter stopped the reply"
 _INF = float("inf")
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError)
 
@@ -332,14 +334,28 @@ def parse_reply(body: bytes, *, where: str = "provider", secret: str | None = No
         raise malformed_failure("no choices", text, where=where, secret=secret)
     choice = choices[0]
     message = choice.get("message")
-    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(message, dict):
+        message = {}
+    content = message.get("content")
+    finish_reason = choice.get("finish_reason")
     return ChatReply(
         text=content if isinstance(content, str) else ("" if content is None else json.dumps(content)),
         usage=_usage(data.get("usage")),
-        finish_reason=choice.get("finish_reason"),
+        finish_reason=finish_reason,
         model=data.get("model"),
         logprobs=_logprobs(choice.get("logprobs")),
+        refusal=_refusal(message.get("refusal"), finish_reason),
     )
+
+
+def _refusal(text: Any, finish_reason: Any) -> str | None:
+    """Why the model gave no answer, if it declined: its own words, else the content
+    filter; an empty reply alone is not a refusal (the operation judges that)."""
+    if isinstance(text, str) and text:
+        return text
+    if finish_reason == "content_filter":
+        return CONTENT_FILTERED
+    return None
 
 
 def _usage(raw: Any) -> Usage:

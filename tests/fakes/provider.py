@@ -296,6 +296,12 @@ def _reply(body: dict[str, Any], effects: Effects, number: int) -> tuple[int, by
         return 200, b'{"id": "chatcmpl-fake", "choices": [{"message": {"content": "', headers
     if fault == "missing_choices":
         return 200, json.dumps({"id": f"chatcmpl-fake-{number}", "object": "chat.completion"}).encode(), headers
+    if fault == "refusal":
+        reply = replies.completion_body(body, None, number=number, refusal=replies.REFUSAL)
+        return 200, json.dumps(reply).encode(), headers
+    if fault == "content_filter":
+        reply = replies.completion_body(body, None, number=number, finish_reason="content_filter")
+        return 200, json.dumps(reply).encode(), headers
     content, picks = replies.content_for(body, wrong_label=fault == "wrong_label")
     finish = "stop"
     if fault == "non_json":

@@ -192,6 +192,7 @@ def last_user_text(body: dict[str, Any]) -> str:
 
 
 SELF_ESTIMATE_WITH_LOGPROBS = 0.5
+REFUSAL = "I can't help with that."
 
 
 def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str, Picks]:
@@ -250,15 +251,16 @@ def estimate_tokens(chars: int) -> int:
 
 def completion_body(
     body: dict[str, Any],
-    content: str,
+    content: str | None,
     *,
     number: int,
     finish_reason: str = "stop",
     logprobs: dict[str, Any] | None = None,
+    refusal: str | None = None,
 ) -> dict[str, Any]:
-    """The chat-completion envelope around ``content``."""
+    """The chat-completion envelope around ``content`` (None when the model declined)."""
     prompt_tokens = estimate_tokens(len(prompt_text(body)))
-    completion_tokens = estimate_tokens(len(content))
+    completion_tokens = estimate_tokens(len(content or refusal or ""))
     return {
         "id": f"chatcmpl-fake-{number}",
         "object": "chat.completion",
@@ -267,7 +269,7 @@ def completion_body(
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content},
+                "message": {"role": "assistant", "content": content, "refusal": refusal},
                 "logprobs": logprobs,
                 "finish_reason": finish_reason,
             }

@@ -26,6 +26,8 @@ FAULTS = frozenset(
         "empty",  # 200, empty content
         "wrong_label",  # enum values replaced by a value the schema does not allow
         "truncated",  # finish_reason "length", content cut in half
+        "refusal",  # content null, message.refusal says why, finish_reason "stop"
+        "content_filter",  # content null, finish_reason "content_filter"
         "hang",  # never answers until reset/close
         "reset",  # the connection is reset instead of answered
         "reject_json_schema",  # 400 for response_format json_schema, like older servers

@@ -109,6 +109,11 @@ def test_match_and_rate_rules(fake_provider: FakeProvider) -> None:
         ("missing_choices", lambda r: "choices" not in r.json()),
         ("malformed", lambda r: r.status_code == 200 and r.text.startswith('{"id"')),
         ("reject_json_schema", lambda r: r.status_code == 400 and "json_schema" in r.text),
+        ("refusal", lambda r: r.json()["choices"][0]["message"] == {
+            "role": "assistant", "content": None, "refusal": "I can't help with that."}
+         and r.json()["choices"][0]["finish_reason"] == "stop"),
+        ("content_filter", lambda r: r.json()["choices"][0]["message"]["content"] is None
+         and r.json()["choices"][0]["finish_reason"] == "content_filter"),
     ],
 )
 def test_reply_faults(fake_provider: FakeProvider, fault: str, check: Any) -> None:

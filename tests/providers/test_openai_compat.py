@@ -12,7 +12,7 @@ import pytest
 
 from agentflow_jobs.errors import ProviderError
 from agentflow_jobs.providers.base import ChatReply
-from agentflow_jobs.providers.openai_compat import parse_reply
+from agentflow_jobs.providers.openai_compat import CONTENT_FILTERED, parse_reply
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import API_KEY, LABEL_FORMAT, make_provider, request
 
@@ -342,3 +342,39 @@ def test_odd_usage_counts_do_not_fail_an_answered_item(usage: Any, expected: tup
     assert reply.text == '{"label": "positive"}'
     got = reply.usage
     assert (got.prompt_tokens, got.completion_tokens, got.total_tokens, got.requests) == (*expected, 1)
+
+
+@pytest.mark.parametrize(
+    ("fault", "refusal", "finish_reason"),
+    [("refusal", "I can't help with that.", "stop"), ("content_filter", CONTENT_FILTERED, "content_filter")],
+)
+def test_a_declined_reply_says_why(
+    fake_provider: FakeProvider, fault: str, refusal: str, finish_reason: str
+) -> None:
+    fake_provider.script(fault=fault, times=1)
+    declined, answered = chat(
+        fake_provider.base_url,
+        request("great", response_format=LABEL_FORMAT),
+        request("great", response_format=LABEL_FORMAT),
+    )
+    assert (declined.text, declined.refusal, declined.finish_reason) == ("", refusal, finish_reason)
+    assert answered.refusal is None and json.loads(answered.text)["label"] == "positive"
+    assert fake_provider.count == 2  # a refusal is an answer, not a failure to retry
+
+
+@pytest.mark.parametrize(
+    ("message", "finish_reason", "text", "refusal"),
+    [
+        ({"content": None, "refusal": "No."}, "content_filter", "", "No."),
+        ({"content": "partial", "refusal": None}, "content_filter", "partial", CONTENT_FILTERED),
+        ({"content": "", "refusal": ""}, "stop", "", None),
+        ({"content": "{}", "refusal": 42}, "stop", "{}", None),
+        ("not an object", "stop", "", None),
+    ],
+)
+def test_refusal_text_wins_over_the_content_filter_note(
+    message: Any, finish_reason: str, text: str, refusal: str | None
+) -> None:
+    body = {"choices": [{"message": message, "finish_reason": finish_reason}]}
+    reply = parse_reply(json.dumps(body).encode())
+    assert (reply.text, reply.refusal) == (text, refusal)
