@@ -2,7 +2,10 @@
 
 Pure functions, no I/O, so the server's hot path stays a few dictionary walks. Choices
 are deterministic: an enum takes a value containing "neg" when the prompt says something
-bad, "pos" when it says something good, else its first value.
+bad, "pos" when it says something good, else its first value. A json_object request
+that spells out a JSON Schema in a message (the provider's fallback for servers without
+json_schema) is answered as if that schema had come as json_schema, as a model that
+follows the instruction would.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ POSITIVE_WORDS = ("amazing", "great", "good", "love", "excellent")
 WRONG_LABEL = "not_a_valid_label"
 _TOKEN = re.compile(r"\w+|\s+|[^\w\s]+")
 _QUOTED_NAME = re.compile(r"[`\"']([A-Za-z_][A-Za-z0-9_]{0,40})[`\"']")
+# how the provider introduces the schema in json_object mode (openai_compat._with_schema_note)
+SCHEMA_NOTE = "follows this JSON Schema:\n"
 _MAX_DEPTH = 12
 
 
@@ -200,10 +205,14 @@ def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str
     fmt = body.get("response_format") or {}
     user = last_user_text(body).lower()
     kind = fmt.get("type") if isinstance(fmt, dict) else None
+    schema = None
     if kind == "json_schema":
         spec = fmt.get("json_schema") or {}
         schema = spec.get("schema") if isinstance(spec, dict) else None
         schema = schema if isinstance(schema, dict) else {"type": "object"}
+    elif kind == "json_object":
+        schema = noted_schema(body)
+    if schema is not None:
         # A request that asks for logprobs gets a self-estimated number (0.5) unlike the
         # chosen token's probability (0.9, see logprobs_for), so a test can tell which
         # of the two a label's confidence came from.
@@ -219,6 +228,19 @@ def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str
     if wrong_label:
         return WRONG_LABEL, Picks()
     return f"Fake reply about: {user[:60]}", Picks()
+
+
+def noted_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON Schema a message spells out after ``SCHEMA_NOTE``, if one does."""
+    text = prompt_text(body)
+    start = text.find(SCHEMA_NOTE)
+    if start < 0:
+        return None
+    try:
+        schema, _ = json.JSONDecoder().raw_decode(text, start + len(SCHEMA_NOTE))
+    except ValueError:
+        return None
+    return schema if isinstance(schema, dict) else None
 
 
 def logprobs_for(content: str, picks: Picks, top: int) -> dict[str, Any]:

@@ -75,6 +75,16 @@ def test_json_object_and_text_replies(fake_provider: FakeProvider) -> None:
     assert content_of(chat(fake_provider, "hello")).startswith("Fake reply")
 
 
+def test_json_object_follows_a_schema_spelled_out_in_a_message(fake_provider: FakeProvider) -> None:
+    note = "Reply with one JSON object that follows this JSON Schema:\n" + json.dumps(LABEL_SCHEMA)
+    body = {"model": "m", "response_format": {"type": "json_object"},
+            "messages": [{"role": "system", "content": note}, {"role": "user", "content": "awful 'item'"}]}
+    response = httpx.post(f"{fake_provider.base_url}/chat/completions", json=body, timeout=5)
+    reply = json.loads(content_of(response))
+    jsonschema.validate(reply, LABEL_SCHEMA)
+    assert reply["label"] == "negative"
+
+
 def test_usage_is_about_a_quarter_of_the_characters(fake_provider: FakeProvider) -> None:
     usage = chat(fake_provider, "x" * 400).json()["usage"]
     assert usage["prompt_tokens"] == 100

@@ -8,6 +8,7 @@ import socket
 import time
 from typing import Any
 
+import jsonschema
 import pytest
 
 from agentflow_jobs.errors import ProviderError
@@ -139,6 +140,21 @@ def test_retry_after_is_honoured(fake_provider: FakeProvider, header: str, value
     chat(fake_provider.base_url)
     assert time.monotonic() - started >= 0.35
     assert fake_provider.count == 2
+
+
+def test_after_the_fallback_a_label_reply_still_follows_the_schema(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_json_schema")
+    replies = chat(
+        fake_provider.base_url,
+        request("This is awful", response_format=LABEL_FORMAT),
+        request("I love it", response_format=LABEL_FORMAT),
+    )
+    assert [r["response_format"]["type"] for r in fake_provider.requests] == ["json_schema", "json_object",
+                                                                              "json_object"]
+    schema = LABEL_FORMAT["json_schema"]["schema"]
+    for reply in replies:
+        jsonschema.validate(json.loads(reply.text), schema)
+    assert [json.loads(r.text)["label"] for r in replies] == ["negative", "positive"]
 
 
 def test_json_schema_rejected_falls_back_to_json_object_and_remembers(fake_provider: FakeProvider) -> None:
