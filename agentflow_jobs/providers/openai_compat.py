@@ -49,6 +49,8 @@ DEFAULT_OUTPUT_TOKENS = 512
 # ChatReply.refusal when the content filter stopped a reply that gave no reason
 CONTENT_FILTERED = "the provider's content filter stopped the reply"
 _INF = float("inf")
+# one object for every fallback request: _encode caches the encoded tail by its id
+_JSON_OBJECT: dict[str, Any] = {"type": "json_object"}
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError)
 
 
@@ -258,7 +260,7 @@ class OpenAICompatProvider:
         fmt = request.response_format
         if fmt and fmt.get("type") == "json_schema" and model in self._unsupported["json_schema"]:
             payload["messages"] = _with_schema_note(messages, fmt)
-            fmt = {"type": "json_object"}
+            fmt = _JSON_OBJECT
         if fmt:
             payload["response_format"] = fmt
         if request.logprobs and model not in self._unsupported["logprobs"]:

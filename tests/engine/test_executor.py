@@ -505,3 +505,24 @@ def test_a_truncated_label_is_re_asked_then_invalid_output(fake_provider: FakePr
     error = outcome.results[0]["error"]
     assert error["code"] == "invalid_output" and "cut off" in error["message"]
     assert fake_provider.count == 2
+
+
+@pytest.mark.parametrize(
+    ("fault", "said"),
+    [("refusal", "I can't help with that."), ("content_filter", "content filter")],
+)
+def test_a_declined_reply_fails_its_row_as_refused_without_a_re_ask(
+    fake_provider: FakeProvider, fault: str, said: str
+) -> None:
+    fake_provider.script(fault=fault, match="touchy")
+    outcome = complete(
+        fake_provider,
+        operation="extract",
+        extraction_instructions="names",
+        items=[{"content": "plain"}, {"content": "touchy"}],
+    )
+    plain, touchy = outcome.results
+    assert plain["status"] == "completed"
+    assert touchy["error"]["code"] == "refused"
+    assert touchy["error"]["message"].startswith("the model declined: ") and said in touchy["error"]["message"]
+    assert len(sent_for(fake_provider, "touchy")) == 1 and touchy["usage"]["requests"] == 1
