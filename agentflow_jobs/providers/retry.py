@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import random
 import time
 from collections.abc import Mapping
@@ -34,6 +35,8 @@ __all__ = [
 # 408 request timeout, 409 conflict (lock contention at some gateways), 429 rate limit
 RETRYABLE_4XX = frozenset({408, 409, 429})
 EXCERPT_CHARS = 200
+# the provider's own error message is what tells a user what to fix: keep more of it
+MESSAGE_CHARS = 600
 
 
 @dataclass(frozen=True)
@@ -101,19 +104,44 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
-def _excerpt(body: str, secret: str | None) -> str:
+def _excerpt(body: str, secret: str | None, limit: int = EXCERPT_CHARS) -> str:
     # Redact before cutting: a key straddling the cut would otherwise leave its prefix.
     text = " ".join(redact(body, secret).split())
-    if len(text) > EXCERPT_CHARS:
-        text = text[:EXCERPT_CHARS] + "…"
+    if len(text) > limit:
+        text = text[:limit] + "…"
     return text
+
+
+def provider_message(body: str) -> str | None:
+    """The human message inside an error body, when it has the shape APIs use:
+    ``{"error": {"message": ..., "param": ...}}`` (OpenAI and most compatibles),
+    ``{"error": "..."}``, ``{"detail": "..."}`` (FastAPI, vLLM) or ``{"message": "..."}``."""
+    if not body.lstrip().startswith("{"):
+        return None
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    error = data.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str) and message.strip():
+        param = error.get("param") if isinstance(error, dict) else None
+        return message + (f" (param: {param})" if isinstance(param, str) and param else "")
+    for value in (error, data.get("detail"), data.get("message")):
+        if isinstance(value, str) and value.strip():
+            return value
+    return None
 
 
 def status_failure(
     status: int, body: str, headers: Mapping[str, str], *, where: str, secret: str | None
 ) -> ProviderError:
-    """A ProviderError for an HTTP error status, with a short excerpt of the body."""
-    excerpt = _excerpt(body, secret)
+    """A ProviderError for an HTTP error status, with the provider's own message when the
+    body carries one (else a short excerpt of the body)."""
+    said = provider_message(body)
+    excerpt = _excerpt(said, secret, MESSAGE_CHARS) if said is not None else _excerpt(body, secret)
     message = f"{where} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
     return ProviderError(
         message,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import httpx
@@ -78,3 +79,29 @@ def test_gave_up_keeps_the_code_and_counts_attempts() -> None:
     error = gave_up(status_failure(429, "", {"retry-after": "1"}, where="p", secret=None), 3)
     assert error.code == "rate_limited" and error.retryable is False
     assert error.message.endswith("(gave up after 3 attempts)")
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ('{"error": {"message": "Invalid schema for response_format \'names\': In context=(), '
+         "'additionalProperties' is required to be supplied and to be false. " + "More text. " * 20
+         + 'The end.", "type": "invalid_request_error", "param": "response_format", "code": null}}',
+         "The end. (param: response_format)"),
+        ('{"error": "model \'llama9\' not found"}', "model 'llama9' not found"),
+        ('{"detail": "max_tokens must be at least 1"}', "max_tokens must be at least 1"),
+        ('{"object": "error", "message": "context length exceeded", "code": 400}', "context length exceeded"),
+    ],
+)
+def test_the_providers_own_message_is_kept_whole(body: str, said: str) -> None:
+    error = status_failure(400, body, {}, where="provider http://h/v1", secret=None)
+    assert error.message.startswith("provider http://h/v1 answered HTTP 400: ")
+    assert error.message.endswith(said)
+    assert '{"error"' not in error.message
+
+
+def test_a_message_is_redacted_before_it_is_cut() -> None:
+    key = "sk-secret-0123456789abcdef"
+    body = json.dumps({"error": {"message": "x" * 590 + key}})
+    error = status_failure(401, body, {}, where="p", secret=key)
+    assert "sk-secret" not in error.message and "***" in error.message

@@ -17,6 +17,7 @@ import yaml
 
 from agentflow import AgentFlow
 from agentflow_jobs.errors import AgentFlowError
+from agentflow_jobs.providers.retry import MESSAGE_CHARS
 from agentflow_jobs.server import create_app
 from tests.fakes.handles import FakeProvider
 from tests.security.conftest import SpecProject, run_cli
@@ -108,8 +109,9 @@ def test_a_key_cut_by_the_excerpt_limit_leaves_no_prefix(
         project: SpecProject, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
         fake_provider: FakeProvider, status: int) -> None:
     key = canary()
-    # the envelope adds ~25 characters: the 200-character excerpt ends inside the key
-    fake_provider.script(status=status, body="x" * 150 + key)
+    # the provider's message is kept up to MESSAGE_CHARS: without redaction first, the cut
+    # would fall inside the key
+    fake_provider.script(status=status, body="x" * (MESSAGE_CHARS - 10) + key)
     _workspace(project, monkeypatch, fake_provider, key, "profile_var")
     code, out, err = run_cli(capfd, "--log-format", "json", "--log-level", "debug", "apply", "specs")
     assert code in (0, 1, 4), err
