@@ -132,7 +132,7 @@ def _loads_lenient(text: str) -> Any:
     """Parse ``text`` as JSON; failing that, a fenced block or the outermost ``{...}``."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         pass
     candidates = []
     fenced = _FENCE.match(text)
@@ -144,7 +144,7 @@ def _loads_lenient(text: str) -> Any:
     for candidate in candidates:
         try:
             return json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     return None
 

@@ -329,7 +329,7 @@ def parse_reply(body: bytes, *, where: str = "provider", secret: str | None = No
     text = body.decode("utf-8", "replace")
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting deep enough to exhaust the parser too
         raise malformed_failure("malformed JSON", text, where=where, secret=secret) from None
     choices = data.get("choices") if isinstance(data, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):

@@ -129,6 +129,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     async def on_http(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, HTTPException)
+        if isinstance(exc.__cause__, RecursionError):  # FastAPI's "error parsing the body"
+            return reply(422, "request body is not valid JSON (nested too deeply)", "validation_error")
         detail = exc.detail if isinstance(exc.detail, str) else "request failed"
         return reply(exc.status_code, detail, headers=exc.headers)
 

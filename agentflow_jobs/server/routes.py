@@ -96,6 +96,8 @@ def _json_form(name: str, value: str | None) -> Any:
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise status_error(422, f"{name}: invalid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise status_error(422, f"{name}: JSON nested too deeply") from None
 
 
 @router.get("/v1/batches", responses=_ERRORS)

@@ -105,3 +105,9 @@ def test_malformed_reply_is_invalid() -> None:
     req = request("extract", extraction_instructions="x")
     with pytest.raises(InvalidOutput, match="not valid JSON"):
         EXTRACT.parse(req, {}, reply("Sure! Here you go: contact=Sarah"))
+
+
+def test_a_reply_nested_past_the_parsers_depth_is_invalid_output_not_a_crash() -> None:
+    req = request("extract", extraction_instructions="names")
+    with pytest.raises(InvalidOutput, match="not valid JSON"):
+        EXTRACT.parse(req, {"content": "x"}, reply('{"a": ' + "[" * 100_000 + "}"))

@@ -394,3 +394,9 @@ def test_refusal_text_wins_over_the_content_filter_note(
     body = {"choices": [{"message": message, "finish_reason": finish_reason}]}
     reply = parse_reply(json.dumps(body).encode())
     assert (reply.text, reply.refusal) == (text, refusal)
+
+
+def test_a_reply_nested_past_the_parsers_depth_is_a_malformed_reply_not_a_crash() -> None:
+    with pytest.raises(ProviderError, match="malformed JSON") as caught:
+        parse_reply(b"[" * 100_000)
+    assert caught.value.retryable and caught.value.code == "provider_error"

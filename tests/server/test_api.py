@@ -105,6 +105,10 @@ def test_validation_errors_name_the_field(http: httpx.Client) -> None:
     multiline = http.post("/v1/batches", content=b'{\n  "operation": "label",\n  oops\n}',
                           headers={**A, "Content-Type": "application/json"})
     assert error_of(multiline)["message"].startswith("request body is not valid JSON (line 3, column 3")
+    deep = http.post("/v1/batches", content=b'{"items": ' + b"[" * 5_000,
+                     headers={**A, "Content-Type": "application/json"})
+    assert deep.status_code == 422 and error_of(deep)["code"] == "validation_error", deep.text
+    assert error_of(deep)["message"] == "request body is not valid JSON (nested too deeply)"
 
 
 @pytest.mark.parametrize(
@@ -133,6 +137,7 @@ def test_bad_uploads_are_client_errors(http: httpx.Client) -> None:
         ({"file": ("x.jsonl", b'{"content": "a"}\n{oops\n')}, form, 422, "x.jsonl:2"),
         ({"file": ("x.xlsx", b"PK")}, form, 422, "unsupported"),
         ({"file": ("x.jsonl", b'{"content": "a"}')}, {**form, "fields": "{nope"}, 422, "fields"),
+        ({"file": ("x.jsonl", b'{"content": "a"}')}, {**form, "fields": "[" * 5_000}, 422, "nested too deeply"),
         ({"file": ("x.jsonl", b'{"content": "a"}')}, {"fields": form["fields"]}, 422, "operation"),
         (None, form, 422, "file"),
         ({"file": ("x.jsonl", b"x" * 40 * 1024)}, form, 413, "limit"),
