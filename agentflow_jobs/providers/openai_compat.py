@@ -261,6 +261,10 @@ class OpenAICompatProvider:
         if fmt and fmt.get("type") == "json_schema" and model in self._unsupported["json_schema"]:
             payload["messages"] = _with_schema_note(messages, fmt)
             fmt = _JSON_OBJECT
+        if fmt and fmt.get("type") == "json_object" and model in self._unsupported["json_object"]:
+            # no response_format at all (the schema note, if any, stays): the operations
+            # read a JSON object out of a plain reply and validate it all the same
+            fmt = None
         if fmt:
             payload["response_format"] = fmt
         if request.logprobs and model not in self._unsupported["logprobs"]:
@@ -287,7 +291,13 @@ def _refusal_of(subject: str) -> re.Pattern[str]:
     return re.compile(f"(?:{subject}){near}(?:{_REFUSAL})|(?:{_REFUSAL}){near}(?:{subject})", re.S)
 
 
-_REFUSED = {"json_schema": _refusal_of("json_schema|response_format"), "logprobs": _refusal_of("logprobs")}
+_REFUSED = {
+    "json_schema": _refusal_of("json_schema|response_format"),
+    # a server that takes no response_format at all (LiteLLM: "does not support
+    # parameters: ['response_format']") refuses json_object too: then none is sent
+    "json_object": _refusal_of("json_object|response_format"),
+    "logprobs": _refusal_of("logprobs"),
+}
 # The schema itself is wrong (OpenAI: "Invalid schema for response_format 'x': In
 # context=(...), ..."): the request's own error, whatever words follow.
 _SCHEMA_ERROR = re.compile(r"invalid[ _](?:json[ _])?schema|schema is invalid|json_schema\.schema|in context=")
@@ -307,6 +317,8 @@ def _sent_features(payload: dict[str, Any]) -> Iterator[str]:
     fmt = payload.get("response_format") or {}
     if fmt.get("type") == "json_schema":
         yield "json_schema"
+    if fmt.get("type") == "json_object":
+        yield "json_object"
     if payload.get("logprobs"):
         yield "logprobs"
 

@@ -210,7 +210,8 @@ def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str
         spec = fmt.get("json_schema") or {}
         schema = spec.get("schema") if isinstance(spec, dict) else None
         schema = schema if isinstance(schema, dict) else {"type": "object"}
-    elif kind == "json_object":
+    elif kind in ("json_object", None):
+        # a schema spelled out in a message is followed, with or without JSON mode
         schema = noted_schema(body)
     if schema is not None:
         # A request that asks for logprobs gets a self-estimated number (0.5) unlike the

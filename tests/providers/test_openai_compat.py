@@ -400,3 +400,23 @@ def test_a_reply_nested_past_the_parsers_depth_is_a_malformed_reply_not_a_crash(
     with pytest.raises(ProviderError, match="malformed JSON") as caught:
         parse_reply(b"[" * 100_000)
     assert caught.value.retryable and caught.value.code == "provider_error"
+
+
+def test_a_server_without_response_format_gets_none_and_the_schema_in_words(
+    fake_provider: FakeProvider,
+) -> None:
+    # LiteLLM in front of a model without JSON mode refuses the parameter whatever its type
+    refusal = "litellm.UnsupportedParamsError: openai does not support parameters: ['response_format']"
+    fake_provider.script(status=400, body=refusal, times=2)
+    first, second = chat(
+        fake_provider.base_url,
+        request("great", response_format=LABEL_FORMAT),
+        request("awful", response_format=LABEL_FORMAT),
+        max_attempts=1,
+    )
+    formats = [(r.get("response_format") or {}).get("type") for r in fake_provider.requests]
+    assert formats == ["json_schema", "json_object", None, None]  # each refusal learnt once
+    last = fake_provider.requests[-1]
+    assert "follows this JSON Schema" in last["messages"][0]["content"]
+    assert json.loads(first.text)["label"] in ("positive", "negative", "neutral")
+    assert json.loads(second.text)["label"] == "negative"
