@@ -526,3 +526,18 @@ def test_a_declined_reply_fails_its_row_as_refused_without_a_re_ask(
     assert touchy["error"]["code"] == "refused"
     assert touchy["error"]["message"].startswith("the model declined: ") and said in touchy["error"]["message"]
     assert len(sent_for(fake_provider, "touchy")) == 1 and touchy["usage"]["requests"] == 1
+
+
+def test_labels_complete_on_a_server_without_json_schema(fake_provider: FakeProvider) -> None:
+    fake_provider.script(fault="reject_json_schema")
+    outcome = complete(
+        fake_provider,
+        concurrency=1,
+        operation="classify",
+        categories=CATS,
+        items=[{"content": "great stuff"}, {"content": "awful stuff"}, {"content": "meh"}],
+    )
+    assert [r["status"] for r in outcome.results] == ["completed"] * 3
+    assert all(r["result"]["label"] in CATS for r in outcome.results)
+    formats = [r["response_format"]["type"] for r in fake_provider.requests]
+    assert formats == ["json_schema", "json_object", "json_object", "json_object"]
