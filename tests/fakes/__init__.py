@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["FAULTS", "FakeProvider", "FakeProviderProcess", "FakeProviderServer", "Rule"]
+__all__ = ["FAULTS", "FakeCore", "FakeProvider", "FakeProviderApp", "FakeProviderProcess", "RawServer", "Rule"]
 
 
 def __getattr__(name: str) -> Any:
@@ -19,8 +19,12 @@ def __getattr__(name: str) -> Any:
         from tests.fakes import script
 
         return getattr(script, name)
-    if name == "FakeProviderServer":
+    if name in ("FakeCore", "RawServer"):
         from tests.fakes import provider
 
-        return provider.FakeProviderServer
+        return getattr(provider, name)
+    if name == "FakeProviderApp":
+        from tests.fakes import asgi
+
+        return asgi.FakeProviderApp
     raise AttributeError(name)

@@ -14,36 +14,49 @@ import os
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.fakes.provider import FakeProviderServer
+from tests.fakes.provider import FakeCore, make_front
 
 T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeProvider:
-    """The fake server running on its own event loop in a daemon thread."""
+    """The fake server on its own event loop in a daemon thread.
 
-    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None) -> None:
-        self._server = FakeProviderServer(latency_ms=latency_ms, rpm=rpm)
-        self._loop = asyncio.new_event_loop()
-        started = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(started,), name="fake-provider", daemon=True)
+    ``front="uvicorn"`` (default) serves the ASGI app with uvicorn, as the tests should
+    see it; ``front="raw"`` the bare protocol (benchmarks; tests that keep it working).
+    """
+
+    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None, front: str = "uvicorn") -> None:
+        self.front = front
+        self._core = FakeCore(latency_ms=latency_ms, rpm=rpm)
+        self._server = make_front(self._core, front)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._failed: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, name=f"fake-provider-{front}", daemon=True)
         self._thread.start()
-        if not started.wait(10):
-            raise RuntimeError("fake provider did not start")
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if self._failed or not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"fake provider did not start ({self._failed!r})")
+            time.sleep(0.005)
+        self.url = f"http://{self._server.host}:{self._server.port}"
+        self.base_url = f"{self.url}/v1"
 
-    def _run(self, started: threading.Event) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._server.start())
-        started.set()
-        self._loop.run_forever()
-        self._loop.run_until_complete(self._server.close())
-        self._loop.close()
+    def _run(self) -> None:
+        # asyncio.Runner: after serve() returns, tasks still pending are cancelled and awaited
+        with asyncio.Runner() as runner:
+            self._loop = runner.get_loop()
+            try:
+                runner.run(self._server.serve())
+            except BaseException as exc:  # uvicorn exits with SystemExit when it cannot bind
+                self._failed.append(exc)
 
     def _call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the server's loop: the state is only ever touched there."""
@@ -55,55 +68,54 @@ class FakeProvider:
             except BaseException as exc:
                 future.set_exception(exc)
 
+        assert self._loop is not None
         self._loop.call_soon_threadsafe(run)
         return future.result(timeout=10)
 
     @property
-    def url(self) -> str:
-        return self._server.url
-
-    @property
-    def base_url(self) -> str:
-        return self._server.base_url
-
-    @property
     def count(self) -> int:
-        return self._call(lambda: self._server.state.count)
+        return self._call(lambda: self._core.state.count)
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        return self._call(lambda: list(self._server.state.bodies))
+        return self._call(lambda: list(self._core.state.bodies))
 
     @property
     def request_headers(self) -> list[dict[str, str]]:
-        return self._call(lambda: list(self._server.state.headers))
+        return self._call(lambda: list(self._core.state.headers))
 
     @property
     def max_in_flight(self) -> int:
-        return self._call(lambda: self._server.state.max_in_flight)
+        return self._call(lambda: self._core.state.max_in_flight)
 
     def stats(self) -> dict[str, Any]:
-        return self._call(self._server.state.stats)
+        return self._call(self._core.state.stats)
 
     def script(self, **rule: Any) -> None:
         """Add a rule (see ``tests.fakes.provider.Rule``) or settings (rpm, rpm_window_s, ...)."""
-        self._call(lambda: self._server.state.apply_script(rule))
+        self._call(lambda: self._core.state.apply_script(rule))
 
     def reset(self) -> None:
-        self._call(self._server.state.reset)
+        self._call(self._core.state.reset)
 
     def close(self) -> None:
+        """Stop serving: hung requests are released, then the thread ends."""
         if self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._server.should_exit = True
             self._thread.join(10)
 
 
 class FakeProviderProcess:
-    """The fake server as a separate process (survives a killed client, has its own core)."""
+    """The fake server as a separate process (survives a killed client, has its own core).
 
-    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None, port: int = 0) -> None:
+    ``front``: "uvicorn" (default, the ASGI app) or "raw" (the bare protocol, benchmarks).
+    """
+
+    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None, port: int = 0,
+                 front: str = "uvicorn") -> None:
+        self.front = front
         cmd = [sys.executable, "-m", "tests.fakes.provider", "--port", str(port),
-               "--latency-ms", str(latency_ms)]
+               "--latency-ms", str(latency_ms), "--front", front]
         if rpm:
             cmd += ["--rpm", str(rpm)]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -143,6 +143,10 @@ class FakeState:
         self.bodies: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
         self.headers: deque[dict[str, str]] = deque(maxlen=KEPT_REQUESTS)
         self.accepted: deque[float] = deque()
+        self.release_hung()
+
+    def release_hung(self) -> None:
+        """Drop every hung request's connection (reset, and a front shutting down)."""
         for conn in list(self.hung):
             conn.abort()
         self.hung.clear()
