@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ import jsonschema
 import pytest
 
 from tests.fakes.handles import FakeProvider, FakeProviderProcess
+from tests.fakes.provider import FRONTS
 
 LABEL_SCHEMA = {
     "type": "object",
@@ -37,6 +39,40 @@ def schema_format(schema: dict[str, Any]) -> dict[str, Any]:
 
 def content_of(response: httpx.Response) -> str:
     return str(response.json()["choices"][0]["message"]["content"])
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    """Poll until ``condition()`` holds; the deadline only keeps a broken fake from hanging the run."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, f"still waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def _raw_fake() -> Iterator[FakeProvider]:
+    fake = FakeProvider(front="raw")
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(params=FRONTS)
+def any_front(request: pytest.FixtureRequest) -> Iterator[FakeProvider]:
+    """The in-process fake on each front: uvicorn (what the tests use) and raw (the benchmarks')."""
+    if request.param == "uvicorn":
+        yield request.getfixturevalue("fake_provider")
+        return
+    fake: FakeProvider = request.getfixturevalue("_raw_fake")
+    fake.reset()
+    yield fake
+    fake.reset()
+
+
+def test_the_in_process_fake_is_served_by_uvicorn(fake_provider: FakeProvider, _raw_fake: FakeProvider) -> None:
+    assert fake_provider.front == "uvicorn"
+    assert chat(fake_provider, "x").headers["server"] == "uvicorn"
+    assert httpx.get(f"{fake_provider.base_url}/models").headers["server"] == "uvicorn"
+    assert "server" not in chat(_raw_fake, "x").headers  # the bare protocol names no server
 
 
 @pytest.mark.parametrize(
@@ -91,13 +127,14 @@ def test_usage_is_about_a_quarter_of_the_characters(fake_provider: FakeProvider)
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_scripted_status_for_the_next_requests_then_normal(fake_provider: FakeProvider) -> None:
-    fake_provider.script(status=429, retry_after=2, retry_after_ms=150, times=2)
-    first, second, third = (chat(fake_provider, "x") for _ in range(3))
+def test_scripted_status_for_the_next_requests_then_normal(any_front: FakeProvider) -> None:
+    any_front.script(status=429, retry_after=2, retry_after_ms=150, times=2)
+    first, second, third = (chat(any_front, "x") for _ in range(3))
     assert (first.status_code, second.status_code, third.status_code) == (429, 429, 200)
     assert first.headers["retry-after"] == "2" and first.headers["retry-after-ms"] == "150"
-    assert fake_provider.stats()["by_status"] == {"429": 2, "200": 1}
-    assert fake_provider.count == 3 and len(fake_provider.requests) == 3
+    assert first.json()["error"]["type"] == "rate_limit_error"
+    assert any_front.stats()["by_status"] == {"429": 2, "200": 1}
+    assert any_front.count == 3 and len(any_front.requests) == 3
 
 
 def test_match_and_rate_rules(fake_provider: FakeProvider) -> None:
@@ -126,9 +163,9 @@ def test_match_and_rate_rules(fake_provider: FakeProvider) -> None:
          and r.json()["choices"][0]["finish_reason"] == "content_filter"),
     ],
 )
-def test_reply_faults(fake_provider: FakeProvider, fault: str, check: Any) -> None:
-    fake_provider.script(fault=fault, times=1)
-    assert check(chat(fake_provider, "great", schema_format(LABEL_SCHEMA)))
+def test_reply_faults(any_front: FakeProvider, fault: str, check: Any) -> None:
+    any_front.script(fault=fault, times=1)
+    assert check(chat(any_front, "great", schema_format(LABEL_SCHEMA)))
 
 
 def test_reject_json_schema_lets_json_object_through(fake_provider: FakeProvider) -> None:
@@ -160,24 +197,29 @@ def test_logprobs_score_the_chosen_label(fake_provider: FakeProvider) -> None:
     assert tokens[0]["top_logprobs"]
 
 
-def test_reset_fault_closes_the_connection(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="reset", times=1)
+def test_reset_fault_closes_the_connection(any_front: FakeProvider) -> None:
+    any_front.script(fault="reset", times=1)
     with pytest.raises(httpx.TransportError):
-        chat(fake_provider, "x")
-    assert fake_provider.stats()["by_status"] == {"reset": 1}
+        chat(any_front, "x")
+    assert chat(any_front, "x").status_code == 200
+    assert any_front.stats()["by_status"] == {"reset": 1, "200": 1}
+    assert any_front.stats()["in_flight"] == 0
 
 
-def test_hang_until_reset(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="hang")
+def test_hang_until_reset(any_front: FakeProvider) -> None:
+    any_front.script(fault="hang")
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{fake_provider.base_url}/chat/completions", json={"messages": []}, timeout=0.3)
+        httpx.post(f"{any_front.base_url}/chat/completions", json={"messages": []}, timeout=0.3)
     outcome: list[Any] = []
-    thread = threading.Thread(target=lambda: outcome.append(_try_chat(fake_provider)))
+    thread = threading.Thread(target=lambda: outcome.append(_try_chat(any_front)))
     thread.start()
-    time.sleep(0.2)
-    fake_provider.reset()
-    thread.join(5)
+    wait_for(lambda: any_front.stats()["by_status"].get("hang") == 2, "the second request to hang")
+    any_front.reset()
+    thread.join(10)
+    # released by the reset, not by the client's own 5 s timeout
     assert outcome and isinstance(outcome[0], httpx.TransportError)
+    assert not isinstance(outcome[0], httpx.TimeoutException)
+    assert any_front.count == 0 and chat(any_front, "x").status_code == 200
 
 
 def _try_chat(fake: FakeProvider) -> Any:
@@ -187,16 +229,28 @@ def _try_chat(fake: FakeProvider) -> Any:
         return exc
 
 
-def test_latency_and_max_in_flight(fake_provider: FakeProvider) -> None:
-    fake_provider.script(latency_ms=150)
-    threads = [threading.Thread(target=chat, args=(fake_provider, "x")) for _ in range(4)]
+def test_a_client_that_gives_up_leaves_the_in_flight_count(any_front: FakeProvider) -> None:
+    any_front.script(latency_ms=60_000, match="slow")
+    any_front.script(fault="hang", match="stuck")
+    for text in ("slow", "stuck"):
+        body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{any_front.base_url}/chat/completions", json=body, timeout=0.2)
+        wait_for(lambda: any_front.stats()["in_flight"] == 0, "in_flight back to 0")
+    # neither was answered, so neither counts a status; the hang counts when it hangs
+    assert any_front.stats() == {"requests": 2, "by_status": {"hang": 1}, "in_flight": 0, "max_in_flight": 1}
+
+
+def test_latency_and_max_in_flight(any_front: FakeProvider) -> None:
+    any_front.script(latency_ms=150)
+    threads = [threading.Thread(target=chat, args=(any_front, "x")) for _ in range(4)]
     started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join(5)
     assert time.monotonic() - started >= 0.14
-    assert fake_provider.stats()["max_in_flight"] == 4
+    assert any_front.stats() == {"requests": 4, "by_status": {"200": 4}, "in_flight": 0, "max_in_flight": 4}
 
 
 def test_server_side_rpm_limit(fake_provider: FakeProvider) -> None:
@@ -211,8 +265,9 @@ def test_unknown_script_key_is_an_error(fake_provider: FakeProvider) -> None:
         fake_provider.script(latency=5)
 
 
-def test_process_variant_is_scriptable_over_http(fake_provider_process: FakeProviderProcess) -> None:
-    fake = fake_provider_process
+@pytest.mark.parametrize("front", FRONTS)
+def test_process_variant_is_scriptable_over_http(fake_provider_factory: Any, front: str) -> None:
+    fake: FakeProviderProcess = fake_provider_factory(front=front)
     assert fake.base_url.endswith("/v1")
     fake.script(status=502, times=1)
     assert chat(fake, "x").status_code == 502
