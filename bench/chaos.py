@@ -441,8 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "args": {k: str(v) for k, v in vars(args).items()}}
+    # raw front: the runner under test must set the pace, not the fake's framework
     with tempfile.TemporaryDirectory(prefix="agentflow-chaos-") as tmp, \
-            FakeProviderProcess(latency_ms=2) as fake:
+            FakeProviderProcess(latency_ms=2, front="raw") as fake:
         base = Path(tmp)
         soak = Soak()
         if "soak" in wanted:

@@ -57,7 +57,8 @@ async def _drive(fake: FakeProviderProcess, items: int) -> tuple[float, int, int
 
 def run() -> dict[str, Any]:
     items = int(RPM * RUN_S / 60)
-    with FakeProviderProcess(latency_ms=LATENCY_MS, rpm=RPM) as fake:
+    # raw front: the client's limiter under test must set the pace, not the fake's framework
+    with FakeProviderProcess(latency_ms=LATENCY_MS, rpm=RPM, front="raw") as fake:
         fake.script(rpm_window_s=WINDOW_S)
         elapsed, completed, failed = asyncio.run(_drive(fake, items))
         stats = fake.stats()

@@ -124,7 +124,8 @@ def run(seconds: float = SECONDS) -> dict[str, Any]:
         "unit": "rps = requests/s, cpu_us = client CPU microseconds per request",
         "seconds_per_cell": seconds,
     }
-    with FakeProviderProcess() as fake:
+    # raw front: the HTTP client under test must be the bottleneck, not the fake's framework
+    with FakeProviderProcess(front="raw") as fake:
         url = f"{fake.base_url}/chat/completions"
         for concurrency in CONCURRENCY:
             for name, variant in _variants().items():
