@@ -164,7 +164,8 @@ def reported_confidence(value: Any) -> float | None:
         return None
     if math.isnan(number):
         return None
-    if percent or 1 < number <= 100:
+    # 80 means 80 %; 1.2 is a fraction that overshot, not 1.2 % (it is clamped to 1)
+    if percent or 2 <= number <= 100:
         number /= 100
     return min(1.0, max(0.0, number))
 

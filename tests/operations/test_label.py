@@ -124,6 +124,7 @@ def test_fenced_json_and_a_bare_category_are_accepted() -> None:
         ("150%", 1.0),
         (80, 0.8),
         (7, 0.07),
+        (1.5, 1.0),
         ("80", 0.8),
         (100, 1.0),
         (250, 1.0),
