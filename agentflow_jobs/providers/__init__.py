@@ -10,9 +10,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider, TaskHint, TokenLogprob
+from agentflow_jobs.providers.retry import display_url
 
 __all__ = ["ChatReply", "ChatRequest", "Provider", "TaskHint", "TokenLogprob", "build_provider"]
 
@@ -40,12 +42,14 @@ def _openai(config: Mapping[str, Any]) -> Provider:
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigError("an openai provider needs base_url (e.g. https://api.openai.com/v1)",
                           key="provider.base_url")
+    api_key = _optional_str(config, "api_key")
+    _check_base_url(base_url.strip(), has_key=api_key is not None)
     headers = config.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError("headers must be a mapping of header name to value", key="provider.headers")
     return OpenAICompatProvider(
         base_url.strip(),
-        api_key=_optional_str(config, "api_key"),
+        api_key=api_key,
         model=_optional_str(config, "model"),
         headers={str(k): str(v) for k, v in headers.items()},
         timeout=_number(config, "timeout", DEFAULT_TIMEOUT),
@@ -56,6 +60,25 @@ def _openai(config: Mapping[str, Any]) -> Provider:
         requests_per_minute=_number(config, "requests_per_minute", None),
         tokens_per_minute=_number(config, "tokens_per_minute", None),
     )
+
+
+def _check_base_url(url: str, *, has_key: bool) -> None:
+    """A base_url every request could be sent to: refused here once, not per item."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError as exc:
+        raise ConfigError(f"base_url is not a valid URL ({exc})", key="provider.base_url") from None
+    shown = display_url(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"base_url must be an http:// or https:// URL with a host "
+            f"(e.g. https://api.openai.com/v1), got {shown!r}", key="provider.base_url")
+    if has_key and (parts.username or parts.password):
+        raise ConfigError(
+            f"base_url carries a user name or password ({shown!r} with user:***@) and an "
+            "api_key is set: both would be sent as the Authorization header; keep one",
+            key="provider.base_url")
 
 
 def _local(config: Mapping[str, Any]) -> Provider:

@@ -33,6 +33,7 @@ from agentflow_jobs.providers.base import ChatReply, ChatRequest, TokenLogprob
 from agentflow_jobs.providers.limiter import Limiter, Permit
 from agentflow_jobs.providers.retry import (
     RetryPolicy,
+    display_url,
     gave_up,
     malformed_failure,
     status_failure,
@@ -88,7 +89,7 @@ class OpenAICompatProvider:
         self.base_url = base_url.rstrip("/")
         self.default_model = model
         self._url = f"{self.base_url}/chat/completions"
-        self._where = f"provider {self.base_url}"
+        self._where = f"provider {display_url(self.base_url)}"
         self._api_key = api_key or None
         merged = {"content-type": "application/json", "user-agent": "agentflow-jobs", **(headers or {})}
         if self._api_key:
@@ -124,7 +125,7 @@ class OpenAICompatProvider:
         self._systems: dict[tuple[tuple[str, Any], ...], str] = {}
 
     def __repr__(self) -> str:  # never shows the key
-        return f"OpenAICompatProvider(base_url={self.base_url!r}, model={self.default_model!r})"
+        return f"OpenAICompatProvider(base_url={display_url(self.base_url)!r}, model={self.default_model!r})"
 
     async def chat(self, request: ChatRequest) -> ChatReply:
         payload = self.payload(request)

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -23,6 +24,7 @@ from agentflow_jobs.errors import ProviderError
 __all__ = [
     "RetryPolicy",
     "code_for_status",
+    "display_url",
     "gave_up",
     "is_retryable_status",
     "malformed_failure",
@@ -95,6 +97,17 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def display_url(url: str) -> str:
+    """``url`` without a ``user:password@`` part, for messages and reprs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url.rpartition("@")[2] if "@" in url else url
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def redact(text: str, secret: str | None) -> str:

@@ -43,9 +43,26 @@ def test_openai_provider_from_config(fake_provider: FakeProvider) -> None:
         ({"base_url": "http://x/v1", "timeout": -1}, "provider.timeout"),
         ({"base_url": "http://x/v1", "headers": ["x"]}, "provider.headers"),
         ({"type": "anthropic"}, "provider.type"),
+        ({"base_url": "api.openai.com/v1"}, "provider.base_url"),
+        ({"base_url": "ftp://files.example/v1"}, "provider.base_url"),
+        ({"base_url": "http:///v1"}, "provider.base_url"),
+        ({"base_url": "http://127.0.0.1:99999/v1"}, "provider.base_url"),
+        ({"base_url": "https://gw:hunter22@gateway.example/v1", "api_key": "sk-x"}, "provider.base_url"),
     ],
 )
 def test_bad_config_names_the_key(config: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         build_provider(config)
     assert caught.value.key == key
+
+
+def test_a_base_url_error_never_shows_its_password() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_provider({"base_url": "https://gw:hunter22@gateway.example/v1", "api_key": "sk-x"})
+    assert "hunter22" not in str(caught.value)
+    assert "https://gateway.example/v1" in str(caught.value)
+
+
+def test_credentials_in_the_url_alone_are_fine() -> None:
+    provider = build_provider({"base_url": "https://gw:hunter22@gateway.example/v1"})
+    assert "hunter22" not in repr(provider)
