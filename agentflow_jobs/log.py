@@ -21,6 +21,7 @@ import structlog
 __all__ = [
     "REDACTED",
     "configure_logging",
+    "ensure_logging",
     "is_secret_key",
     "redact",
     "redact_event",
@@ -114,8 +115,20 @@ def _renderer(fmt: str, stream: Any) -> Any:
     isatty = getattr(stream, "isatty", None)
     tty = bool(callable(isatty) and isatty())
     if fmt == "console" or (fmt == "auto" and tty):
-        return structlog.dev.ConsoleRenderer(colors=tty)
+        # plain tracebacks: the rich default prints every frame's local variables, and a
+        # request's headers (Authorization) are locals in the transport's frame
+        return structlog.dev.ConsoleRenderer(colors=tty, exception_formatter=structlog.dev.plain_traceback)
     return structlog.processors.JSONRenderer()
+
+
+def ensure_logging() -> None:
+    """For library entry points (the SDK): when the application has not configured
+    structlog, ours applies — stderr, warnings and up, secrets redacted, tracebacks
+    without local variables — instead of structlog's default, which prints every level
+    to stdout with rich tracebacks that show each frame's locals (headers among them).
+    An application that configured structlog keeps its own setup."""
+    if not structlog.is_configured():
+        configure_logging(fmt="auto", level="warning")
 
 
 def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.log import ensure_logging, register_secret
 from agentflow_jobs.sdk.profiles import Profile, load_profile
 from agentflow_jobs.sdk.transports import Transport
 
@@ -61,7 +62,11 @@ class AsyncAgentFlow:
         profile: str | None = None,
         max_retries: int = 2,
     ) -> None:
+        ensure_logging()
         self.profile = _resolve(base_url, api_key, profile, timeout)
+        # never printed, whatever ends up in a log line or an error message
+        for secret in (self.profile.api_key, (self.profile.provider or {}).get("api_key")):
+            register_secret(secret if isinstance(secret, str) else None)
         self.timeout = timeout or self.profile.timeout or DEFAULT_TIMEOUT
         self.max_retries = max_retries
         self._transport: Transport | None = None
