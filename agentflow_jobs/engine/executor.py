@@ -197,6 +197,7 @@ class _Run:
         self.model = request.model or executor.default_model
         self.attempts = request.max_attempts or executor.max_attempts
         self.fatal: BaseException | None = None
+        self.logged: set[str] = set()  # kinds of unexpected errors already logged
 
     async def work(
         self, positions: Iterator[int], queue: asyncio.Queue[dict[str, Any] | None]
@@ -241,8 +242,12 @@ class _Run:
                 raise
             return _failed(index, row_id, exc.code, exc.message, tally)
         except Exception as exc:
-            log.exception("item failed unexpectedly", index=index)
-            message = f"internal error: {type(exc).__name__}: {exc}"
+            kind = type(exc).__name__
+            if kind not in self.logged:  # one traceback per kind, not one per item of 100k
+                self.logged.add(kind)
+                log.exception("item failed unexpectedly (later items failing the same way "
+                              "are in their rows only)", index=index)
+            message = f"internal error: {kind}: {exc}"
             return _failed(index, row_id, "internal_error", message, tally)
         # the dict ResultRow.model_dump() would give, built directly (once per item)
         return {

@@ -541,3 +541,14 @@ def test_labels_complete_on_a_server_without_json_schema(fake_provider: FakeProv
     assert all(r["result"]["label"] in CATS for r in outcome.results)
     formats = [r["response_format"]["type"] for r in fake_provider.requests]
     assert formats == ["json_schema", "json_object", "json_object", "json_object"]
+
+
+def test_an_error_hitting_every_item_is_logged_once_and_kept_in_every_row(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    items = [{"content": f"crash {i}"} for i in range(50)]
+    request = CompletionRequest(operation="label", categories=CATS, items=items)
+    outcome = asyncio.run(Executor(Flaky(), concurrency=8).complete(request))
+    assert all(r["error"]["code"] == "internal_error" for r in outcome.results)
+    logged = capsys.readouterr()
+    assert (logged.out + logged.err).count("item failed unexpectedly") == 1
