@@ -7,9 +7,10 @@ the reference page (``categories``, ``extraction_instructions``, ...).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from agentflow_jobs.errors import status_error
 from agentflow_jobs.wire import CompletionResult
 
 if TYPE_CHECKING:
@@ -24,6 +25,12 @@ def request_payload(
     operation: str, items: Items, model: str | None, fields: dict[str, Any]
 ) -> dict[str, Any]:
     """The request body; bare strings become ``{"content": ...}`` items."""
+    if isinstance(items, str | bytes | Mapping):
+        # iterating would send one item per character (or per key), each one paid for
+        kind = type(items).__name__
+        message = (f"items: expected a list of items (dicts or strings), got a {kind}; "
+                   "wrap a single item in a list")
+        raise status_error(422, message, body={"error": {"code": "validation_error", "message": message}})
     payload: dict[str, Any] = {
         "operation": operation,
         "items": [{"content": i} if isinstance(i, str) else i for i in items],

@@ -72,6 +72,17 @@ def test_invalid_request_names_the_field_and_sends_nothing(
     assert fake_provider.count == 0
 
 
+@pytest.mark.parametrize("items", ["great", b"great", {"content": "great"}])
+def test_items_that_are_not_a_list_are_refused_not_split(
+    client: AgentFlow, fake_provider: FakeProvider, items: object
+) -> None:
+    with pytest.raises(UnprocessableEntityError, match="items: expected a list of items"):
+        client.completions.classify(items=items, categories=CATEGORIES)  # type: ignore[arg-type]
+    with pytest.raises(UnprocessableEntityError, match="wrap a single item in a list"):
+        client.batches.submit(operation="label", items=items, categories=CATEGORIES)  # type: ignore[arg-type]
+    assert fake_provider.count == 0
+
+
 def test_a_misspelled_operation_suggests_the_built_in(client: AgentFlow) -> None:
     with pytest.raises(UnprocessableEntityError) as caught:
         client.batches.submit(operation="sumarize", items=REVIEWS, summary_instructions="short")
