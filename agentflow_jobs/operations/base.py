@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from abc import ABC, abstractmethod
 from dataclasses import replace
 from typing import Any, ClassVar
@@ -88,8 +89,10 @@ def value_text(value: Any) -> str:
 
 
 def fold(text: str) -> str:
-    """``text`` as matched against declared choices: case and whitespace runs ignored."""
-    return " ".join(text.split()).casefold()
+    """``text`` as matched against declared choices: case, whitespace runs and Unicode
+    normalization ignored (``café`` typed precomposed or with a combining accent, as a
+    model may write it either way, is one choice)."""
+    return unicodedata.normalize("NFKC", " ".join(text.split())).casefold()
 
 
 def folded_clash(values: list[str]) -> tuple[str, str] | None:

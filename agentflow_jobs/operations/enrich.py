@@ -5,7 +5,7 @@ The result has one key per field, in declared order. Types: ``categorical`` (one
 declared spelling), ``integer`` (``3`` or ``3.0`` or ``"3"`` → ``3``; ``"abc"`` or ``3.5``
 is invalid), ``number``, ``boolean`` (also ``"true"``/``"yes"``/``"false"``/``"no"``),
 ``string``, ``list`` (a list of strings). Keys the model adds beyond the fields are
-dropped. Categorical values differing only in case or spacing, and ``valid_values`` on
+dropped. Categorical values differing only in case, spacing or Unicode form, and ``valid_values`` on
 a field that is not categorical (it would be ignored), are an ``InvalidRequest``.
 
 Numbers in strings may use commas as thousands separators (``"1,234"``); any other
@@ -142,7 +142,7 @@ def _check_values(fields: list[EnrichField]) -> None:
         if clash is not None:
             raise InvalidRequest(
                 f"field {spec.name!r}: valid_values `{clash[0]}` and `{clash[1]}` differ "
-                "only in case or spacing"
+                "only in case, spacing or Unicode form"
             )
 
 

@@ -3,7 +3,7 @@
 The result is ``{"label": <one of categories>, "confidence": <0..1>}``. The label is
 matched exactly first, then ignoring case and surrounding/inner whitespace runs, and
 always returned in the declared spelling; any other answer is ``InvalidOutput``.
-Categories that differ only in case or spacing (``Yes``/``yes``) are an
+Categories that differ only in case, spacing or Unicode form (``Yes``/``yes``) are an
 ``InvalidRequest``: the lenient match could not tell them apart.
 
 Confidence, best source first:
@@ -71,7 +71,7 @@ class BoundLabel(BoundOperation):
         clash = folded_clash(list(self.categories))
         if clash is not None:
             raise InvalidRequest(
-                f"categories `{clash[0]}` and `{clash[1]}` differ only in case or spacing"
+                f"categories `{clash[0]}` and `{clash[1]}` differ only in case, spacing or Unicode form"
             )
         self.choices = self.categories
         self.lookup = {fold(c): c for c in self.categories}

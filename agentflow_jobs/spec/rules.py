@@ -145,14 +145,14 @@ def _label(data: dict[str, Any], report: Reporter) -> None:
 
 
 def _check_folded(first: dict[str, str], value: str, at: JsonPath, what: str, report: Reporter) -> None:
-    """Report ``value`` when an earlier one differs from it only in case or spacing.
+    """Report ``value`` when an earlier one differs from it only in case, spacing or Unicode form.
 
     The operations match replies leniently, so such values would be mixed up; the
     engine refuses them too (``InvalidRequest``).
     """
     earlier = first.setdefault(fold(value), value)
     if earlier != value:
-        report.at_value(at, f"{what} `{earlier}` and `{value}` differ only in case or spacing")
+        report.at_value(at, f"{what} `{earlier}` and `{value}` differ only in case, spacing or Unicode form")
 
 
 def _extract(data: dict[str, Any], report: Reporter) -> None:

@@ -110,7 +110,7 @@ def test_a_context_key_colliding_with_a_field_is_a_request_error() -> None:
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        (["A", "a"], "valid_values `A` and `a` differ only in case or spacing"),
+        (["A", "a"], "valid_values `A` and `a` differ only in case, spacing or Unicode form"),
         (["x", "small business", "Small  Business"], "`small business` and `Small  Business`"),
     ],
 )

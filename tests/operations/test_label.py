@@ -56,11 +56,18 @@ def test_label_is_normalised_to_the_declared_spelling() -> None:
     assert out == {"label": "negative", "confidence": 0.8}
 
 
+def test_a_label_in_another_unicode_form_is_the_declared_spelling() -> None:
+    request_ = request("classify", categories=["caf\u00e9", "th\u00e9"])  # precomposed é
+    out = LABEL.parse(request_, {}, reply({"label": "CAFE\u0301", "confidence": 0.7}))  # e + accent
+    assert out == {"label": "caf\u00e9", "confidence": 0.7}
+
+
 @pytest.mark.parametrize(
     ("categories", "words"),
     [
-        (["Yes", "yes"], "categories `Yes` and `yes` differ only in case or spacing"),
-        (["a b", "a  b"], "categories `a b` and `a  b` differ only in case or spacing"),
+        (["Yes", "yes"], "categories `Yes` and `yes` differ only in case, spacing or Unicode form"),
+        (["a b", "a  b"], "categories `a b` and `a  b` differ only in case, spacing or Unicode form"),
+        (["caf\u00e9", "cafe\u0301"], "categories `caf\u00e9` and `cafe\u0301` differ only in case, spacing or Unicode form"),
         (["No", "Maybe", " maybe "], "categories `Maybe` and ` maybe ` differ only"),
     ],
 )

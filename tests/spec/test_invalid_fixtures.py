@@ -28,13 +28,13 @@ CASES: dict[str, list[tuple[str, str]]] = {
         ("5:24", "duplicate category `positive`"),
     ],
     "invalid/classify_folded_categories.yaml": [
-        ("5:27", "categories `Yes` and `yes` differ only in case or spacing"),
+        ("5:27", "categories `Yes` and `yes` differ only in case, spacing or Unicode form"),
     ],
     "invalid/classify_missing_categories.yaml": [("1:1", "operation `label` needs `categories`")],
     "invalid/categorical_no_values.yaml": [("6:5", "categorical field `segment` needs `valid_values`")],
     "invalid/valid_values_not_categorical.yaml": [("7:5", "`valid_values` only applies to `type: categorical`")],
     "invalid/valid_values_folded.yaml": [
-        ("11:9", "valid_values `small business` and `Small  Business` differ only in case or spacing"),
+        ("11:9", "valid_values `small business` and `Small  Business` differ only in case, spacing or Unicode form"),
     ],
     "invalid/duplicate_field_names.yaml": [("7:11", "duplicate field name `segment`")],
     "invalid/enrich_no_fields.yaml": [("1:1", "operation `enrich` needs `fields`")],
