@@ -89,7 +89,7 @@ class Executor:
         if not request.items:
             return
         run = _Run(self, request, indices)
-        workers = min(self.concurrency, len(request.items))
+        workers = self._workers(request)
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=2 * workers)
         positions = iter(range(len(request.items)))
         tasks = [asyncio.create_task(run.work(positions, queue)) for _ in range(workers)]
@@ -115,7 +115,7 @@ class Executor:
         if request.items:
             run = _Run(self, request, None)
             positions = iter(range(len(request.items)))
-            workers = min(self.concurrency, len(request.items))
+            workers = self._workers(request)
             tasks = [asyncio.create_task(run.fill(positions, rows)) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
@@ -132,6 +132,10 @@ class Executor:
             results=rows,
             usage=total.usage(),
         )
+
+    def _workers(self, request: CompletionRequest) -> int:
+        """Items in flight at once: the executor's concurrency, the request's own bound."""
+        return min(self.concurrency, request.max_concurrency or self.concurrency, len(request.items))
 
     async def aclose(self) -> None:
         """Close the provider (connections, threads, models)."""

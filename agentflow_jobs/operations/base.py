@@ -168,7 +168,8 @@ class BoundOperation(ABC):
     def __init__(self, request: CompletionRequest) -> None:
         self.request = request
         self.hint_params = request.model_dump(
-            exclude={"items", "metadata", "max_attempts", "id_field", "model", "operation"},
+            exclude={"items", "metadata", "max_attempts", "max_concurrency", "id_field", "model",
+                     "operation"},
             exclude_none=True,
             exclude_defaults=True,
         )

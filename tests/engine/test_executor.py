@@ -355,6 +355,20 @@ def test_concurrency_bounds_the_requests_in_flight(fake_provider: FakeProvider) 
     assert fake_provider.max_in_flight == 5
 
 
+def test_a_requests_max_concurrency_bounds_its_share(fake_provider: FakeProvider) -> None:
+    fake_provider.script(latency_ms=40)
+    outcome = complete(
+        fake_provider,
+        concurrency=8,
+        operation="classify",
+        categories=CATS,
+        max_concurrency=2,
+        items=[{"content": f"good {i}"} for i in range(12)],
+    )
+    assert all(r["status"] == "completed" for r in outcome.results)
+    assert fake_provider.max_in_flight == 2
+
+
 def test_usage_sums_every_attempt(fake_provider: FakeProvider) -> None:
     fake_provider.script(fault="wrong_label", match="bad apple")
     outcome = complete(
