@@ -156,11 +156,21 @@ class Job:
         for raw in read_items(self.input_path, format=self.input_format, on_error=on_error):
             yield self.render(raw)
 
+    def item_id(self, raw: InputItem) -> Any:
+        """The item's own ``id_field`` value, else None; its position only with no id_field.
+
+        Never a made-up number when ``id_field`` is set: the position of one item could
+        equal another item's real id. (The errors file also carries the line.)
+        """
+        if self.id_field is None:
+            return raw.index
+        return raw.record.get(self.id_field) if raw.record is not None else None
+
     def render(self, raw: InputItem) -> RenderedItem:
         record = raw.record
+        ident = self.item_id(raw)
         if record is None:
-            return RenderedItem(raw.index, raw.line, raw.index, None, None, None, raw.error)
-        ident = record.get(self.id_field, raw.index) if self.id_field else raw.index
+            return RenderedItem(raw.index, raw.line, ident, None, None, None, raw.error)
         item: dict[str, Any] = {}
         if self.content_field in record and record[self.content_field] is not None:
             item["content"] = _text(record[self.content_field])

@@ -116,7 +116,10 @@ class InputSpec(_Model):
         description="The item field holding the text; available to templates as `{content}`.",
     )
     id_field: str | None = Field(
-        default=None, min_length=1, description="Item field carried to the output as a stable id."
+        default=None,
+        min_length=1,
+        description="Item field carried to the output (and the errors file) as `id`; null for an "
+        "item without it. Without id_field, `id` is the item's 0-based position in the input.",
     )
     on_error: Literal["skip", "fail"] = Field(
         default="skip",
