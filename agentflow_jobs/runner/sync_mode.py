@@ -1,5 +1,7 @@
 """Sync mode: items flow in chunks to ``client.completions.*``, several in flight.
 
+At most ``execution.concurrency`` items are in flight in all (see ``request_shape``).
+
 Each chunk's rows are committed to the ledger (one transaction) before the chunk
 counts as done, so a kill loses at most the chunks in flight. Which items to send is
 decided right before dispatch, on the event loop thread: the ledger is checked and the
@@ -25,7 +27,7 @@ from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.plan import blocks
 from agentflow_jobs.runner.state import State
 
-__all__ = ["Selector", "SyncCounts", "run_sync"]
+__all__ = ["Selector", "SyncCounts", "request_shape", "run_sync"]
 
 log = structlog.get_logger()
 _METHODS = {
@@ -117,6 +119,18 @@ class Selector:
             yield buffer
 
 
+def request_shape(concurrency: int, chunk_size: int) -> tuple[int, int]:
+    """Items per request and requests in flight: together at most ``concurrency`` items.
+
+    The engine works on every item of a request at once (one provider request each, up
+    to the provider's own limit), so items in flight are bounded here, by splitting: about
+    four requests of ``concurrency / 4`` items (never more than ``chunk_size``), so one
+    slow item holds back only its own small request while the others keep going.
+    """
+    size = max(1, min(chunk_size, concurrency // 4))
+    return size, max(1, concurrency // size)
+
+
 async def run_sync(
     job: Job,
     state: State,
@@ -129,8 +143,7 @@ async def run_sync(
     """Send every selected item; stop dispatching when ``stop`` is set."""
     counts = SyncCounts()
     ledger = Ledger(state)
-    # at least two chunks in flight, so one slow item never idles the pipeline
-    window = max(2, -(-job.concurrency // job.chunk_size))
+    size, window = request_shape(job.concurrency, job.chunk_size)
     slots = asyncio.Semaphore(window)
     tasks: set[asyncio.Task[None]] = set()
     method = getattr(client.completions, _METHODS[job.operation])
@@ -157,7 +170,7 @@ async def run_sync(
             selector.release([r.key or "" for r in chunk])
             slots.release()
 
-    for chunk in selector.chunks(job.chunk_size):
+    for chunk in selector.chunks(size):
         await slots.acquire()
         if stop.is_set() or failure:
             slots.release()

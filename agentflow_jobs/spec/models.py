@@ -154,7 +154,13 @@ class OutputSpec(_Model):
 class ExecutionSpec(_Model):
     """How the job runs; every setting has a default."""
 
-    concurrency: int = Field(default=16, ge=1, le=1024, description="Requests in flight at once (sync mode).")
+    concurrency: int = Field(
+        default=16,
+        ge=1,
+        le=1024,
+        description="Most provider requests in flight at once (sync mode; batch mode runs at "
+        "the profile's provider concurrency).",
+    )
     max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts per item before it fails.")
     max_failure_rate: float = Field(
         default=0.05,
@@ -166,7 +172,12 @@ class ExecutionSpec(_Model):
     auto_batch_threshold: int = Field(
         default=5000, ge=1, description="In `auto` mode, inputs with at least this many items run as batches."
     )
-    chunk_size: int = Field(default=64, ge=1, description="Items per request group in sync mode.")
+    chunk_size: int = Field(
+        default=64,
+        ge=1,
+        description="Sync mode: most items per request to AgentFlow, committed together; "
+        "requests are smaller when needed to keep `concurrency`.",
+    )
 
 
 class JobSpec(_Model):
