@@ -3,7 +3,9 @@
 Per job: plan (fingerprints, then a ledger count), re-attach to batches already in
 flight, send what is left in sync or batch mode, write the output from the ledger,
 then remember the fingerprints. Interrupted (``stop`` set) or not, the output is
-written from whatever the ledger holds, so results that arrived are never lost.
+written from whatever the ledger holds, so results that arrived are never lost; only a
+run that got no answer from the provider (or ended unreachable, exit 4) leaves the
+previous output file as it was.
 """
 
 from __future__ import annotations
@@ -20,7 +22,12 @@ from typing import Any
 import structlog
 
 from agentflow_jobs.errors import AgentFlowError, UsageError
-from agentflow_jobs.runner.batch_mode import cancel_batches, collect_batches, submit_batches
+from agentflow_jobs.runner.batch_mode import (
+    BatchCounts,
+    cancel_batches,
+    collect_batches,
+    submit_batches,
+)
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.output import OutputSummary, write_output
 from agentflow_jobs.runner.plan import (
@@ -34,7 +41,7 @@ from agentflow_jobs.runner.plan import (
 )
 from agentflow_jobs.runner.progress import NullProgress, Progress
 from agentflow_jobs.runner.state import JobRecord, State
-from agentflow_jobs.runner.sync_mode import Selector, run_sync
+from agentflow_jobs.runner.sync_mode import Selector, SyncCounts, run_sync
 from agentflow_jobs.runner.workspace import Workspace, open_workspace
 
 __all__ = ["ApplyReport", "JobReport", "apply_jobs", "cancel_job", "select_jobs"]
@@ -91,6 +98,25 @@ class ApplyReport:
         }
 
 
+@dataclass
+class _Received:
+    """What came back from the provider in this run (answers are completed rows or
+    failures the provider gave; retryable failures are those nobody was charged for)."""
+
+    sent_any: bool = False
+    answered: int = 0
+    retryable: int = 0
+
+    def add(self, counts: SyncCounts | BatchCounts) -> None:
+        self.answered += counts.completed + counts.failed - counts.retryable
+        self.retryable += counts.retryable
+
+    @property
+    def provider_down(self) -> bool:
+        """Every request of this run failed without an answer."""
+        return self.answered == 0 and self.retryable > 0
+
+
 def select_jobs(specs: Iterable[Any], names: Sequence[str] | None) -> list[Job]:
     """Jobs from specs, in dependency order; ``names`` (if given) must all exist."""
     jobs = [spec if isinstance(spec, Job) else Job.from_spec(spec) for spec in specs]
@@ -123,6 +149,7 @@ async def _execute(
     detach: bool,
     stop: threading.Event,
     progress: Progress,
+    received: _Received,
 ) -> None:
     async with _client(job) as client:
         if plan.open_batches and not detach:
@@ -130,6 +157,7 @@ async def _execute(
                 job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
             )
             report.batches += counts.collected
+            received.add(counts)
         if stop.is_set():
             return
         skip = state.keys_in_open_batches
@@ -145,6 +173,7 @@ async def _execute(
                 job, state, client, selector=selector, stop=stop, on_chunk=on_chunk
             )
             report.sent += sync.sent
+            received.add(sync)
             return
         sub = await submit_batches(job, state, client, selector=selector, run_id=run_id, stop=stop)
         report.sent += sub.sent
@@ -152,7 +181,11 @@ async def _execute(
         if detach:
             report.status = "submitted"
             return
-        await collect_batches(job, state, client, stop=stop, on_progress=_batch_cb(progress, job))
+        received.add(
+            await collect_batches(
+                job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
+            )
+        )
 
 
 def _batch_cb(progress: Progress, job: Job) -> Any:
@@ -169,6 +202,7 @@ def _finish(
     summary: OutputSummary,
     input_fp: str | None,
     run_id: str,
+    received: _Received | None = None,
 ) -> None:
     report.total, report.completed, report.failed = summary.total, summary.completed, summary.failed
     report.input_errors, report.missing, report.tokens = (
@@ -181,7 +215,7 @@ def _finish(
         pass  # the caller already decided; the state records exactly what it reports
     elif summary.missing:
         report.status = "incomplete"
-    elif summary.retryable and not summary.completed and summary.retryable == summary.failed:
+    elif received is not None and received.provider_down:
         report.status, report.exit_code = "error", 4
         report.message = (
             "the provider failed every request (see the errors file); nothing was paid "
@@ -252,7 +286,9 @@ def _apply_one(
         else:
             progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
             log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
+            received = _Received()
             if plan.to_send or plan.open_batches:
+                received.sent_any = True
                 _run_execute(
                     job,
                     state,
@@ -264,14 +300,37 @@ def _apply_one(
                     detach=detach,
                     stop=stop,
                     progress=progress,
+                    received=received,
                 )
-            _finish(job, state, report, write_output(job, state), input_fp, run_id)
+            keep = _keep_output(job, report, received)
+            summary = write_output(job, state, keep_output=keep)
+            _finish(job, state, report, summary, input_fp, run_id, received)
+            if keep:
+                report.message = (report.message or "nothing was answered") + (
+                    f"; the previous output {job.output_path.name} was left as it was "
+                    "(the next apply that gets answers rewrites it)"
+                )
     except AgentFlowError as exc:
         report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
         log.error("job failed to run", error=str(exc))
     report.seconds = time.monotonic() - started
     progress.job_finished(report)
     return report
+
+
+def _keep_output(job: Job, report: JobReport, received: _Received) -> bool:
+    """Whether this run must leave the previous output as it was.
+
+    A run that ends with the provider unreachable (exit 4), or that sent requests and got
+    no answer back, has nothing to put in place of the previous rows, which may well be
+    another model's: emptying the file would throw good rows away for a failure the
+    next apply retries anyway. Their items stay in the errors file and the ledger.
+    """
+    if not received.sent_any or not job.output_path.is_file():
+        return False
+    if report.exit_code == 4 or received.provider_down:
+        return True
+    return received.answered == 0 and report.status == "error"
 
 
 def _run_execute(job: Job, state: State, plan: JobPlan, report: JobReport, **kwargs: Any) -> None:

@@ -24,7 +24,7 @@ from agentflow_jobs.errors import NotFoundError
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job
-from agentflow_jobs.runner.ledger import Ledger
+from agentflow_jobs.runner.ledger import Ledger, is_retryable
 from agentflow_jobs.runner.state import BatchRecord, State
 from agentflow_jobs.runner.sync_mode import Selector, wait_or_stop
 
@@ -44,6 +44,7 @@ class BatchCounts:
     collected: int = 0
     completed: int = 0
     failed: int = 0
+    retryable: int = 0  # of the failed: the provider never answered
 
 
 def _operation(job: Job) -> str:
@@ -120,6 +121,7 @@ async def _collect(
         done = sum(row.get("status") == "completed" for row in page)
         counts.completed += done
         counts.failed += len(page) - done
+        counts.retryable += sum(is_retryable(row) for row in page)
     state.update_batch(record.seq, status=f"collected:{status}")
     counts.collected += 1
     log.info("batch collected", batch_id=record.batch_id, status=status)

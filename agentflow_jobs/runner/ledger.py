@@ -18,7 +18,7 @@ from typing import Any
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.runner.state import State
 
-__all__ = ["TRANSIENT_CODES", "Ledger", "LedgerEntry", "ledger_key"]
+__all__ = ["TRANSIENT_CODES", "Ledger", "LedgerEntry", "is_retryable", "ledger_key"]
 
 _BLOCK = 500
 # failures nobody was charged for (the provider never answered): kept as "retryable",
@@ -26,6 +26,12 @@ _BLOCK = 500
 TRANSIENT_CODES = frozenset(
     {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
 )
+
+
+def is_retryable(row: dict[str, Any]) -> bool:
+    """A failed row nobody was charged for: kept as "retryable", which apply sends again."""
+    code = (row.get("error") or {}).get("code")
+    return (row.get("status") or "failed") == "failed" and code in TRANSIENT_CODES
 
 
 def ledger_key(
@@ -95,10 +101,7 @@ class Ledger:
         params = []
         for key, index, row in rows:
             usage = row.get("usage") or {}
-            status = row.get("status") or "failed"
-            code = (row.get("error") or {}).get("code")
-            if status == "failed" and code in TRANSIENT_CODES:
-                status = "retryable"
+            status = "retryable" if is_retryable(row) else row.get("status") or "failed"
             data = {"result": row.get("result"), "error": row.get("error"), "usage": usage}
             params.append(
                 (

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from agentflow_jobs.errors import OutputError
-from agentflow_jobs.io import AtomicFile, open_row_writer
+from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job, RenderedItem
 from agentflow_jobs.runner.ledger import Ledger, LedgerEntry
@@ -162,14 +162,16 @@ def _csv_columns(job: Job, ledger: Ledger) -> list[str]:
     return list(columns)
 
 
-def write_output(job: Job, state: State) -> OutputSummary:
+def write_output(job: Job, state: State, *, keep_output: bool = False) -> OutputSummary:
     """Write the output and errors files for ``job`` from the ledger; returns the counts.
 
+    ``keep_output`` leaves the output file as it is (a run that got no answers must not
+    replace good rows); the counts and the errors file are still those of the ledger.
     A file that cannot be written (a directory in the way, a full disk, no permission) is
     an OutputError naming it; the ledger keeps every result for the next attempt.
     """
     try:
-        return _write_output(job, state)
+        return _write_output(job, state, keep_output=keep_output)
     except OSError as exc:
         raise OutputError(
             f"cannot write the output ({exc.strerror or exc}); the results are kept in the "
@@ -178,21 +180,35 @@ def write_output(job: Job, state: State) -> OutputSummary:
         ) from None
 
 
-def _write_output(job: Job, state: State) -> OutputSummary:
+class _Discard:
+    """The row writer of an output that is kept as it is."""
+
+    def write(self, row: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+def _write_output(job: Job, state: State, *, keep_output: bool) -> OutputSummary:
     ledger = Ledger(state)
-    columns = _csv_columns(job, ledger) if job.output_format == "csv" else None
+    as_csv = job.output_format == "csv" and not keep_output
+    columns = _csv_columns(job, ledger) if as_csv else None
     summary = OutputSummary()
-    out = AtomicFile(job.output_path)
+    out = None if keep_output else AtomicFile(job.output_path)
     errors = AtomicFile(job.errors_path)
     raw = _RawLines(job.input_path)
     try:
-        writer = open_row_writer(out.handle, job.output_format, columns=columns)
+        writer: RowWriter = _Discard()
+        if out is not None:
+            writer = open_row_writer(out.handle, job.output_format, columns=columns)
         error_writer = open_row_writer(errors.handle, "jsonl")
         for rendered, entry in _joined(job, ledger):
             summary.total += 1
             if entry is not None and entry.status == "completed":
-                row = _row(job, rendered, entry)
-                writer.write(_flat(row) if columns is not None else row)
+                if out is not None:
+                    row = _row(job, rendered, entry)
+                    writer.write(_flat(row) if columns is not None else row)
                 summary.completed += 1
                 summary.tokens += int(entry.usage.get("total_tokens") or 0)
             elif rendered.key is None or entry is not None:
@@ -206,16 +222,19 @@ def _write_output(job: Job, state: State) -> OutputSummary:
                 crash_point("mid_output_write")
         writer.close()
     except BaseException:
-        out.abort()
+        if out is not None:
+            out.abort()
         errors.abort()
         raise
     finally:
         raw.close()
-    out.commit()
+    if out is not None:
+        out.commit()
     if summary.failed or summary.input_errors:
         errors.commit()
     else:
         errors.abort()
-        with contextlib.suppress(FileNotFoundError):
-            job.errors_path.unlink()
+        if out is not None:  # a kept output keeps the errors file that goes with it
+            with contextlib.suppress(FileNotFoundError):
+                job.errors_path.unlink()
     return summary

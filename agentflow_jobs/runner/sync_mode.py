@@ -23,7 +23,7 @@ import structlog
 
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job, RenderedItem
-from agentflow_jobs.runner.ledger import Ledger
+from agentflow_jobs.runner.ledger import Ledger, is_retryable
 from agentflow_jobs.runner.plan import blocks
 from agentflow_jobs.runner.state import State
 
@@ -46,6 +46,7 @@ class SyncCounts:
     sent: int = 0
     completed: int = 0
     failed: int = 0
+    retryable: int = 0  # of the failed: the provider never answered
     requests: int = 0
 
 
@@ -161,6 +162,7 @@ async def run_sync(
             done = sum(row.get("status") == "completed" for row in rows)
             counts.completed += done
             counts.failed += len(rows) - done
+            counts.retryable += sum(is_retryable(row) for row in rows)
             counts.requests += 1
             if on_chunk:
                 on_chunk(done, len(rows) - done)
