@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from agentflow_jobs.io.readers import FORMATS, InputItem, ItemError, detect_format, read_items
+from agentflow_jobs.io.readers import (
+    FORMATS,
+    InputItem,
+    ItemError,
+    detect_format,
+    read_columns,
+    read_items,
+)
 from agentflow_jobs.io.writers import (
     OUTPUT_FORMATS,
     AtomicFile,
@@ -22,6 +29,7 @@ __all__ = [
     "csv_cell",
     "detect_format",
     "open_row_writer",
+    "read_columns",
     "read_items",
     "write_rows",
 ]

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Literal
 
 from agentflow_jobs.errors import InputError
 
-__all__ = ["FORMATS", "InputItem", "ItemError", "detect_format", "read_items"]
+__all__ = ["FORMATS", "InputItem", "ItemError", "detect_format", "read_columns", "read_items"]
 
 FORMATS = ("jsonl", "csv", "json", "txt")
 OnError = Literal["skip", "fail"]
@@ -78,6 +78,20 @@ def read_items(
             yield item
     finally:
         handle.close()
+
+
+def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | None:
+    """The fields every item of ``path`` has: a CSV file's header (``[]`` when the file is
+    empty); None for the formats whose fields vary per item."""
+    if (format or detect_format(path)) != "csv":
+        return None
+    try:
+        with open(path, "rb") as handle:
+            for item in _read_csv(handle, str(path), header_only=True):
+                return list(item.record or {})
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
+    return []
 
 
 def _as_record(value: Any) -> dict[str, Any] | ItemError:
@@ -142,7 +156,8 @@ def _surrogate_lines(handle: BinaryIO) -> Iterator[str]:
         yield raw.decode("utf-8", errors="surrogateescape")
 
 
-def _read_csv(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+def _read_csv(handle: BinaryIO, path: str, *, header_only: bool = False) -> Iterator[InputItem]:
+    """CSV rows as items; ``header_only`` yields the header once, as an item's keys."""
     reader = csv.reader(_surrogate_lines(handle), strict=True)
     header: list[str] | None = None
     index = 0
@@ -162,6 +177,9 @@ def _read_csv(handle: BinaryIO, path: str) -> Iterator[InputItem]:
             if _NOT_UTF8.search(",".join(row)):
                 raise InputError("header is not UTF-8", path=path, line=start)
             header = [name.strip() for name in row]
+            if header_only:
+                yield InputItem(0, start, dict.fromkeys(header))
+                return
             continue
         if not row or all(not cell.strip() for cell in row):
             continue

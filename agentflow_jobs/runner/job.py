@@ -3,7 +3,10 @@
 ``Job.from_spec`` reads a ``JobSpec`` once; everything after works on this flat view.
 ``Job.render`` turns an input record into exactly the item that is sent (``content``
 plus the fields the prompt templates name) and its ledger key, so planning, sending and
-writing output all agree on what an item is.
+writing output all agree on what an item is. An item the operation would refuse
+without asking the model (a missing or empty field, too long) is an input error here,
+named in the user's own field names, and is never sent. A CSV file whose header lacks
+a field the spec names is refused as a whole, before anything is sent.
 """
 
 from __future__ import annotations
@@ -14,9 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.errors import AgentFlowError, ConfigError, InputError
 from agentflow_jobs.hashing import content_hash
-from agentflow_jobs.io import InputItem, ItemError, read_items
+from agentflow_jobs.io import InputItem, ItemError, read_columns, read_items
+from agentflow_jobs.operations import (
+    MAX_ITEM_CHARS,
+    BoundOperation,
+    OperationInputError,
+    get_operation,
+)
 from agentflow_jobs.operations.templates import TemplateError, template_fields
 from agentflow_jobs.runner.ledger import ledger_key
 from agentflow_jobs.wire import CompletionRequest, normalize_operation
@@ -24,6 +33,7 @@ from agentflow_jobs.wire import CompletionRequest, normalize_operation
 __all__ = ["Job", "RenderedItem", "model_identity"]
 
 _TEMPLATE_KEYS = ("user_prompt_template", "system_prompt")
+_SHOWN_FIELDS = 20  # an item's fields listed in a missing-field message, at most
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,8 @@ class Job:
     hash_fields: dict[str, Any] = field(default_factory=dict)
     model_identity: str = ""
     template_names: tuple[str, ...] = ()
+    # the operation as the engine prepares it, to refuse what it would refuse unsent
+    checker: BoundOperation | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec: Any) -> Job:
@@ -126,6 +138,15 @@ class Job:
                     continue
         self.template_names = tuple(names)
         self.operation = kind
+        # the runner sends content as `content`; checked under the user's name, the
+        # operation's own messages name the field the user knows
+        content_field = self.content_field if kind != "run" else "content"
+        try:
+            self.checker = get_operation(kind).prepare(
+                request.model_copy(update={"content_field": content_field})
+            )
+        except AgentFlowError:  # a broken request fails as a whole when sent, as before
+            self.checker = None
 
     @property
     def needs_content(self) -> bool:
@@ -151,10 +172,38 @@ class Job:
 
     def items(self) -> Iterator[RenderedItem]:
         """Every input item, rendered and keyed, in input order (streaming)."""
+        columns = read_columns(self.input_path, format=self.input_format)
         fail = self.on_error == "fail"
         on_error: Literal["skip", "fail"] = "fail" if fail else "skip"
         for raw in read_items(self.input_path, format=self.input_format, on_error=on_error):
+            if columns is not None:  # checked once there is a row that would fail
+                self.check_columns(columns)
+                columns = None
             yield self.render(raw)
+
+    def named_fields(self) -> list[tuple[str, str]]:
+        """``(spec key, field)`` for every item field the spec names."""
+        named = [("input.content_field", self.content_field)] if self.needs_content else []
+        if self.id_field is not None:
+            named.append(("input.id_field", self.id_field))
+        named.extend(
+            ("a prompt template", name) for name in self.template_names if name != "content"
+        )
+        return named
+
+    def check_columns(self, columns: list[str]) -> None:
+        """A CSV header without a field the spec names fails the job, naming the columns.
+
+        Every row would fail alike (or carry no id), and `retry` could not help.
+        """
+        missing = [f"{name!r} ({what})" for what, name in self.named_fields() if name not in columns]
+        if missing:
+            have = ", ".join(repr(c) for c in columns) if columns else "none"
+            raise InputError(
+                f"the header has no column {', '.join(missing)}; its columns are: {have}",
+                path=str(self.input_path),
+                line=1,
+            )
 
     def item_id(self, raw: InputItem) -> Any:
         """The item's own ``id_field`` value, else None; its position only with no id_field.
@@ -172,24 +221,53 @@ class Job:
         if record is None:
             return RenderedItem(raw.index, raw.line, ident, None, None, None, raw.error)
         item: dict[str, Any] = {}
-        if self.content_field in record and record[self.content_field] is not None:
+        if record.get(self.content_field) is not None:
             item["content"] = _text(record[self.content_field])
         elif self.needs_content:
-            error = ItemError("missing_field", f"line {raw.line}: no field {self.content_field!r}")
-            return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
+            return self._failed(raw, ident, _absent(record, self.content_field, "the content field"))
         for name in self.template_names:
             if name == "content":
                 continue
             if name not in record:
-                error = ItemError("missing_field", f"line {raw.line}: no field {name!r}")
-                return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
+                return self._failed(raw, ident, _absent(record, name, "used by a prompt template"))
             item[name] = record[name]
+        error = self.unsendable(item)
+        if error is not None:
+            return self._failed(raw, ident, error)
         try:
             key = ledger_key(self.operation, self.hash_fields, self.model_identity, item)
         except (RecursionError, ValueError):
-            error = ItemError("invalid_input", f"line {raw.line}: value nested too deeply")
-            return RenderedItem(raw.index, raw.line, ident, None, None, record, error)
+            return self._failed(raw, ident, ItemError("invalid_input", "value nested too deeply"))
         return RenderedItem(raw.index, raw.line, ident, key, item, record)
+
+    def _failed(self, raw: InputItem, ident: Any, error: ItemError) -> RenderedItem:
+        located = ItemError(error.code, f"line {raw.line}: {error.message}")
+        return RenderedItem(raw.index, raw.line, ident, None, None, raw.record, located)
+
+    def unsendable(self, item: dict[str, Any]) -> ItemError | None:
+        """Why the operation would fail ``item`` without asking the model, if it would."""
+        if self.checker is None:
+            return None
+        probe = item if self.operation == "run" else {self.content_field: item.get("content")}
+        try:
+            text = self.checker.user_message(probe)
+        except OperationInputError as exc:
+            return ItemError(exc.code, exc.message)
+        if len(text) > MAX_ITEM_CHARS:
+            message = f"item is {len(text):,} characters; the limit is {MAX_ITEM_CHARS:,}"
+            return ItemError("item_too_large", message)
+        return None
+
+
+def _absent(record: dict[str, Any], name: str, role: str) -> ItemError:
+    """A field the item lacks (or holds null for), with the fields it does have."""
+    if name in record:
+        return ItemError("empty_content", f"item field {name!r} ({role}) is null")
+    names = list(record)
+    shown = ", ".join(repr(n) for n in names[:_SHOWN_FIELDS])
+    if len(names) > _SHOWN_FIELDS:
+        shown += f", … ({len(names)} in all)"
+    return ItemError("missing_field", f"no field {name!r} ({role}); the item has {shown or 'no fields'}")
 
 
 def _text(value: Any) -> str:

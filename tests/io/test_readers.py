@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agentflow_jobs.errors import InputError
-from agentflow_jobs.io import read_items
+from agentflow_jobs.io import read_columns, read_items
 
 
 def _items(path: Path, **kwargs: object) -> list[tuple[int, int, object, object]]:
@@ -123,3 +123,16 @@ def test_deeply_nested_json_element_refuses_the_file_located(tmp_path: Path) -> 
     with pytest.raises(InputError) as info:
         list(read_items(path))
     assert info.value.line == 2
+
+
+def test_read_columns_is_a_csv_header_and_none_for_other_formats(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b'\xef\xbb\xbfid, text ,"a,b"\n1,x,y\n')
+    assert read_columns(path) == ["id", "text", "a,b"]
+    (tmp_path / "empty.csv").write_text("")
+    assert read_columns(tmp_path / "empty.csv") == []
+    (tmp_path / "in.jsonl").write_text('{"id": 1}\n')
+    assert read_columns(tmp_path / "in.jsonl") is None
+    assert read_columns(tmp_path / "in.jsonl", format="csv") == ['{"id": 1}']
+    with pytest.raises(InputError, match="cannot read input"):
+        read_columns(tmp_path / "nowhere.csv")
