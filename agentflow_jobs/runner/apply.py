@@ -154,7 +154,7 @@ async def _execute(
     async with _client(job) as client:
         if plan.open_batches and not detach:
             counts = await collect_batches(
-                job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
+                job, state, client, stop=stop, run_id=run_id, on_progress=_batch_cb(progress, job)
             )
             report.batches += counts.collected
             received.add(counts)
@@ -170,7 +170,7 @@ async def _execute(
                 progress.items_done(job.name, done, failed)
 
             sync = await run_sync(
-                job, state, client, selector=selector, stop=stop, on_chunk=on_chunk
+                job, state, client, selector=selector, stop=stop, run_id=run_id, on_chunk=on_chunk
             )
             report.sent += sync.sent
             received.add(sync)
@@ -183,7 +183,7 @@ async def _execute(
             return
         received.add(
             await collect_batches(
-                job, state, client, stop=stop, on_progress=_batch_cb(progress, job)
+                job, state, client, stop=stop, run_id=run_id, on_progress=_batch_cb(progress, job)
             )
         )
 
@@ -409,25 +409,33 @@ def apply_jobs(
     return report
 
 
+def _cancel(job: Job, state: State, run_id: str) -> JobReport:
+    report = JobReport(name=job.name, status="cancelled", mode="batch", output=str(job.output_path))
+    open_batches = state.batches(job.name, open_only=True)
+    if open_batches:
+
+        async def run() -> None:
+            async with _client(job) as client:
+                counts = await cancel_batches(job, state, client, run_id=run_id)
+                report.batches = counts.collected
+
+        asyncio.run(run())
+    summary = write_output(job, state)
+    _finish(job, state, report, summary, input_fingerprint(job.input_path), run_id)
+    report.message = f"{len(open_batches)} batch(es) cancelled"
+    return report
+
+
 def cancel_job(
     specs: Iterable[Any], name: str, *, state: Workspace | str | Path, lock_timeout: float = 0.0
 ) -> JobReport:
     """Cancel the job's in-flight batches, record what they finished, rewrite its output."""
     (job,) = select_jobs(specs, [name])
+    run_id = uuid.uuid4().hex[:12]
     with open_workspace(state, lock_timeout=lock_timeout, command="cancel") as ws:
-        report = JobReport(
-            name=job.name, status="cancelled", mode="batch", output=str(job.output_path)
-        )
-        open_batches = ws.state.batches(job.name, open_only=True)
-        if open_batches:
-
-            async def run() -> None:
-                async with _client(job) as client:
-                    counts = await cancel_batches(job, ws.state, client)
-                    report.batches = counts.collected
-
-            asyncio.run(run())
-        summary = write_output(job, ws.state)
-        _finish(job, ws.state, report, summary, input_fingerprint(job.input_path), "cancel")
-        report.message = f"{len(open_batches)} batch(es) cancelled"
+        ws.state.start_run(run_id, "cancel")
+        try:
+            report = _cancel(job, ws.state, run_id)
+        finally:
+            ws.state.finish_run(run_id, "done")
     return report

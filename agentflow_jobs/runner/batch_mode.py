@@ -109,14 +109,20 @@ async def _pages(client: Any, batch_id: str) -> AsyncIterator[list[dict[str, Any
 
 
 async def _collect(
-    job: Job, state: State, client: Any, record: BatchRecord, status: str, counts: BatchCounts
+    job: Job,
+    state: State,
+    client: Any,
+    record: BatchRecord,
+    status: str,
+    counts: BatchCounts,
+    run_id: str | None,
 ) -> None:
     ledger = Ledger(state)
     assert record.batch_id is not None
     async for page in _pages(client, record.batch_id):
         triples = [(record.keys[int(row["index"])], int(row["index"]), row) for row in page]
         crash_point("before_ledger_commit")
-        ledger.commit(job.name, "batch", triples)
+        ledger.commit(job.name, "batch", triples, run_id=run_id)
         crash_point("after_ledger_commit")
         done = sum(row.get("status") == "completed" for row in page)
         counts.completed += done
@@ -133,6 +139,7 @@ async def collect_batches(
     client: Any,
     *,
     stop: threading.Event,
+    run_id: str | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
     poll: float = 0.2,
 ) -> BatchCounts:
@@ -160,7 +167,7 @@ async def collect_batches(
                 total + progress.total,
             )
             if batch.status in _TERMINAL:
-                await _collect(job, state, client, record, str(batch.status), counts)
+                await _collect(job, state, client, record, str(batch.status), counts, run_id)
             elif batch.status != record.status or progress.completed != record.completed:
                 state.update_batch(
                     record.seq,
@@ -176,7 +183,9 @@ async def collect_batches(
     return counts
 
 
-async def cancel_batches(job: Job, state: State, client: Any) -> BatchCounts:
+async def cancel_batches(
+    job: Job, state: State, client: Any, *, run_id: str | None = None
+) -> BatchCounts:
     """Cancel the job's in-flight batches and record what they finished."""
     counts = BatchCounts()
     for record in state.batches(job.name, open_only=True):
@@ -187,5 +196,5 @@ async def cancel_batches(job: Job, state: State, client: Any) -> BatchCounts:
         while batch.status not in _TERMINAL:
             await asyncio.sleep(0.1)
             batch = await client.batches.retrieve(record.batch_id)
-        await _collect(job, state, client, record, str(batch.status), counts)
+        await _collect(job, state, client, record, str(batch.status), counts, run_id)
     return counts

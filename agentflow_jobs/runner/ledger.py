@@ -52,6 +52,7 @@ class LedgerEntry:
     usage: dict[str, Any]
     attempts: int
     mode: str
+    run_id: str | None = None  # the run that got this answer (None: written before runs were kept)
 
 
 class Ledger:
@@ -89,20 +90,34 @@ class Ledger:
                     data.get("usage") or {},
                     attempts,
                     mode,
+                    data.get("run"),
                 )
         return found
 
-    def commit(self, job: str, mode: str, rows: Iterable[tuple[str, int, dict[str, Any]]]) -> int:
+    def commit(
+        self,
+        job: str,
+        mode: str,
+        rows: Iterable[tuple[str, int, dict[str, Any]]],
+        *,
+        run_id: str | None = None,
+    ) -> int:
         """Record ``(key, index, result_row)`` triples in one transaction; returns the count.
 
-        A key seen before keeps counting its attempts, so provenance shows re-sends.
+        A key seen before keeps counting its attempts, so provenance shows re-sends;
+        ``run_id`` names the run that got these answers.
         """
         now = time.time()
         params = []
         for key, index, row in rows:
             usage = row.get("usage") or {}
             status = "retryable" if is_retryable(row) else row.get("status") or "failed"
-            data = {"result": row.get("result"), "error": row.get("error"), "usage": usage}
+            data = {
+                "result": row.get("result"),
+                "error": row.get("error"),
+                "usage": usage,
+                "run": run_id,
+            }
             params.append(
                 (
                     key,

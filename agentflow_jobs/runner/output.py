@@ -25,7 +25,7 @@ from agentflow_jobs.runner.state import State
 
 __all__ = ["OutputSummary", "write_output"]
 
-_PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens")
+_PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens", "_spec_hash", "_run_id")
 # an unparsable line longer than this is cut in the errors file (it may be megabytes)
 _RAW_LIMIT = 10_000
 
@@ -67,6 +67,8 @@ def _row(job: Job, rendered: RenderedItem, entry: LedgerEntry) -> dict[str, Any]
         row["provenance"] = {
             "job": job.name,
             "model": job.model_identity,
+            "spec_hash": job.spec_hash,
+            "run_id": entry.run_id,
             "mode": entry.mode,
             "attempts": entry.attempts,
             "usage": entry.usage,
@@ -90,6 +92,8 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
             prov["mode"],
             prov["attempts"],
             (prov.get("usage") or {}).get("total_tokens", 0),
+            prov["spec_hash"],
+            prov["run_id"],
         )
         flat.update(zip(_PROVENANCE, values, strict=True))
     return flat

@@ -139,6 +139,7 @@ async def run_sync(
     *,
     selector: Selector,
     stop: threading.Event,
+    run_id: str | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
 ) -> SyncCounts:
     """Send every selected item; stop dispatching when ``stop`` is set."""
@@ -157,7 +158,7 @@ async def run_sync(
             rows = list(result.results)
             crash_point("before_ledger_commit")
             triples = [(r.key or "", r.index, row) for r, row in zip(chunk, rows, strict=True)]
-            ledger.commit(job.name, "sync", triples)
+            ledger.commit(job.name, "sync", triples, run_id=run_id)
             crash_point("after_ledger_commit")
             done = sum(row.get("status") == "completed" for row in rows)
             counts.completed += done

@@ -141,7 +141,11 @@ class OutputSpec(_Model):
         default=False, description="Copy each input item's fields into its output row."
     )
     include_provenance: bool = Field(
-        default=False, description="Add model, spec hash and run id to every output row."
+        default=False,
+        description="Add `provenance` to every output row: job, model (model and endpoint), "
+        "spec_hash (of the spec the output was written for), run_id (of the run that got the "
+        "answer), mode, attempts and usage; in CSV the columns _job, _model, _mode, _attempts, "
+        "_total_tokens, _spec_hash and _run_id.",
     )
     errors_path: str | None = Field(
         default=None,

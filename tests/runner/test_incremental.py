@@ -123,7 +123,15 @@ def test_provenance_and_index_ids(ws: Workspace, fake_provider: Any) -> None:
         reader = csv.DictReader(handle)
         table = list(reader)
     assert reader.fieldnames is not None
-    assert reader.fieldnames[-5:] == ["_job", "_model", "_mode", "_attempts", "_total_tokens"]
+    assert reader.fieldnames[-7:] == [
+        "_job",
+        "_model",
+        "_mode",
+        "_attempts",
+        "_total_tokens",
+        "_spec_hash",
+        "_run_id",
+    ]
     assert [r["id"] for r in table] == ["0", "1"]
     assert [(r["_job"], r["_model"], r["_mode"], r["_attempts"]) for r in table] == [
         ("reviews", model, "sync", "1")
