@@ -58,7 +58,8 @@ class JobReport:
     mode: str = "sync"
     total: int = 0
     cached: int = 0
-    sent: int = 0
+    sent: int = 0  # sync: items that reached the provider; batch: items submitted
+    requests: int = 0  # provider requests for the results received, re-asks and retries included
     completed: int = 0
     failed: int = 0
     input_errors: int = 0
@@ -107,9 +108,12 @@ class _Received:
     answered: int = 0
     retryable: int = 0
 
+    requests: int = 0
+
     def add(self, counts: SyncCounts | BatchCounts) -> None:
         self.answered += counts.completed + counts.failed - counts.retryable
         self.retryable += counts.retryable
+        self.requests += counts.requests
 
     @property
     def provider_down(self) -> bool:
@@ -211,6 +215,7 @@ def _finish(
         summary.tokens,
     )
     report.errors = str(job.errors_path) if summary.failed or summary.input_errors else None
+    report.requests = received.requests if received is not None else 0
     if report.status in ("submitted", "error", "cancelled"):
         pass  # the caller already decided; the state records exactly what it reports
     elif summary.missing:

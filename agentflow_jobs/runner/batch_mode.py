@@ -24,7 +24,7 @@ from agentflow_jobs.errors import NotFoundError
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job
-from agentflow_jobs.runner.ledger import Ledger, is_retryable
+from agentflow_jobs.runner.ledger import Ledger, is_retryable, provider_requests
 from agentflow_jobs.runner.state import BatchRecord, State
 from agentflow_jobs.runner.sync_mode import Selector, wait_or_stop
 
@@ -40,11 +40,12 @@ class BatchCounts:
     """What batch mode submitted and collected in this run."""
 
     submitted: int = 0
-    sent: int = 0
+    sent: int = 0  # items submitted
     collected: int = 0
     completed: int = 0
     failed: int = 0
     retryable: int = 0  # of the failed: the provider never answered
+    requests: int = 0  # provider requests of the collected rows, re-asks and retries included
 
 
 def _operation(job: Job) -> str:
@@ -128,6 +129,7 @@ async def _collect(
         counts.completed += done
         counts.failed += len(page) - done
         counts.retryable += sum(is_retryable(row) for row in page)
+        counts.requests += sum(provider_requests(row) for row in page)
     state.update_batch(record.seq, status=f"collected:{status}")
     counts.collected += 1
     log.info("batch collected", batch_id=record.batch_id, status=status)

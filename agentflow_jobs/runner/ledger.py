@@ -18,7 +18,7 @@ from typing import Any
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.runner.state import State
 
-__all__ = ["TRANSIENT_CODES", "Ledger", "LedgerEntry", "is_retryable", "ledger_key"]
+__all__ = ["TRANSIENT_CODES", "Ledger", "LedgerEntry", "is_retryable", "ledger_key", "provider_requests"]
 
 _BLOCK = 500
 # failures nobody was charged for (the provider never answered): kept as "retryable",
@@ -32,6 +32,11 @@ def is_retryable(row: dict[str, Any]) -> bool:
     """A failed row nobody was charged for: kept as "retryable", which apply sends again."""
     code = (row.get("error") or {}).get("code")
     return (row.get("status") or "failed") == "failed" and code in TRANSIENT_CODES
+
+
+def provider_requests(row: dict[str, Any]) -> int:
+    """The provider requests a result row took (0: the engine failed it without one)."""
+    return int((row.get("usage") or {}).get("requests") or 0)
 
 
 def ledger_key(

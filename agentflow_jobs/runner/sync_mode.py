@@ -23,7 +23,7 @@ import structlog
 
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job, RenderedItem
-from agentflow_jobs.runner.ledger import Ledger, is_retryable
+from agentflow_jobs.runner.ledger import Ledger, is_retryable, provider_requests
 from agentflow_jobs.runner.plan import blocks
 from agentflow_jobs.runner.state import State
 
@@ -43,11 +43,11 @@ _METHODS = {
 class SyncCounts:
     """What one sync execution sent and got back."""
 
-    sent: int = 0
+    sent: int = 0  # items that reached the provider
     completed: int = 0
     failed: int = 0
     retryable: int = 0  # of the failed: the provider never answered
-    requests: int = 0
+    requests: int = 0  # provider requests, re-asks and retries included
 
 
 class Selector:
@@ -164,7 +164,9 @@ async def run_sync(
             counts.completed += done
             counts.failed += len(rows) - done
             counts.retryable += sum(is_retryable(row) for row in rows)
-            counts.requests += 1
+            requests = [provider_requests(row) for row in rows]
+            counts.sent += sum(n > 0 for n in requests)
+            counts.requests += sum(requests)
             if on_chunk:
                 on_chunk(done, len(rows) - done)
         except Exception as exc:  # the whole request failed: stop taking new work
@@ -178,7 +180,6 @@ async def run_sync(
         if stop.is_set() or failure:
             slots.release()
             break
-        counts.sent += len(chunk)
         task = asyncio.create_task(send(chunk))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
