@@ -182,14 +182,21 @@ class BoundOperation(ABC):
     def parse(self, item: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
         """The row's result from a reply; raises InvalidOutput."""
 
-    def build(self, item: dict[str, Any], model: str | None = None) -> ChatRequest:
-        """The chat request for one item."""
+    def checked_message(self, item: dict[str, Any]) -> str:
+        """The user message for ``item``; OperationInputError when the item cannot be sent
+        (a missing or empty field, too long). The runner asks this before it queues an
+        item, so what is refused unsent is decided in one place."""
         user = self.user_message(item)
         if len(user) > MAX_ITEM_CHARS:
             raise OperationInputError(
                 "item_too_large",
                 f"item is {len(user):,} characters; the limit is {MAX_ITEM_CHARS:,}",
             )
+        return user
+
+    def build(self, item: dict[str, Any], model: str | None = None) -> ChatRequest:
+        """The chat request for one item."""
+        user = self.checked_message(item)
         messages = [{"role": "user", "content": user}]
         if self.system_prompt:
             messages.insert(0, {"role": "system", "content": self.system_prompt})

@@ -21,7 +21,6 @@ from agentflow_jobs.errors import AgentFlowError, ConfigError, InputError
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.io import InputItem, ItemError, read_columns, read_items
 from agentflow_jobs.operations import (
-    MAX_ITEM_CHARS,
     BoundOperation,
     OperationInputError,
     get_operation,
@@ -250,12 +249,9 @@ class Job:
             return None
         probe = item if self.operation == "run" else {self.content_field: item.get("content")}
         try:
-            text = self.checker.user_message(probe)
+            self.checker.checked_message(probe)
         except OperationInputError as exc:
             return ItemError(exc.code, exc.message)
-        if len(text) > MAX_ITEM_CHARS:
-            message = f"item is {len(text):,} characters; the limit is {MAX_ITEM_CHARS:,}"
-            return ItemError("item_too_large", message)
         return None
 
 
