@@ -56,8 +56,9 @@ from tests.security import fuzzing
 REPORT = Path(__file__).resolve().parent / "reliability.json"
 CONCURRENCY = 64
 # The requests a kill -9 may legitimately cost, per round (DESIGN.md §5, invariant 1):
-# - sync: the runner keeps two chunks of `concurrency` items at the provider (or at the
-#   server, which answers them to a client that is gone);
+# - sync: the runner keeps at most `concurrency` items in flight, in requests of about
+#   `concurrency / 4` items (or at the server, which answers them to a client that is
+#   gone); a round's re-sent items stay within one `concurrency`, and within two anyway;
 # - batch: the engine's provider holds at most `concurrency` requests open (its limiter is
 #   shared by every batch a service runs), and rows that came back are group-committed as
 #   soon as the event loop is free, so at most about one loop turn of returned rows (no
