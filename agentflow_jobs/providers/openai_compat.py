@@ -20,6 +20,7 @@ is not a retry attempt, and happens at most once per feature.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -131,11 +132,12 @@ class OpenAICompatProvider:
         payload = self.payload(request)
         body = self._encode(payload)
         limit = request.max_attempts or self.retry.max_attempts
-        attempt = 0
+        attempt = sent = 0  # retry attempts; HTTP requests (fallback resends included)
         while True:
             attempt += 1
+            sent += 1
             try:
-                return await self._attempt(payload, body)
+                reply = await self._attempt(payload, body)
             except _Unsupported as refused:
                 # the new payload leaves the features out, so no feature is refused twice
                 for feature in refused.features:
@@ -146,8 +148,15 @@ class OpenAICompatProvider:
                 continue
             except ProviderError as error:
                 if not error.retryable or attempt >= limit:
-                    raise gave_up(error, attempt) from None
+                    final = gave_up(error, attempt)
+                    final.attempts = sent
+                    raise final from None
                 await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
+                continue
+            if sent > 1:  # the usage of one reply says one request; this one took more
+                usage = reply.usage.model_copy(update={"requests": sent})
+                reply = dataclasses.replace(reply, usage=usage)
+            return reply
 
     def _encode(self, payload: dict[str, Any]) -> bytes:
         """``json.dumps(payload).encode()``, with everything after the messages encoded
