@@ -20,6 +20,7 @@ import yaml
 
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.interpolate import InterpolationError, expand_tree
+from agentflow_jobs.providers.retry import display_url
 
 __all__ = ["Profile", "config_path", "default_store_path", "load_profile", "local_provider"]
 
@@ -63,12 +64,17 @@ def _endpoint(url: Any) -> str:
     """The URL without credentials, query or trailing slash (keys must not be stored)."""
     if not url:
         return "default"
-    parts = urlsplit(str(url).strip())
+    try:
+        parts = urlsplit(str(url).strip())
+        port = parts.port
+    except ValueError as exc:  # a port out of range or not a number, a broken IPv6 host
+        raise ConfigError(f"{display_url(str(url))!r} is not a valid URL ({exc})",
+                          key="base_url") from None
     host = parts.hostname or ""
     if ":" in host:
         host = f"[{host}]"
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from tests.runner.conftest import Workspace, reviews
 
 
@@ -115,6 +117,44 @@ def test_unreachable_provider_exits_4_and_a_later_apply_resends(
     assert ws.run("apply") == 0
     assert fake_provider.count == 3
     assert len(ws.output()) == 3 and ws.errors() == []
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://u:pw@127.0.0.1:99999/v1", "is not a valid URL (Port out of range"),
+        ("api.openai.com/v1", "must be an http:// or https:// URL"),
+    ],
+)
+def test_a_broken_base_url_is_one_config_error_before_anything_is_sent(
+    ws: Workspace, fake_provider: Any, monkeypatch: Any, capsys: Any, url: str, words: str
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec()
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    assert ws.run("apply") == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err and "pw@" not in err
+    assert fake_provider.count == 0 and not (ws.root / "out" / "reviews.jsonl").exists()
+
+
+def test_a_profile_whose_base_url_has_a_bad_port_is_a_config_error_not_a_traceback(
+    ws: Workspace, monkeypatch: Any, capsys: Any
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec()
+    profiles = ws.root / "profiles.yaml"
+    profiles.write_text(
+        "profiles:\n  bad:\n    engine: embedded\n"
+        "    provider: {type: openai, base_url: 'http://127.0.0.1:99999/v1', model: m}\n"
+    )
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(profiles))
+    monkeypatch.setenv("AGENTFLOW_PROFILE", "bad")
+    assert ws.run("plan") == 0  # plan sends nothing; the model shows as unresolved
+    assert "Traceback" not in capsys.readouterr().err
+    assert ws.run("apply") == 2
+    err = capsys.readouterr().err
+    assert "Port out of range" in err and "provider.base_url" in err and "Traceback" not in err
 
 
 def test_a_job_that_cannot_read_its_input_does_not_stop_the_others(
