@@ -104,7 +104,6 @@ class _Received:
     """What came back from the provider in this run (answers are completed rows or
     failures the provider gave; retryable failures are those nobody was charged for)."""
 
-    sent_any: bool = False
     answered: int = 0
     retryable: int = 0
 
@@ -293,7 +292,6 @@ def _apply_one(
             log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
             received = _Received()
             if plan.to_send or plan.open_batches:
-                received.sent_any = True
                 _run_execute(
                     job,
                     state,
@@ -307,13 +305,15 @@ def _apply_one(
                     progress=progress,
                     received=received,
                 )
-            keep = _keep_output(job, report, received)
+            keep = _keep_output(report, received)
+            existed = job.output_path.is_file()
             summary = write_output(job, state, keep_output=keep)
             _finish(job, state, report, summary, input_fp, run_id, received)
             if keep:
+                kept = (f"the previous output {job.output_path.name} was left as it was"
+                        if existed else f"no output was written to {job.output_path.name}")
                 report.message = (report.message or "nothing was answered") + (
-                    f"; the previous output {job.output_path.name} was left as it was "
-                    "(the next apply that gets answers rewrites it)"
+                    f"; {kept} (the next apply that gets answers writes it)"
                 )
     except AgentFlowError as exc:
         report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
@@ -323,19 +323,19 @@ def _apply_one(
     return report
 
 
-def _keep_output(job: Job, report: JobReport, received: _Received) -> bool:
-    """Whether this run must leave the previous output as it was.
+def _keep_output(report: JobReport, received: _Received) -> bool:
+    """Whether this run must leave the output as it was (write no new file).
 
-    A run that ends with the provider unreachable (exit 4), or that sent requests and got
-    no answer back, has nothing to put in place of the previous rows, which may well be
-    another model's: emptying the file would throw good rows away for a failure the
-    next apply retries anyway. Their items stay in the errors file and the ledger.
+    A run that got no answer at all and ended with the provider unreachable (exit 4),
+    every request unanswered, or the run failing as a whole (a broken provider setting,
+    exit 2) has nothing to put in place of the previous rows, which may well be another
+    model's: emptying the file would throw good rows away for a failure the next apply
+    retries anyway. Their items stay in the errors file and the ledger. A run that got
+    answers writes them, however it ended.
     """
-    if not received.sent_any or not job.output_path.is_file():
+    if received.answered:
         return False
-    if report.exit_code == 4 or received.provider_down:
-        return True
-    return received.answered == 0 and report.status == "error"
+    return report.exit_code == 4 or received.provider_down or report.status == "error"
 
 
 def _run_execute(job: Job, state: State, plan: JobPlan, report: JobReport, **kwargs: Any) -> None:
