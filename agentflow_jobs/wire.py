@@ -120,9 +120,6 @@ class CompletionRequest(BaseModel):
     content_field: str = "content"
     id_field: str | None = None
     max_attempts: int | None = Field(default=None, ge=1, le=20)
-    # at most this many of the request's items in flight at once (the engine's own
-    # concurrency still applies): a caller sharing a small endpoint bounds its share
-    max_concurrency: int | None = Field(default=None, ge=1, le=4096)
     metadata: dict[str, str] | None = None
 
     @model_validator(mode="after")
@@ -146,8 +143,7 @@ class CompletionRequest(BaseModel):
     def fields_for_hash(self) -> dict[str, Any]:
         """Everything that changes what the model is asked, without the items."""
         return self.model_dump(
-            exclude={"items", "metadata", "max_attempts", "max_concurrency", "id_field"},
-            exclude_none=True,
+            exclude={"items", "metadata", "max_attempts", "id_field"}, exclude_none=True
         )
 
 

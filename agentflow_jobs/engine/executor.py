@@ -73,6 +73,9 @@ class Executor:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.default_model = default_model
+        # kinds of unexpected item errors already logged with a traceback, across requests
+        # (the runner sends a job as many small requests)
+        self.logged: set[str] = set()
 
     def model_for(self, request: CompletionRequest) -> str | None:
         """The model the request runs on: its own, else the default, else the provider's."""
@@ -89,7 +92,7 @@ class Executor:
         if not request.items:
             return
         run = _Run(self, request, indices)
-        workers = self._workers(request)
+        workers = min(self.concurrency, len(request.items))
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=2 * workers)
         positions = iter(range(len(request.items)))
         tasks = [asyncio.create_task(run.work(positions, queue)) for _ in range(workers)]
@@ -115,7 +118,7 @@ class Executor:
         if request.items:
             run = _Run(self, request, None)
             positions = iter(range(len(request.items)))
-            workers = self._workers(request)
+            workers = min(self.concurrency, len(request.items))
             tasks = [asyncio.create_task(run.fill(positions, rows)) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
@@ -132,10 +135,6 @@ class Executor:
             results=rows,
             usage=total.usage(),
         )
-
-    def _workers(self, request: CompletionRequest) -> int:
-        """Items in flight at once: the executor's concurrency, the request's own bound."""
-        return min(self.concurrency, request.max_concurrency or self.concurrency, len(request.items))
 
     async def aclose(self) -> None:
         """Close the provider (connections, threads, models)."""
@@ -201,7 +200,7 @@ class _Run:
         self.model = request.model or executor.default_model
         self.attempts = request.max_attempts or executor.max_attempts
         self.fatal: BaseException | None = None
-        self.logged: set[str] = set()  # kinds of unexpected errors already logged
+        self.logged = executor.logged
 
     async def work(
         self, positions: Iterator[int], queue: asyncio.Queue[dict[str, Any] | None]

@@ -355,20 +355,6 @@ def test_concurrency_bounds_the_requests_in_flight(fake_provider: FakeProvider) 
     assert fake_provider.max_in_flight == 5
 
 
-def test_a_requests_max_concurrency_bounds_its_share(fake_provider: FakeProvider) -> None:
-    fake_provider.script(latency_ms=40)
-    outcome = complete(
-        fake_provider,
-        concurrency=8,
-        operation="classify",
-        categories=CATS,
-        max_concurrency=2,
-        items=[{"content": f"good {i}"} for i in range(12)],
-    )
-    assert all(r["status"] == "completed" for r in outcome.results)
-    assert fake_provider.max_in_flight == 2
-
-
 def test_usage_sums_every_attempt(fake_provider: FakeProvider) -> None:
     fake_provider.script(fault="wrong_label", match="bad apple")
     outcome = complete(
@@ -562,7 +548,26 @@ def test_an_error_hitting_every_item_is_logged_once_and_kept_in_every_row(
 ) -> None:
     items = [{"content": f"crash {i}"} for i in range(50)]
     request = CompletionRequest(operation="label", categories=CATS, items=items)
-    outcome = asyncio.run(Executor(Flaky(), concurrency=8).complete(request))
-    assert all(r["error"]["code"] == "internal_error" for r in outcome.results)
+
+    async def twice() -> list[CompletionResult]:  # a runner sends a job as many requests
+        executor = Executor(Flaky(), concurrency=8)
+        return [await executor.complete(request), await executor.complete(request)]
+
+    for outcome in asyncio.run(twice()):
+        assert all(r["error"]["code"] == "internal_error" for r in outcome.results)
     logged = capsys.readouterr()
     assert (logged.out + logged.err).count("item failed unexpectedly") == 1
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [{"status": 503, "retry_after_ms": 5, "times": 1}, {"fault": "reject_json_schema", "times": 1}],
+)
+def test_a_row_answered_after_a_retry_or_a_fallback_counts_both_requests(
+    fake_provider: FakeProvider, rule: dict[str, Any]
+) -> None:
+    fake_provider.script(**rule)
+    outcome = complete(fake_provider, operation="classify", categories=CATS, items=[{"content": "good"}])
+    row = outcome.results[0]
+    assert row["status"] == "completed"
+    assert row["usage"]["requests"] == fake_provider.count == 2
