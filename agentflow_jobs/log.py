@@ -115,9 +115,9 @@ def _renderer(fmt: str, stream: Any) -> Any:
     isatty = getattr(stream, "isatty", None)
     tty = bool(callable(isatty) and isatty())
     if fmt == "console" or (fmt == "auto" and tty):
-        # plain tracebacks: the rich default prints every frame's local variables, and a
-        # request's headers (Authorization) are locals in the transport's frame
-        return structlog.dev.ConsoleRenderer(colors=tty, exception_formatter=structlog.dev.plain_traceback)
+        # tracebacks reach it as text already (format_exc_info, before redaction): never
+        # the rich default's frames with their local variables (headers among them)
+        return structlog.dev.ConsoleRenderer(colors=tty)
     return structlog.processors.JSONRenderer()
 
 

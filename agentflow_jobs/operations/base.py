@@ -92,7 +92,9 @@ def fold(text: str) -> str:
     """``text`` as matched against declared choices: case, whitespace runs and Unicode
     normalization ignored (``café`` typed precomposed or with a combining accent, as a
     model may write it either way, is one choice)."""
-    return unicodedata.normalize("NFKC", " ".join(text.split())).casefold()
+    # NFKC(casefold(NFKC(x))): Unicode's caseless match, the fold alone is not closed
+    folded = unicodedata.normalize("NFKC", " ".join(text.split())).casefold()
+    return unicodedata.normalize("NFKC", folded)
 
 
 def folded_clash(values: list[str]) -> tuple[str, str] | None:
@@ -168,8 +170,7 @@ class BoundOperation(ABC):
     def __init__(self, request: CompletionRequest) -> None:
         self.request = request
         self.hint_params = request.model_dump(
-            exclude={"items", "metadata", "max_attempts", "max_concurrency", "id_field", "model",
-                     "operation"},
+            exclude={"items", "metadata", "max_attempts", "id_field", "model", "operation"},
             exclude_none=True,
             exclude_defaults=True,
         )

@@ -16,8 +16,8 @@ Confidence, best source first:
    when a token comes without alternatives its own probability is used;
 2. ``reply.choice_probs``, when the provider scored the categories itself;
 3. the model's own ``confidence`` from the JSON reply: a number or a numeric string
-   (``0.8``, ``"0.8"``, ``"80%"``); a number in (1, 100] is read as a percentage
-   (``80`` → 0.8), anything else is clamped to [0, 1];
+   (``0.8``, ``"0.8"``, ``"80%"``); a number in [2, 100] is read as a percentage
+   (``80`` → 0.8), anything else is clamped to [0, 1] (``1.5`` → 1);
 4. ``DEFAULT_CONFIDENCE``, when the reply gives no confidence or not a number.
 """
 
