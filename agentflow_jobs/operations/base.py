@@ -23,6 +23,7 @@ import json
 import re
 import unicodedata
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -33,14 +34,15 @@ from agentflow_jobs.wire import CompletionRequest
 __all__ = [
     "MAX_ITEM_CHARS",
     "BoundOperation",
+    "Choices",
     "InvalidOutput",
     "InvalidRequest",
     "Operation",
     "OperationInputError",
     "fold",
-    "folded_clash",
     "json_schema_format",
     "load_json_object",
+    "look_alike",
     "value_text",
 ]
 
@@ -97,18 +99,31 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", folded)
 
 
-def folded_clash(values: list[str]) -> tuple[str, str] | None:
-    """The first two distinct ``values`` that ``fold`` to the same text, if any.
+def look_alike(what: str, earlier: str, value: str) -> str:
+    """The complaint about two declared values the lenient match cannot tell apart."""
+    return f"{what} `{earlier}` and `{value}` differ only in case, spacing or Unicode form"
 
-    Such choices cannot be told apart by a lenient match, so a reply for one would come
-    back as the other; callers reject the whole set instead of guessing.
-    """
-    first: dict[str, str] = {}
-    for value in values:
-        seen = first.setdefault(fold(value), value)
-        if seen != value:
-            return seen, value
-    return None
+
+class Choices:
+    """Declared values a reply must name (categories, an enrich field's valid_values),
+    matched by exact spelling first, then by ``fold``. Two values that fold alike could
+    not be told apart — a reply for one would come back as the other — so such a set is
+    an InvalidRequest rather than a guess."""
+
+    def __init__(self, values: Iterable[str], *, what: str) -> None:
+        self.values = tuple(dict.fromkeys(values))
+        self._exact = frozenset(self.values)
+        self._folded: dict[str, str] = {}
+        for value in self.values:
+            earlier = self._folded.setdefault(fold(value), value)
+            if earlier != value:
+                raise InvalidRequest(look_alike(what, earlier, value))
+
+    def match(self, raw: str) -> str | None:
+        """The declared value ``raw`` names, or None."""
+        if raw in self._exact:
+            return raw
+        return self._folded.get(fold(raw))
 
 
 def json_schema_format(name: str, schema: dict[str, Any], *, strict: bool = True) -> dict[str, Any]:

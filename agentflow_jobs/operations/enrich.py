@@ -29,11 +29,10 @@ from typing import Any
 
 from agentflow_jobs.operations.base import (
     BoundOperation,
+    Choices,
     InvalidOutput,
     InvalidRequest,
     Operation,
-    fold,
-    folded_clash,
     json_schema_format,
     load_json_object,
 )
@@ -67,7 +66,7 @@ class BoundEnrich(BoundOperation):
         self.fields = list(request.fields or [])
         self.context = request.include_context
         _check_names(self.fields, self.context)
-        _check_values(self.fields)
+        self.allowed = _choices(self.fields)
         properties: dict[str, Any] = {}
         for spec in self.fields:
             properties[spec.name] = field_schema(spec)
@@ -93,7 +92,7 @@ class BoundEnrich(BoundOperation):
         for spec in self.fields:
             if spec.name not in data:
                 raise InvalidOutput(f"the reply has no value for field {spec.name!r}")
-            result[spec.name] = coerce_field(spec, data[spec.name])
+            result[spec.name] = coerce_field(spec, data[spec.name], self.allowed.get(spec.name))
             if self.context:
                 key = spec.name + CONTEXT_SUFFIX
                 note = data.get(key)
@@ -130,20 +129,19 @@ def _check_names(fields: list[EnrichField], context: bool) -> None:
             )
 
 
-def _check_values(fields: list[EnrichField]) -> None:
-    """valid_values only on categorical fields, each told apart by the lenient match."""
+def _choices(fields: list[EnrichField]) -> dict[str, Choices]:
+    """Each categorical field's allowed values; valid_values elsewhere are a mistake."""
+    choices: dict[str, Choices] = {}
     for spec in fields:
         if spec.type != "categorical" and spec.valid_values is not None:
             raise InvalidRequest(
                 f"field {spec.name!r} has valid_values but its type is {spec.type!r}; "
                 "valid_values only apply to categorical fields"
             )
-        clash = folded_clash(spec.valid_values or [])
-        if clash is not None:
-            raise InvalidRequest(
-                f"field {spec.name!r}: valid_values `{clash[0]}` and `{clash[1]}` differ "
-                "only in case, spacing or Unicode form"
-            )
+        if spec.type == "categorical":
+            what = f"field {spec.name!r}: valid_values"
+            choices[spec.name] = Choices(spec.valid_values or [], what=what)
+    return choices
 
 
 def _system_prompt(fields: list[EnrichField], context: bool) -> str:
@@ -170,9 +168,15 @@ def _system_prompt(fields: list[EnrichField], context: bool) -> str:
     return "\n".join(lines)
 
 
-def coerce_field(spec: EnrichField, value: Any) -> Any:
-    """``value`` as the field's declared type; raises InvalidOutput when it cannot be."""
-    coerced = _COERCERS[spec.type](spec, value)
+def coerce_field(spec: EnrichField, value: Any, choices: Choices | None = None) -> Any:
+    """``value`` as the field's declared type; raises InvalidOutput when it cannot be.
+    A categorical field matches against ``choices`` (built from its valid_values when
+    not given)."""
+    if spec.type == "categorical":
+        allowed = choices or Choices(spec.valid_values or [], what="valid_values")
+        coerced = (allowed.match(value) if isinstance(value, str) else None) or _BAD
+    else:
+        coerced = _COERCERS[spec.type](spec, value)
     if isinstance(coerced, _Bad):
         shown = json.dumps(value, ensure_ascii=False, default=str)
         if len(shown) > 60:
@@ -272,16 +276,6 @@ def _as_boolean(spec: EnrichField, value: Any) -> Any:
     return _BAD
 
 
-def _as_categorical(spec: EnrichField, value: Any) -> Any:
-    if not isinstance(value, str):
-        return _BAD
-    allowed = spec.valid_values or []
-    if value in allowed:
-        return value
-    wanted = fold(value)
-    return next((v for v in allowed if fold(v) == wanted), _BAD)
-
-
 def _as_list(spec: EnrichField, value: Any) -> Any:
     if isinstance(value, str):
         return [value] if value.strip() else []
@@ -296,6 +290,5 @@ _COERCERS: dict[str, Callable[[EnrichField, Any], Any]] = {
     "number": _as_number,
     "integer": _as_integer,
     "boolean": _as_boolean,
-    "categorical": _as_categorical,
     "list": _as_list,
 }

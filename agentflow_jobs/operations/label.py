@@ -30,11 +30,10 @@ from typing import Any
 
 from agentflow_jobs.operations.base import (
     BoundOperation,
+    Choices,
     InvalidOutput,
-    InvalidRequest,
     Operation,
     fold,
-    folded_clash,
     json_schema_format,
     load_json_object,
 )
@@ -66,15 +65,8 @@ class BoundLabel(BoundOperation):
 
     def __init__(self, request: CompletionRequest) -> None:
         super().__init__(request)
-        cats = dict.fromkeys(c for c in (request.categories or []) if c.strip())
-        self.categories = tuple(cats)
-        clash = folded_clash(list(self.categories))
-        if clash is not None:
-            raise InvalidRequest(
-                f"categories `{clash[0]}` and `{clash[1]}` differ only in case, spacing or Unicode form"
-            )
-        self.choices = self.categories
-        self.lookup = {fold(c): c for c in self.categories}
+        self.matcher = Choices((c for c in request.categories or [] if c.strip()), what="categories")
+        self.categories = self.choices = self.matcher.values
         listed = ", ".join(json.dumps(c, ensure_ascii=False) for c in self.categories)
         self.listed = listed
         self.schema = {
@@ -113,9 +105,7 @@ class BoundLabel(BoundOperation):
 
     def match(self, raw: str) -> str | None:
         """The declared category ``raw`` names: exact spelling first, then folded."""
-        if raw in self.categories:
-            return raw
-        return self.lookup.get(fold(raw))
+        return self.matcher.match(raw)
 
     def _reply_object(self, reply: ChatReply) -> dict[str, Any]:
         """The JSON reply; a bare category name (a provider ignoring JSON mode) also counts."""

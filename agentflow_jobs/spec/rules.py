@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from agentflow_jobs.errors import Problem
-from agentflow_jobs.operations.base import fold
+from agentflow_jobs.operations.base import fold, look_alike
 from agentflow_jobs.operations.extract import non_object_root
 from agentflow_jobs.operations.templates import template_problems
 from agentflow_jobs.spec.loader import (
@@ -152,7 +152,7 @@ def _check_folded(first: dict[str, str], value: str, at: JsonPath, what: str, re
     """
     earlier = first.setdefault(fold(value), value)
     if earlier != value:
-        report.at_value(at, f"{what} `{earlier}` and `{value}` differ only in case, spacing or Unicode form")
+        report.at_value(at, look_alike(what, earlier, value))
 
 
 def _extract(data: dict[str, Any], report: Reporter) -> None:
