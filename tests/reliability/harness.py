@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from tests.fakes.handles import REPO_ROOT
+from tests.server.live import wait_healthy
 
 CLI = [sys.executable, "-c", "from agentflow_jobs.cli import entrypoint; entrypoint()"]
 SERVER_KEY = "chaos-server-key"
@@ -190,17 +190,9 @@ class ServeProcess:
             [*CLI, "serve", "--port", str(self.port), "--store", str(self.store)],
             cwd=self.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"serve did not start on port {self.port}")
-            time.sleep(0.05)
+        if not wait_healthy(self.url, self.proc, 30):
+            self.stop()
+            raise RuntimeError(f"serve did not start on port {self.port}")
 
     def kill(self) -> None:
         """SIGKILL: no graceful shutdown, in-flight items are left for the restart."""

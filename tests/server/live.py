@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -10,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 import yaml
 from fastapi import FastAPI
@@ -75,3 +77,18 @@ def embedded_profile(fake_base_url: str, store: Path) -> dict[str, Any]:
 
 def http_profile(server: LiveServer, api_key: str = "key-a") -> dict[str, Any]:
     return {"base_url": server.url, "api_key": api_key}
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    """Poll ``url``/healthz until a ``serve`` subprocess answers; False when it exited or
+    did not answer within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)

@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.fakes.handles import FakeProviderProcess
+from tests.server.live import wait_healthy
 
 CONCURRENCY = 8
 TOTAL = 120
@@ -48,16 +49,8 @@ class ServeProcess:
             [*command, "serve", "--port", str(port), "--store", str(tmp_path / "store.db")],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: {self.stop()}")
-            time.sleep(0.05)
+        if not wait_healthy(self.url, self.proc, 20):
+            raise RuntimeError(f"serve did not start: {self.stop()}")
 
     def stop(self, sig: int = signal.SIGTERM) -> str:
         if self.proc.poll() is None:
