@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from tests.fakes.handles import FakeProvider, FakeProviderProcess
-from tests.fakes.provider import FRONTS
+from tests.fakes.provider import FRONTS, FakeCore
 
 LABEL_SCHEMA = {
     "type": "object",
@@ -276,3 +276,11 @@ def test_process_variant_is_scriptable_over_http(fake_provider_factory: Any, fro
     assert httpx.get(f"{fake.base_url}/models").json()["data"][0]["id"] == "fake-model"
     fake.reset()
     assert fake.count == 0
+
+
+def test_latency_counts_from_arrival_with_the_reply_built_up_front() -> None:
+    core = FakeCore(latency_ms=200)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "great"}]}).encode()
+    answer = core.decide("POST", "/v1/chat/completions", {}, body, arrived=100.0)
+    assert answer.action == "reply" and answer.due == pytest.approx(100.2)
+    assert answer.status == 200 and json.loads(answer.payload)["choices"]  # ready before it is due
