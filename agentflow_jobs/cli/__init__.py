@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -34,6 +35,29 @@ _COMMANDS = {
 }
 
 
+_LOG_FORMATS = click.Choice(["auto", "console", "json"])
+_LOG_LEVELS = click.Choice(["debug", "info", "warning", "error"], case_sensitive=False)
+_LOG_FORMAT_HELP = "Log format on stderr: readable on a TTY, JSON lines otherwise."
+
+
+def _relog(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """A global log option given after the command: it wins over the one before it."""
+    if value is None or param.name is None:
+        return
+    settings: dict[str, str] = ctx.meta.setdefault("agentflow.log", {})
+    settings[param.name] = value
+    configure_logging(fmt=settings.get("log_format", "auto"), level=settings.get("log_level", "info"))
+
+
+def _global_options() -> list[click.Option]:
+    """``--log-format`` / ``--log-level`` again on every command, so they may follow it."""
+    shared: dict[str, Any] = {"default": None, "expose_value": False, "callback": _relog}
+    return [
+        click.Option(["--log-format"], type=_LOG_FORMATS, help=_LOG_FORMAT_HELP, **shared),
+        click.Option(["--log-level"], type=_LOG_LEVELS, help="Log level.", **shared),
+    ]
+
+
 class _LazyGroup(click.Group):
     """Imports a command's module only when that command runs (fast start-up)."""
 
@@ -45,6 +69,9 @@ class _LazyGroup(click.Group):
         if module is None:
             return None
         command: click.Command = importlib.import_module(f"agentflow_jobs.cli.{module}").command
+        names = {name for param in command.params for name in param.opts}
+        if "--log-level" not in names:
+            command.params.extend(_global_options())
         return command
 
 
@@ -52,21 +79,23 @@ class _LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="agentflow-jobs")
 @click.option(
     "--log-format",
-    type=click.Choice(["auto", "console", "json"]),
+    type=_LOG_FORMATS,
     default="auto",
     envvar="AGENTFLOW_LOG_FORMAT",
     show_default=True,
-    help="Log format on stderr: readable on a TTY, JSON lines otherwise.",
+    help=_LOG_FORMAT_HELP,
 )
 @click.option(
     "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    type=_LOG_LEVELS,
     default="info",
     envvar="AGENTFLOW_LOG_LEVEL",
     show_default=True,
 )
-def cli(log_format: str, log_level: str) -> None:
+@click.pass_context
+def cli(ctx: click.Context, log_format: str, log_level: str) -> None:
     """agentflow-jobs: make LLM batch outputs match the job specs in git."""
+    ctx.meta["agentflow.log"] = {"log_format": log_format, "log_level": log_level}
     configure_logging(fmt=log_format, level=log_level)
 
 

@@ -41,49 +41,43 @@ _STATUS_STYLE = {
 }
 
 
+_REPORT_COLUMNS = (
+    "job", "status", "mode", "items", "cached", "sent", "completed", "failed", "tokens", "output",
+)
+_LEFT = ("job", "status", "mode", "output")
+
+
+def _report_row(r: JobReport) -> list[str]:
+    style = _STATUS_STYLE.get(r.status, "")
+    return [
+        r.name,
+        f"[{style}]{r.status}[/]" if style else r.status,
+        r.mode,
+        str(r.total),
+        str(r.cached),
+        str(r.sent),
+        str(r.completed),
+        str(r.failed + r.input_errors),
+        str(r.tokens),
+        os.path.relpath(r.output) if r.output else "",
+    ]
+
+
 def print_reports(reports: Sequence[JobReport], *, title: str) -> None:
-    """The summary table, on stderr."""
+    """The summary table, on stderr, then each job's message and errors file."""
     table = Table(title=title, title_justify="left")
-    for name in (
-        "job",
-        "status",
-        "mode",
-        "items",
-        "cached",
-        "sent",
-        "completed",
-        "failed",
-        "tokens",
-        "output",
-    ):
-        table.add_column(
-            name, justify="right" if name not in ("job", "status", "mode", "output") else "left"
-        )
+    for name in _REPORT_COLUMNS:
+        table.add_column(name, justify="left" if name in _LEFT else "right")
     for r in reports:
-        style = _STATUS_STYLE.get(r.status, "")
-        table.add_row(
-            r.name,
-            f"[{style}]{r.status}[/]" if style else r.status,
-            r.mode,
-            str(r.total),
-            str(r.cached),
-            str(r.sent),
-            str(r.completed),
-            str(r.failed + r.input_errors),
-            str(r.tokens),
-            os.path.relpath(r.output) if r.output else "",
-        )
+        table.add_row(*_report_row(r))
     console = stderr_console()
     console.print(table)
     for r in reports:
         if r.message:
             console.print(f"{r.name}: {r.message}", markup=False, highlight=False)
         if r.errors:
-            console.print(
-                f"{r.name}: per-item errors in {os.path.relpath(r.errors)}",
-                markup=False,
-                highlight=False,
-            )
+            errors = os.path.relpath(r.errors)
+            console.print(f"{r.name}: per-item errors in {errors}", markup=False, highlight=False)
 
 
 def finish(report: ApplyReport, *, as_json: bool, title: str) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.table import Table
@@ -33,35 +34,33 @@ def command(
         click.echo(json.dumps({"jobs": rows}, indent=2))
         return 0
     table = Table(title="status", title_justify="left")
-    for name in (
-        "job",
-        "last apply",
-        "status",
-        "drift",
-        "items",
-        "done",
-        "failed",
-        "batches",
-        "tokens",
-        "output",
-    ):
+    for name in _COLUMNS:
         table.add_column(name)
     for row in rows:
-        batches = ", ".join(
-            f"{b['batch_id'] or 'submitting'} {b['status']} {b['completed']}/{b['items']}"
-            for b in row["batches_in_flight"]
-        )
-        table.add_row(
-            row["job"],
-            row["last_apply"] or "never",
-            row["last_status"] or "",
-            ", ".join(row["drift"]) or "none",
-            str(row["items"]),
-            str(row["completed"]),
-            str(row["failed"]),
-            batches or "-",
-            str(row["tokens"]),
-            row["output"],
-        )
+        table.add_row(*_status_row(row))
     stderr_console().print(table)
     return 0
+
+
+_COLUMNS = (
+    "job", "last apply", "status", "drift", "items", "done", "failed", "batches", "tokens", "output",
+)
+
+
+def _status_row(row: dict[str, Any]) -> list[str]:
+    batches = ", ".join(
+        f"{b['batch_id'] or 'submitting'} {b['status']} {b['completed']}/{b['items']}"
+        for b in row["batches_in_flight"]
+    )
+    return [
+        row["job"],
+        row["last_apply"] or "never",
+        row["last_status"] or "",
+        ", ".join(row["drift"]) or "none",
+        str(row["items"]),
+        str(row["completed"]),
+        str(row["failed"]),
+        batches or "-",
+        str(row["tokens"]),
+        row["output"],
+    ]
