@@ -33,6 +33,7 @@ from typing import Any
 
 import structlog
 
+from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.errors import ProviderError
 from agentflow_jobs.operations import (
     BoundOperation,
@@ -41,7 +42,7 @@ from agentflow_jobs.operations import (
     OperationInputError,
     get_operation,
 )
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider
+from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, RowError, Usage
 
 __all__ = ["FATAL_PROVIDER_CODES", "Executor"]

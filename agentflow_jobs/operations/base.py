@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, ClassVar
 
+from agentflow_jobs.chat import ChatReply, ChatRequest, TaskHint
 from agentflow_jobs.errors import AgentFlowError, UnprocessableEntityError
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, TaskHint
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = [

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from agentflow_jobs.chat import ChatReply
 from agentflow_jobs.operations.base import (
     BoundOperation,
     Choices,
@@ -36,7 +37,6 @@ from agentflow_jobs.operations.base import (
     json_schema_format,
     load_json_object,
 )
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest, EnrichField
 
 __all__ = ["CONTEXT_SUFFIX", "EnrichOperation", "coerce_field"]

@@ -22,6 +22,7 @@ from jsonschema.exceptions import (
     best_match,
 )
 
+from agentflow_jobs.chat import ChatReply
 from agentflow_jobs.operations.base import (
     BoundOperation,
     InvalidOutput,
@@ -30,7 +31,6 @@ from agentflow_jobs.operations.base import (
     json_schema_format,
     load_json_object,
 )
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest
 
 # a jsonschema validator instance (jsonschema.protocols.Validator)

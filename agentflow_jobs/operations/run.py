@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agentflow_jobs.chat import ChatReply
 from agentflow_jobs.operations.base import (
     BoundOperation,
     InvalidOutput,
@@ -33,7 +34,6 @@ from agentflow_jobs.operations.extract import (
     validate_reply,
 )
 from agentflow_jobs.operations.templates import TemplateError, render, template_fields
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = ["RunOperation"]

@@ -29,8 +29,8 @@ from typing import Any
 import aiohttp
 import httpx
 
+from agentflow_jobs.chat import ChatReply, ChatRequest, TokenLogprob
 from agentflow_jobs.errors import ProviderError
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, TokenLogprob
 from agentflow_jobs.providers.limiter import Limiter, Permit
 from agentflow_jobs.providers.retry import (
     RetryPolicy,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentflow_jobs.providers.base import ChatRequest
+from agentflow_jobs.chat import ChatRequest
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 from agentflow_jobs.providers.retry import RetryPolicy
 
