@@ -34,14 +34,14 @@ from typing import Any
 import structlog
 
 from agentflow_jobs.chat import ChatReply, ChatRequest
-from agentflow_jobs.errors import ProviderError
-from agentflow_jobs.operations import (
-    BoundOperation,
+from agentflow_jobs.errors import (
     InvalidOutput,
     InvalidRequest,
     OperationInputError,
-    get_operation,
+    ProviderError,
+    RefusalError,
 )
+from agentflow_jobs.operations import BoundOperation, get_operation
 from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, RowError, Usage
 
@@ -239,7 +239,7 @@ class _Run:
         except InvalidOutput as exc:
             message = f"{exc.message} (still invalid after one re-ask)"
             return _failed(index, row_id, "invalid_output", message, tally)
-        except _Refused as exc:
+        except RefusalError as exc:
             return _failed(index, row_id, "refused", f"the model declined: {exc}", tally)
         except ProviderError as exc:
             if exc.code in FATAL_PROVIDER_CODES:
@@ -288,12 +288,8 @@ class _Run:
                 continue
             tally.add_reply(reply)
             if reply.refusal is not None:
-                raise _Refused(reply.refusal)
+                raise RefusalError(reply.refusal)
             return reply
-
-
-class _Refused(Exception):
-    """The model declined to answer (its refusal text is the message)."""
 
 
 def _retry_wait(exc: ProviderError, attempt: int) -> float:

@@ -28,11 +28,10 @@ from collections.abc import Callable
 from typing import Any
 
 from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest
 from agentflow_jobs.operations.base import (
     BoundOperation,
     Choices,
-    InvalidOutput,
-    InvalidRequest,
     Operation,
     json_schema_format,
     load_json_object,

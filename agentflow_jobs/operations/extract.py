@@ -23,10 +23,9 @@ from jsonschema.exceptions import (
 )
 
 from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest
 from agentflow_jobs.operations.base import (
     BoundOperation,
-    InvalidOutput,
-    InvalidRequest,
     Operation,
     json_schema_format,
     load_json_object,

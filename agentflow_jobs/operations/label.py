@@ -29,10 +29,10 @@ import re
 from typing import Any
 
 from agentflow_jobs.chat import ChatReply, TokenLogprob
+from agentflow_jobs.errors import InvalidOutput
 from agentflow_jobs.operations.base import (
     BoundOperation,
     Choices,
-    InvalidOutput,
     Operation,
     fold,
     json_schema_format,

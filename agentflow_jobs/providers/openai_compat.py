@@ -30,7 +30,7 @@ import aiohttp
 import httpx
 
 from agentflow_jobs.chat import ChatReply, ChatRequest, TokenLogprob
-from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.errors import ProviderError, UnsupportedFeatureError
 from agentflow_jobs.providers.limiter import Limiter, Permit
 from agentflow_jobs.providers.retry import (
     RetryPolicy,
@@ -54,14 +54,6 @@ _INF = float("inf")
 # one object for every fallback request: _encode caches the encoded tail by its id
 _JSON_OBJECT: dict[str, Any] = {"type": "json_object"}
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError)
-
-
-class _Unsupported(Exception):
-    """The model cannot take these features of the request; resend without them."""
-
-    def __init__(self, features: frozenset[str]) -> None:
-        super().__init__(", ".join(sorted(features)))
-        self.features = features
 
 
 class OpenAICompatProvider:
@@ -138,7 +130,7 @@ class OpenAICompatProvider:
             sent += 1
             try:
                 reply = await self._attempt(payload, body)
-            except _Unsupported as refused:
+            except UnsupportedFeatureError as refused:
                 # the new payload leaves the features out, so no feature is refused twice
                 for feature in refused.features:
                     self._unsupported[feature].add(payload.get("model"))
@@ -221,7 +213,7 @@ class OpenAICompatProvider:
             self.limiter.on_rate_limited(permit, pause)
         refused = _refused_features(response.status, body, payload)
         if refused:
-            raise _Unsupported(refused)
+            raise UnsupportedFeatureError(refused, status_code=response.status)
         raise error
 
     async def _post(self, body: bytes) -> RawResponse:

@@ -11,8 +11,7 @@ import pytest
 
 from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.engine import Executor
-from agentflow_jobs.errors import ProviderError, UnprocessableEntityError
-from agentflow_jobs.operations import InvalidRequest
+from agentflow_jobs.errors import InvalidRequest, ProviderError, UnprocessableEntityError
 from agentflow_jobs.providers import build_provider
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
 from tests.fakes.handles import FakeProvider
