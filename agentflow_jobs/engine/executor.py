@@ -27,12 +27,12 @@ or the executor's ``max_attempts`` calls.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any
 
 import structlog
 
+from agentflow_jobs.backoff import RetryPolicy
 from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.errors import (
     InvalidOutput,
@@ -51,8 +51,9 @@ log = structlog.get_logger(__name__)
 
 # Provider error codes that would fail every item alike: stop the request instead.
 FATAL_PROVIDER_CODES = frozenset({"auth"})
-# Cap on a wait between the executor's own attempts (the provider's Retry-After wins below).
-_MAX_RETRY_WAIT = 30.0
+# The wait between the executor's own attempts: the provider's Retry-After up to 30 s,
+# else full jitter under 1 s doubling to 30 s.
+_RETRY = RetryPolicy(base_delay=1.0, max_delay=30.0, max_retry_after=30.0)
 
 
 class Executor:
@@ -283,20 +284,13 @@ class _Run:
                 tally.requests += exc.attempts
                 if not exc.retryable or attempt >= self.attempts:
                     raise
-                await asyncio.sleep(_retry_wait(exc, attempt))
+                await asyncio.sleep(_RETRY.delay(attempt, exc.retry_after))
                 attempt += 1
                 continue
             tally.add_reply(reply)
             if reply.refusal is not None:
                 raise RefusalError(reply.refusal)
             return reply
-
-
-def _retry_wait(exc: ProviderError, attempt: int) -> float:
-    if exc.retry_after is not None:
-        return min(max(exc.retry_after, 0.0), _MAX_RETRY_WAIT)
-    # full jitter, as the provider does for its own retries
-    return random.uniform(0, min(_MAX_RETRY_WAIT, 0.5 * 2**attempt))
 
 
 def _failed(

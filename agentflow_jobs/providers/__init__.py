@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.providers.base import Provider
-from agentflow_jobs.providers.retry import display_url
+from agentflow_jobs.urls import display_url
 
 __all__ = ["Provider", "build_provider"]
 

@@ -1,11 +1,11 @@
 """Any OpenAI-compatible ``/v1/chat/completions`` endpoint (OpenAI, vLLM, Ollama, ...).
 
-The provider only sends: the retry decision lives in ``retry.py``, pacing in
-``limiter.py``. HTTP goes through an httpx transport (``httpx.Request`` in,
-``httpx.Response`` out, httpx's exceptions): by default ``AiohttpPoolTransport``
-(aiohttp's connection pool, called directly), which keeps its rate with hundreds of
-requests in flight where ``httpx.AsyncClient`` does not; ``transport="httpx"`` uses
-httpx's own. Figures: ``bench/transport.py`` and bench/README.md.
+The provider only sends: what a failure means lives in ``failures.py``, the wait
+before the next attempt in ``backoff.RetryPolicy``, pacing in ``limiter.py``. HTTP goes
+through an httpx transport (``httpx.Request`` in, ``httpx.Response`` out, httpx's
+exceptions): by default ``AiohttpPoolTransport`` (aiohttp's connection pool, called
+directly), which keeps its rate with hundreds of requests in flight where
+``httpx.AsyncClient`` does not; ``transport="httpx"`` uses httpx's own. Figures: ``bench/transport.py`` and bench/README.md.
 
 A model whose server says it cannot take ``response_format: json_schema`` (a 400/422
 saying the type is unsupported, unknown, not allowed, ...) gets ``json_object`` instead,
@@ -29,18 +29,18 @@ from typing import Any
 import aiohttp
 import httpx
 
+from agentflow_jobs.backoff import RetryPolicy
 from agentflow_jobs.chat import ChatReply, ChatRequest, TokenLogprob
 from agentflow_jobs.errors import ProviderError, UnsupportedFeatureError
-from agentflow_jobs.providers.limiter import Limiter, Permit
-from agentflow_jobs.providers.retry import (
-    RetryPolicy,
-    display_url,
+from agentflow_jobs.providers.failures import (
     gave_up,
     malformed_failure,
     status_failure,
     transport_failure,
 )
+from agentflow_jobs.providers.limiter import Limiter, Permit
 from agentflow_jobs.providers.transport import AiohttpPoolTransport, RawResponse, aiohttp_timeout
+from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import Usage
 
 __all__ = ["CONTENT_FILTERED", "OpenAICompatProvider", "parse_reply"]
