@@ -1,19 +1,28 @@
 """The one exception tree of agentflow-jobs.
 
-Library code raises these; only the CLI catches broadly, prints ``str(error)`` and
-exits with ``error.exit_code``. Errors carry their data as attributes; ``to_dict()``
-feeds ``--json`` output and HTTP error bodies.
+Library code raises these; only the CLI catches broadly, prints ``str(error)`` and exits
+with ``error.exit_code``. Errors carry their data as attributes; ``to_dict()`` feeds
+``--json`` output and HTTP error bodies. Per-item errors (``OperationInputError``,
+``InvalidOutput``, ``RefusalError``, a non-fatal ``ProviderError``) end as failed rows.
 
     AgentFlowError                    exit 1
     ├── UsageError                    exit 2   bad command-line use
     ├── SpecError                     exit 3   one or more problems in job specs
+    ├── UnsupportedYAMLError          exit 3   an anchor, alias or nesting job specs refuse (located)
+    ├── TemplateError                 exit 1   a prompt template that is not plain {field} placeholders
     ├── ConfigError                   exit 2   missing or broken profile / setting
+    │   └── InterpolationError        exit 2   a ${...} reference cannot be expanded
     ├── InputError                    exit 1   a data file cannot be read (names file and line)
+    │   └── NotRegularFileError       exit 1   a directory, pipe or device where a file is wanted
     ├── OutputError                   exit 1   an output file cannot be written (names the file)
     ├── JobFailedError                exit 1   a job ran but failed (failure rate, ...)
     ├── StateError                    exit 5   state file problem
     │   └── LockedError               exit 5   another process holds the state lock
+    ├── OperationInputError           exit 1   one item cannot be sent (code: missing_field, ...)
+    ├── InvalidOutput                 exit 1   a model reply breaks the operation's contract
+    ├── RefusalError                  exit 1   the model declined to answer an item
     ├── ProviderError                 exit 4   a model provider failed (code: rate_limited, ...)
+    │   └── UnsupportedFeatureError   exit 4   the model cannot take json_schema, logprobs, ...
     ├── APIError                      exit 4   talking to an AgentFlow service
     │   ├── APIConnectionError        exit 4   service unreachable
     │   ├── APITimeoutError           exit 4   request or wait timed out
@@ -25,6 +34,7 @@ feeds ``--json`` output and HTTP error bodies.
     │       ├── ConflictError         409
     │       ├── PayloadTooLargeError  413
     │       ├── UnprocessableEntityError 422
+    │       │   └── InvalidRequest    422      a request that cannot run (broken template, schema)
     │       ├── RateLimitError        429
     │       └── InternalServerError   5xx
     └── Interrupted                   exit 130 Ctrl-C / SIGTERM
@@ -36,31 +46,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 __all__ = [
-    "APIConnectionError",
-    "APIError",
-    "APIStatusError",
-    "APITimeoutError",
-    "AgentFlowError",
-    "AuthenticationError",
-    "BadRequestError",
-    "ConfigError",
-    "ConflictError",
-    "InputError",
-    "InternalServerError",
-    "Interrupted",
-    "JobFailedError",
-    "LockedError",
-    "NotFoundError",
-    "OutputError",
-    "PayloadTooLargeError",
-    "PermissionDeniedError",
-    "Problem",
-    "ProviderError",
-    "RateLimitError",
-    "SpecError",
-    "StateError",
-    "UnprocessableEntityError",
-    "UsageError",
+    "APIConnectionError", "APIError", "APIStatusError", "APITimeoutError", "AgentFlowError",
+    "AuthenticationError", "BadRequestError", "ConfigError", "ConflictError", "InputError",
+    "InternalServerError", "InterpolationError", "Interrupted", "InvalidOutput", "InvalidRequest",
+    "JobFailedError", "LockedError", "NotFoundError", "NotRegularFileError", "OperationInputError",
+    "OutputError", "PayloadTooLargeError", "PermissionDeniedError", "Problem", "ProviderError",
+    "RateLimitError", "RefusalError", "SpecError", "StateError", "TemplateError",
+    "UnprocessableEntityError", "UnsupportedFeatureError", "UnsupportedYAMLError", "UsageError",
     "status_error",
 ]
 
@@ -118,6 +110,15 @@ class Problem:
         return asdict(self)
 
 
+class InterpolationError(ConfigError):
+    """A ``${...}`` reference cannot be expanded; ``offset`` is where it starts."""
+
+    def __init__(self, message: str, *, variable: str | None, offset: int) -> None:
+        super().__init__(message)
+        self.variable = variable
+        self.offset = offset
+
+
 class SpecError(AgentFlowError):
     """One or more problems in job specs, every one located."""
 
@@ -138,6 +139,27 @@ class SpecError(AgentFlowError):
         }
 
 
+class UnsupportedYAMLError(AgentFlowError):
+    """A YAML feature job specs refuse (anchor, alias, deep nesting); ``mark`` locates it."""
+
+    exit_code = 3
+    code = "invalid_spec"
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(message)
+        self.mark = mark
+
+
+class TemplateError(AgentFlowError):
+    """A template that is not plain ``{field}`` placeholders; ``offset`` locates it."""
+
+    code = "invalid_template"
+
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
 class InputError(AgentFlowError):
     """A data file cannot be read; names the file and, where known, the line."""
 
@@ -148,6 +170,14 @@ class InputError(AgentFlowError):
         super().__init__(f"{where}: {message}" if where else message)
         self.path = path
         self.line = line
+
+
+class NotRegularFileError(InputError):
+    """A path naming a directory, pipe, device or socket where a file's text is wanted."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(f"not a regular file ({kind})")
+        self.kind = kind
 
 
 class OutputError(AgentFlowError):
@@ -187,6 +217,26 @@ class LockedError(StateError):
         self.holder = holder or {}
 
 
+class OperationInputError(AgentFlowError):
+    """One item cannot be sent (``missing_field``, ``empty_content``, ``item_too_large``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class InvalidOutput(AgentFlowError):
+    """The model's reply does not satisfy the operation's contract."""
+
+    code = "invalid_output"
+
+
+class RefusalError(AgentFlowError):
+    """The model declined to answer (its refusal text is the message)."""
+
+    code = "refused"
+
+
 class ProviderError(AgentFlowError):
     """A model provider call failed; ``code`` is the per-item error code."""
 
@@ -208,6 +258,14 @@ class ProviderError(AgentFlowError):
         self.retry_after = retry_after
         self.retryable = retryable
         self.attempts = attempts  # HTTP requests this failure took (usage counts them)
+
+
+class UnsupportedFeatureError(ProviderError):
+    """The model's server cannot take these ``features`` of a request; resend without them."""
+
+    def __init__(self, features: frozenset[str], *, status_code: int | None = None) -> None:
+        super().__init__(", ".join(sorted(features)), code="bad_request", status_code=status_code)
+        self.features = features
 
 
 class APIError(AgentFlowError):
@@ -292,6 +350,13 @@ class UnprocessableEntityError(APIStatusError):
     """422: the request failed validation."""
 
     code = "validation_error"
+
+
+class InvalidRequest(UnprocessableEntityError):
+    """422: the request as a whole cannot run (broken template, schema or fields)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_code=422)
 
 
 class RateLimitError(APIStatusError):

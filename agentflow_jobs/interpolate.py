@@ -14,23 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.errors import InterpolationError
 from agentflow_jobs.log import is_secret_key, register_secret
 
-__all__ = ["Expansion", "InterpolationError", "expand", "expand_tree"]
+__all__ = ["Expansion", "expand", "expand_tree"]
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 # $${ escape | ${NAME} | ${NAME:-default} | any other ${...} (malformed)
 _TOKEN = re.compile(r"\$\$\{|\$\{(?:(" + _NAME + r")(?::-([^}]*))?\}|([^}]*)\}?)")
-
-
-class InterpolationError(ConfigError):
-    """A ``${...}`` reference cannot be expanded; ``offset`` is where it starts."""
-
-    def __init__(self, message: str, *, variable: str | None, offset: int) -> None:
-        super().__init__(message)
-        self.variable = variable
-        self.offset = offset
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,20 @@ Logs go to stderr: a readable console renderer on a TTY, JSON lines otherwise. `
 ``run_id`` and ``batch_id`` are bound once through contextvars. One processor redacts
 secrets: values of secret-named keys, and every registered secret value wherever it
 appears in a string of the event (an API key pasted into an error message included).
+``redact`` applies the same replacement to any value outside a log event: providers
+pass it the text of their error messages and their own key (registered or not).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, overload
 
 import structlog
 
@@ -54,9 +57,14 @@ def register_secret(value: str | None) -> None:
         return
     with _lock:
         _secrets = _secrets | {value}
-        # longest first, so a secret containing another is replaced whole
-        ordered = sorted(_secrets, key=len, reverse=True)
-        _pattern = re.compile("|".join(re.escape(s) for s in ordered))
+        _pattern = _compile(_secrets)
+
+
+@functools.lru_cache(maxsize=16)
+def _compile(secrets: frozenset[str]) -> re.Pattern[str]:
+    # longest first, so a secret containing another is replaced whole
+    ordered = sorted(secrets, key=len, reverse=True)
+    return re.compile("|".join(re.escape(s) for s in ordered))
 
 
 def registered_secrets() -> frozenset[str]:
@@ -68,9 +76,20 @@ def _register_env_secrets(environ: Mapping[str, str]) -> None:
         register_secret(environ.get(name))
 
 
-def redact(value: Any) -> Any:
-    """``value`` with registered secrets replaced in every string, recursively."""
+@overload
+def redact(value: str, secret: str | None = None) -> str: ...
+
+
+@overload
+def redact(value: Any, secret: str | None = None) -> Any: ...
+
+
+def redact(value: Any, secret: str | None = None) -> Any:
+    """``value`` with every registered secret, and ``secret`` when given, replaced by
+    ``***`` in every string, recursively (the values of secret-named keys too)."""
     pattern = _pattern
+    if secret and len(secret) >= _MIN_SECRET_LEN and secret not in _secrets:
+        pattern = _compile(_secrets | {secret})
     if pattern is None:
         return value
     return _redact(value, pattern)

@@ -41,9 +41,9 @@ from typing import Any, NamedTuple
 
 import aiohttp
 
+from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.engine.executor import Executor
 from agentflow_jobs.operations import get_operation
-from agentflow_jobs.providers.base import ChatReply, ChatRequest
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 from agentflow_jobs.wire import CompletionRequest
 from tests.fakes.handles import FakeProviderProcess

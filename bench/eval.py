@@ -24,8 +24,10 @@ from typing import Any
 
 import jsonschema
 
-from agentflow_jobs.operations import InvalidOutput, OperationInputError, get_operation
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider
+from agentflow_jobs.chat import ChatReply, ChatRequest
+from agentflow_jobs.errors import InvalidOutput, OperationInputError
+from agentflow_jobs.operations import get_operation
+from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.providers.local import LocalProvider
 from agentflow_jobs.wire import CompletionRequest
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import structlog
 
-from agentflow_jobs.log import configure_logging, redact_event, register_secret
+from agentflow_jobs.log import configure_logging, redact, redact_event, register_secret
 
 
 @pytest.fixture(autouse=True)
@@ -89,3 +89,11 @@ def test_exception_tracebacks_are_redacted_too(capsys: pytest.CaptureFixture[str
         structlog.get_logger().exception("call failed")
     [line] = _lines(capsys)
     assert "ValueError: provider rejected ***" in line["exception"]
+
+
+def test_redact_replaces_a_given_secret_and_the_registered_ones() -> None:
+    register_secret("sk-registered-0123456789")
+    text = "key sk-given-abcdef and sk-registered-0123456789, short ab"
+    assert redact(text, "sk-given-abcdef") == "key *** and ***, short ab"
+    assert redact(text, "ab") == "key sk-given-abcdef and ***, short ab"  # too short to be a key
+    assert redact({"detail": ["sk-given-abcdef"]}, "sk-given-abcdef") == {"detail": ["***"]}

@@ -27,21 +27,22 @@ or the executor's ``max_attempts`` calls.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator, Iterator, Sequence
 from typing import Any
 
 import structlog
 
-from agentflow_jobs.errors import ProviderError
-from agentflow_jobs.operations import (
-    BoundOperation,
+from agentflow_jobs.backoff import RetryPolicy
+from agentflow_jobs.chat import ChatReply, ChatRequest
+from agentflow_jobs.errors import (
     InvalidOutput,
     InvalidRequest,
     OperationInputError,
-    get_operation,
+    ProviderError,
+    RefusalError,
 )
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider
+from agentflow_jobs.operations import BoundOperation, get_operation
+from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, RowError, Usage
 
 __all__ = ["FATAL_PROVIDER_CODES", "Executor"]
@@ -50,8 +51,9 @@ log = structlog.get_logger(__name__)
 
 # Provider error codes that would fail every item alike: stop the request instead.
 FATAL_PROVIDER_CODES = frozenset({"auth"})
-# Cap on a wait between the executor's own attempts (the provider's Retry-After wins below).
-_MAX_RETRY_WAIT = 30.0
+# The wait between the executor's own attempts: the provider's Retry-After up to 30 s,
+# else full jitter under 1 s doubling to 30 s.
+_RETRY = RetryPolicy(base_delay=1.0, max_delay=30.0, max_retry_after=30.0)
 
 
 class Executor:
@@ -238,7 +240,7 @@ class _Run:
         except InvalidOutput as exc:
             message = f"{exc.message} (still invalid after one re-ask)"
             return _failed(index, row_id, "invalid_output", message, tally)
-        except _Refused as exc:
+        except RefusalError as exc:
             return _failed(index, row_id, "refused", f"the model declined: {exc}", tally)
         except ProviderError as exc:
             if exc.code in FATAL_PROVIDER_CODES:
@@ -282,24 +284,13 @@ class _Run:
                 tally.requests += exc.attempts
                 if not exc.retryable or attempt >= self.attempts:
                     raise
-                await asyncio.sleep(_retry_wait(exc, attempt))
+                await asyncio.sleep(_RETRY.delay(attempt, exc.retry_after))
                 attempt += 1
                 continue
             tally.add_reply(reply)
             if reply.refusal is not None:
-                raise _Refused(reply.refusal)
+                raise RefusalError(reply.refusal)
             return reply
-
-
-class _Refused(Exception):
-    """The model declined to answer (its refusal text is the message)."""
-
-
-def _retry_wait(exc: ProviderError, attempt: int) -> float:
-    if exc.retry_after is not None:
-        return min(max(exc.retry_after, 0.0), _MAX_RETRY_WAIT)
-    # full jitter, as the provider does for its own retries
-    return random.uniform(0, min(_MAX_RETRY_WAIT, 0.5 * 2**attempt))
 
 
 def _failed(

@@ -7,30 +7,19 @@ are normalised first, see ``wire.normalize_operation``).
 
 from __future__ import annotations
 
-from agentflow_jobs.operations.base import (
-    MAX_ITEM_CHARS,
-    BoundOperation,
-    InvalidOutput,
-    InvalidRequest,
-    Operation,
-    OperationInputError,
-)
+from agentflow_jobs.operations.base import MAX_ITEM_CHARS, BoundOperation, Operation
 from agentflow_jobs.operations.enrich import EnrichOperation
 from agentflow_jobs.operations.extract import ExtractOperation
 from agentflow_jobs.operations.label import LabelOperation
 from agentflow_jobs.operations.run import RunOperation
 from agentflow_jobs.operations.summarize import SummarizeOperation
-from agentflow_jobs.operations.templates import TemplateError, render, template_fields
+from agentflow_jobs.operations.templates import render, template_fields
 from agentflow_jobs.wire import normalize_operation
 
 __all__ = [
     "MAX_ITEM_CHARS",
     "BoundOperation",
-    "InvalidOutput",
-    "InvalidRequest",
     "Operation",
-    "OperationInputError",
-    "TemplateError",
     "get_operation",
     "render",
     "template_fields",

@@ -6,14 +6,15 @@ does the per-request work once (prompts, JSON schema, validators); the returned
 item. The executor prepares once per request, so per-item work stays small; the
 ``build``/``parse`` shortcuts on ``Operation`` are for callers holding a single item.
 
-Nothing here does I/O. Three exceptions; the first two never leave the engine:
+Nothing here does I/O. Three exceptions (all in ``errors``); the first two never leave
+the engine:
 
 - ``OperationInputError(code, message)``: the item itself cannot be sent
   (``missing_field``, ``empty_content``, ``item_too_large``); the row fails at once.
 - ``InvalidOutput(message)``: the model's reply broke the contract; the executor re-asks
   once with ``retry_request`` and then fails the row with ``invalid_output``.
 - ``InvalidRequest(message)``: the request as a whole is unusable (a broken template or
-  schema); raised by ``prepare``, never per item. It is the public 422 error
+  schema); raised by ``prepare``, never per item. It is a public 422 error
   (``UnprocessableEntityError``), since it reaches SDK and HTTP users.
 """
 
@@ -27,18 +28,15 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from agentflow_jobs.errors import AgentFlowError, UnprocessableEntityError
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, TaskHint
+from agentflow_jobs.chat import ChatReply, ChatRequest, TaskHint
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest, OperationInputError
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = [
     "MAX_ITEM_CHARS",
     "BoundOperation",
     "Choices",
-    "InvalidOutput",
-    "InvalidRequest",
     "Operation",
-    "OperationInputError",
     "fold",
     "json_schema_format",
     "load_json_object",
@@ -52,31 +50,6 @@ __all__ = [
 MAX_ITEM_CHARS = 100_000
 
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
-
-
-class OperationInputError(AgentFlowError):
-    """One item cannot be sent (``missing_field``, ``empty_content``, ``item_too_large``)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class InvalidOutput(AgentFlowError):
-    """The model's reply does not satisfy the operation's contract."""
-
-    code = "invalid_output"
-
-
-class InvalidRequest(UnprocessableEntityError):
-    """The request as a whole cannot run (broken template, schema or fields).
-
-    A 422 like the one the HTTP API answers for it, so the embedded and HTTP transports
-    raise the same error class.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, status_code=422)
 
 
 def value_text(value: Any) -> str:

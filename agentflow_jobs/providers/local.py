@@ -33,8 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.errors import ConfigError, ProviderError
-from agentflow_jobs.providers.base import ChatReply, ChatRequest
 from agentflow_jobs.providers.local_prompts import (
     ChoiceTask,
     ReplyPlan,

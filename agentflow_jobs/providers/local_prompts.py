@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentflow_jobs.providers.base import ChatRequest, TaskHint
+from agentflow_jobs.chat import ChatRequest, TaskHint
 
 __all__ = [
     "ChoiceTask",

@@ -11,10 +11,16 @@ exceptions), reads each small JSON body in one go, and maps aiohttp's errors ont
 httpx's. The provider calls its ``post`` (the path ``handle_async_request`` wraps)
 directly: building an httpx Request and Response per call is another ~45 µs it does not
 need. Measurements: bench/transport.py, bench/README.md.
+
+``Endpoint`` is what a provider sends through: one URL that small JSON bodies are
+POSTed to, its headers and timeouts built once, and a transport per event loop (an
+aiohttp session belongs to the loop that made it; a sync wrapper may run several).
+``transport="httpx"`` uses httpx's own transport instead.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import NamedTuple
@@ -24,7 +30,7 @@ import httpx
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
 
-__all__ = ["AiohttpPoolTransport", "RawResponse", "aiohttp_timeout"]
+__all__ = ["AiohttpPoolTransport", "Endpoint", "RawResponse", "aiohttp_timeout"]
 
 
 class RawResponse(NamedTuple):
@@ -114,6 +120,71 @@ class AiohttpPoolTransport(httpx.AsyncBaseTransport):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+
+
+class Endpoint:
+    """One URL small JSON bodies are POSTed to, over a transport owned by the running loop.
+
+    Headers, URL and timeouts are built once: per-request httpx URL/header parsing is
+    measurable at thousands of requests/s. ``post`` raises httpx's (and, from the pool,
+    aiohttp's, OS and timeout) exceptions; the caller decides what they mean.
+    """
+
+    def __init__(
+        self, url: str, headers: Mapping[str, str], *, timeout: float, connect_timeout: float | None,
+        read_timeout: float | None, max_connections: int, kind: str = "aiohttp",
+    ) -> None:
+        if kind not in ("aiohttp", "httpx"):
+            raise ValueError("transport is 'aiohttp' or 'httpx'")
+        self.url, self._kind, self._max_connections = url, kind, max_connections
+        self._headers = httpx.Headers(headers)
+        self._header_map = dict(self._headers.items())
+        self._url_object = httpx.URL(url)
+        self._total_timeout = timeout
+        connect = connect_timeout or min(10.0, timeout)
+        self._extensions = {"timeout": httpx.Timeout(
+            timeout, connect=connect, read=read_timeout or timeout, pool=connect
+        ).as_dict()}
+        timeouts = {**self._extensions["timeout"], "total": timeout}
+        if (timeouts.get("read") or 0) >= timeout:
+            # the total timeout fires first anyway; a read timer is re-armed per packet
+            timeouts["read"] = None
+        self._aiohttp_timeout = aiohttp_timeout(timeouts)
+        self._http: httpx.AsyncBaseTransport | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
+
+    async def post(self, body: bytes) -> RawResponse:
+        """POST ``body`` and read the whole answer."""
+        http = self._transport_for_loop()
+        if isinstance(http, AiohttpPoolTransport):
+            return await http.post(self.url, body, self._header_map, self._aiohttp_timeout)
+        request = httpx.Request(
+            "POST", self._url_object, headers=self._headers, content=body, extensions=self._extensions
+        )
+        async with asyncio.timeout(self._total_timeout):
+            response = await http.handle_async_request(request)
+            await response.aread()
+        return RawResponse(response.status_code, response.headers, response.content)
+
+    async def aclose(self) -> None:
+        http, self._http = self._http, None
+        if http is not None and self._http_loop is asyncio.get_running_loop():
+            await http.aclose()
+        self._http_loop = None
+
+    def _transport_for_loop(self) -> httpx.AsyncBaseTransport:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop:
+            self._http = self._make_transport()
+            self._http_loop = loop
+        return self._http
+
+    def _make_transport(self) -> httpx.AsyncBaseTransport:
+        size = self._max_connections
+        if self._kind == "aiohttp":
+            return AiohttpPoolTransport(max_connections=size)
+        limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=30)
+        return httpx.AsyncHTTPTransport(limits=limits)
 
 
 def aiohttp_timeout(timeout: Mapping[str, float | None]) -> aiohttp.ClientTimeout:

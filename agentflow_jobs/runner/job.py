@@ -17,15 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from agentflow_jobs.errors import AgentFlowError, ConfigError, InputError
+from agentflow_jobs.errors import (
+    AgentFlowError,
+    ConfigError,
+    InputError,
+    OperationInputError,
+    TemplateError,
+)
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.io import InputItem, ItemError, read_columns, read_items
-from agentflow_jobs.operations import (
-    BoundOperation,
-    OperationInputError,
-    get_operation,
-)
-from agentflow_jobs.operations.templates import TemplateError, template_fields
+from agentflow_jobs.operations import BoundOperation, get_operation
+from agentflow_jobs.operations.templates import template_fields
 from agentflow_jobs.runner.ledger import ledger_key
 from agentflow_jobs.wire import CompletionRequest, normalize_operation
 

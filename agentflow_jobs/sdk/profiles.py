@@ -18,9 +18,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 
-from agentflow_jobs.errors import ConfigError
-from agentflow_jobs.interpolate import InterpolationError, expand_tree
-from agentflow_jobs.providers.retry import display_url
+from agentflow_jobs.errors import ConfigError, InterpolationError
+from agentflow_jobs.interpolate import expand_tree
+from agentflow_jobs.urls import display_url
 
 __all__ = ["Profile", "config_path", "default_store_path", "load_profile", "local_provider"]
 

@@ -19,8 +19,13 @@ from typing import Any
 
 import yaml
 
-from agentflow_jobs.errors import Problem
-from agentflow_jobs.interpolate import InterpolationError, expand
+from agentflow_jobs.errors import (
+    InterpolationError,
+    NotRegularFileError,
+    Problem,
+    UnsupportedYAMLError,
+)
+from agentflow_jobs.interpolate import expand
 from agentflow_jobs.log import is_secret_key, register_secret
 
 __all__ = [
@@ -29,7 +34,6 @@ __all__ = [
     "Document",
     "JsonPath",
     "Mark",
-    "NotRegularFileError",
     "load_documents",
     "read_limited",
 ]
@@ -132,13 +136,6 @@ def _scalar_offset(text: str, node: yaml.ScalarNode, offset: int) -> Mark | None
     return None
 
 
-class _Refused(Exception):
-    def __init__(self, message: str, mark: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.mark = mark
-
-
 class _Loader(yaml.SafeLoader):
     """A SafeLoader that refuses anchors, aliases and deep nesting while composing."""
 
@@ -149,13 +146,13 @@ class _Loader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
-            raise _Refused(
+            raise UnsupportedYAMLError(
                 f"alias `*{event.anchor}` is not supported in job specs; write the value out",
                 event.start_mark,
             )
         anchor = getattr(event, "anchor", None)
         if anchor is not None:
-            raise _Refused(
+            raise UnsupportedYAMLError(
                 f"anchor `&{anchor}` is not supported in job specs; write the value out "
                 "(or split shared settings into separate jobs)",
                 event.start_mark,
@@ -163,7 +160,7 @@ class _Loader(yaml.SafeLoader):
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                raise _Refused(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
+                raise UnsupportedYAMLError(f"nesting deeper than {MAX_DEPTH} levels", event.start_mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -176,14 +173,6 @@ def load_documents(path: Path, display: str) -> tuple[list[Document], list[Probl
         return [], [problem] if problem else []
     builder = _Builder(path, display, text)
     return builder.run()
-
-
-class NotRegularFileError(OSError):
-    """A path naming a directory, pipe, device or socket where a file's text is wanted."""
-
-    def __init__(self, kind: str) -> None:
-        super().__init__(f"not a regular file ({kind})")
-        self.kind = kind
 
 
 _KINDS = (
@@ -247,7 +236,7 @@ class _Builder:
                 doc = Document(self.path, self.display, index, self.text)
                 doc.data = self._value(doc, root, ())
                 documents.append(doc)
-        except _Refused as exc:
+        except UnsupportedYAMLError as exc:
             self._add(exc.mark, exc.message)
         except yaml.MarkedYAMLError as exc:
             self._add(exc.problem_mark or exc.context_mark, _syntax_message(exc))

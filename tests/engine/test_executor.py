@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.engine import Executor
-from agentflow_jobs.errors import ProviderError, UnprocessableEntityError
-from agentflow_jobs.operations import InvalidRequest
+from agentflow_jobs.errors import InvalidRequest, ProviderError, UnprocessableEntityError
 from agentflow_jobs.providers import build_provider
-from agentflow_jobs.providers.base import ChatReply, ChatRequest
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
 from tests.fakes.handles import FakeProvider
 from tests.fakes.replies import SELF_ESTIMATE_WITH_LOGPROBS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentflow_jobs.providers.base import ChatReply, TokenLogprob
+from agentflow_jobs.chat import ChatReply, TokenLogprob
 from agentflow_jobs.wire import CompletionRequest, Usage
 
 

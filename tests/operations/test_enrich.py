@@ -4,7 +4,8 @@ from typing import Any
 
 import pytest
 
-from agentflow_jobs.operations import InvalidOutput, InvalidRequest, get_operation
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest
+from agentflow_jobs.operations import get_operation
 from agentflow_jobs.wire import CompletionRequest
 from tests.operations.helpers import reply, request
 

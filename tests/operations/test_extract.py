@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow_jobs.operations import InvalidOutput, InvalidRequest, get_operation
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest
+from agentflow_jobs.operations import get_operation
 from tests.operations.helpers import reply, request
 
 EXTRACT = get_operation("extract")

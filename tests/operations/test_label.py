@@ -5,14 +5,10 @@ from typing import Any
 
 import pytest
 
-from agentflow_jobs.operations import (
-    InvalidOutput,
-    InvalidRequest,
-    OperationInputError,
-    get_operation,
-)
+from agentflow_jobs.chat import ChatReply, TokenLogprob
+from agentflow_jobs.errors import InvalidOutput, InvalidRequest, OperationInputError
+from agentflow_jobs.operations import get_operation
 from agentflow_jobs.operations.label import DEFAULT_CONFIDENCE
-from agentflow_jobs.providers.base import ChatReply, TokenLogprob
 from agentflow_jobs.wire import CompletionRequest
 from tests.operations.helpers import reply, request
 

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow_jobs.operations import InvalidOutput, get_operation
+from agentflow_jobs.errors import InvalidOutput
+from agentflow_jobs.operations import get_operation
 from agentflow_jobs.operations.summarize import DEFAULT_SUMMARY_INSTRUCTIONS
 from tests.operations.helpers import reply, request
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow_jobs.operations import OperationInputError, TemplateError, render, template_fields
+from agentflow_jobs.errors import OperationInputError, TemplateError
+from agentflow_jobs.operations import render, template_fields
 from agentflow_jobs.operations.templates import template_problems
 
 

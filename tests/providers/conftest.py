@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentflow_jobs.providers.base import ChatRequest
+from agentflow_jobs.backoff import RetryPolicy
+from agentflow_jobs.chat import ChatRequest
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
-from agentflow_jobs.providers.retry import RetryPolicy
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 LABEL_FORMAT = {

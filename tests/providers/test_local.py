@@ -16,9 +16,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from agentflow_jobs.chat import ChatReply
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.operations import get_operation
-from agentflow_jobs.providers.base import ChatReply
 from agentflow_jobs.wire import CompletionRequest
 
 _MISSING = [

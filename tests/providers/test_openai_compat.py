@@ -11,9 +11,9 @@ from typing import Any
 import jsonschema
 import pytest
 
+from agentflow_jobs.chat import ChatReply
 from agentflow_jobs.errors import ProviderError
-from agentflow_jobs.providers.base import ChatReply
-from agentflow_jobs.providers.openai_compat import CONTENT_FILTERED, parse_reply
+from agentflow_jobs.providers.openai_reply import CONTENT_FILTERED, parse_reply
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import API_KEY, LABEL_FORMAT, make_provider, request
 

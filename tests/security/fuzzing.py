@@ -14,10 +14,15 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agentflow_jobs.errors import InputError, SpecError
+from agentflow_jobs.errors import (
+    InputError,
+    OperationInputError,
+    SpecError,
+)
+from agentflow_jobs.errors import (
+    TemplateError as RenderTemplateError,
+)
 from agentflow_jobs.io.readers import read_items
-from agentflow_jobs.operations.base import OperationInputError
-from agentflow_jobs.operations.templates import TemplateError as RenderTemplateError
 from agentflow_jobs.operations.templates import render
 from agentflow_jobs.operations.templates import template_fields as render_fields
 from agentflow_jobs.spec import load_specs

@@ -17,7 +17,7 @@ import yaml
 
 from agentflow import AgentFlow
 from agentflow_jobs.errors import AgentFlowError
-from agentflow_jobs.providers.retry import MESSAGE_CHARS
+from agentflow_jobs.providers.failures import MESSAGE_CHARS
 from agentflow_jobs.server import create_app
 from tests.fakes.handles import FakeProvider
 from tests.security.conftest import SpecProject, run_cli

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from agentflow_jobs.interpolate import InterpolationError, expand, expand_tree
+from agentflow_jobs.errors import InterpolationError
+from agentflow_jobs.interpolate import expand, expand_tree
 from agentflow_jobs.log import registered_secrets
 
 

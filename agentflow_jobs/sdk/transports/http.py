@@ -16,13 +16,15 @@ from typing import Any
 import httpx
 
 from agentflow_jobs import __version__
+from agentflow_jobs.backoff import RetryPolicy
 from agentflow_jobs.errors import APIConnectionError, APIStatusError, APITimeoutError, status_error
 from agentflow_jobs.sdk.transports import UploadForm
 from agentflow_jobs.wire import Batch, CompletionResult, OutputPage
 
 __all__ = ["HTTPTransport", "error_from_response"]
 
-RETRY_DELAYS = (0.2, 0.5, 1.0)
+# A connection that could not be made is tried again after 0.2, 0.5, then 1 s each time.
+_CONNECT_RETRY = RetryPolicy(schedule=(0.2, 0.5, 1.0), jitter=False)
 
 
 class HTTPTransport:
@@ -113,7 +115,7 @@ class HTTPTransport:
             except httpx.ConnectError as exc:
                 if attempt >= retries:
                     raise _transport_error(exc) from exc
-                await asyncio.sleep(RETRY_DELAYS[min(attempt, len(RETRY_DELAYS) - 1)])
+                await asyncio.sleep(_CONNECT_RETRY.delay(attempt + 1))
                 continue
             except httpx.HTTPError as exc:
                 raise _transport_error(exc) from exc

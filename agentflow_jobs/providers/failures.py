@@ -1,9 +1,10 @@
-"""The retry decision, in one place: what is retryable, how long to wait, what to report.
+"""A failed provider call as a ``ProviderError``: what is retryable, what to report.
 
-Providers only send; this module turns an HTTP status or a transport exception into a
-``ProviderError`` (with ``code``, ``retryable`` and the server's ``retry_after``) and
-computes the wait before the next attempt: the server's Retry-After / retry-after-ms
-when given (capped), else exponential backoff with full jitter.
+Providers only send; this module turns an HTTP error status, an unusable 200 reply or a
+transport exception into a ``ProviderError`` with its per-item ``code``, whether it is
+``retryable``, and the server's ``retry_after`` (``retry-after-ms`` or ``Retry-After``).
+Bodies quoted in messages are redacted (``log.redact``) before they are cut. How long
+to wait before the next attempt is the provider's ``backoff.RetryPolicy``.
 """
 
 from __future__ import annotations
@@ -11,25 +12,20 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import random
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.log import redact
 
 __all__ = [
-    "RetryPolicy",
     "code_for_status",
-    "display_url",
     "gave_up",
     "is_retryable_status",
     "malformed_failure",
     "parse_retry_after",
-    "redact",
     "status_failure",
     "transport_failure",
 ]
@@ -39,25 +35,6 @@ RETRYABLE_4XX = frozenset({408, 409, 429})
 EXCERPT_CHARS = 200
 # the provider's own error message is what tells a user what to fix: keep more of it
 MESSAGE_CHARS = 600
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How many attempts, and how long to wait between them."""
-
-    max_attempts: int = 3
-    base_delay: float = 0.5
-    max_delay: float = 20.0
-    # a server asking for longer than this is asking too much for one item
-    max_retry_after: float = 60.0
-    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None and retry_after >= 0:
-            return min(retry_after, self.max_retry_after)
-        ceiling = min(self.max_delay, self.base_delay * (2 ** max(0, attempt - 1)))
-        return self.rng.uniform(0.0, ceiling)
 
 
 def is_retryable_status(status: int) -> bool:
@@ -97,24 +74,6 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def display_url(url: str) -> str:
-    """``url`` without a ``user:password@`` part, for messages and reprs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url.rpartition("@")[2] if "@" in url else url
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def redact(text: str, secret: str | None) -> str:
-    """Remove a secret (the API key) from text that may end up in an error message."""
-    if secret and len(secret) >= 4:
-        text = text.replace(secret, "***")
-    return text
 
 
 def _excerpt(body: str, secret: str | None, limit: int = EXCERPT_CHARS) -> str:

@@ -1,15 +1,13 @@
-"""The retry decision: what is retried, how long to wait, what the error says."""
+"""A failed provider call as a ProviderError: what is retried, what the error says."""
 
 from __future__ import annotations
 
 import json
-import random
 
 import httpx
 import pytest
 
-from agentflow_jobs.providers.retry import (
-    RetryPolicy,
+from agentflow_jobs.providers.failures import (
     code_for_status,
     gave_up,
     is_retryable_status,
@@ -32,20 +30,6 @@ from agentflow_jobs.providers.retry import (
 )
 def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> None:
     assert parse_retry_after(headers) == seconds
-
-
-def test_backoff_is_full_jitter_under_a_cap() -> None:
-    policy = RetryPolicy(base_delay=1.0, max_delay=5.0, rng=random.Random(1))
-    delays = [policy.delay(attempt) for attempt in (1, 2, 3, 4, 5, 6) for _ in range(50)]
-    assert all(0.0 <= d <= 5.0 for d in delays)
-    assert max(policy.delay(1) for _ in range(200)) <= 1.0
-    assert max(delays) > 3.0  # grows exponentially up to the cap
-
-
-def test_retry_after_wins_but_is_capped() -> None:
-    policy = RetryPolicy(max_retry_after=10.0)
-    assert policy.delay(1, retry_after=3.0) == 3.0
-    assert policy.delay(1, retry_after=3600.0) == 10.0
 
 
 @pytest.mark.parametrize(
