@@ -13,12 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "OPERATIONS",
+    "TERMINAL_STATUSES",
     "Batch",
     "BatchProgress",
     "BatchStatus",
     "CompletionRequest",
     "CompletionResult",
     "EnrichField",
+    "FieldType",
     "OutputPage",
     "ResultRow",
     "RowError",
@@ -73,14 +75,26 @@ class Usage(BaseModel):
 
 
 class EnrichField(BaseModel):
-    """One field an ``enrich`` operation fills in."""
+    """One field an `enrich` job fills in for every item."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
-    type: FieldType = "string"
-    valid_values: list[str] | None = None
-    description: str | None = None
+    name: str = Field(min_length=1, description="Name of the output field.")
+    type: FieldType = Field(
+        default="string",
+        description="Type of the value: string, number, integer, boolean, categorical "
+        "(one of `valid_values`) or list (of strings).",
+    )
+    # at least one value in a spec (the JSON Schema says so); a request with none fails
+    # with the operation's own message
+    valid_values: list[str] | None = Field(
+        default=None,
+        description="The allowed values of a categorical field (required for `categorical`).",
+        json_schema_extra={"minItems": 1},
+    )
+    description: str | None = Field(
+        default=None, description="What the field means; shown to the model."
+    )
 
     @model_validator(mode="after")
     def _categorical_needs_values(self) -> EnrichField:

@@ -32,7 +32,6 @@ __all__ = ["BatchCounts", "cancel_batches", "collect_batches", "submit_batches"]
 
 log = structlog.get_logger()
 _PAGE = 500
-_TERMINAL = ("completed", "failed", "cancelled")
 
 
 @dataclass
@@ -168,7 +167,7 @@ async def collect_batches(
                 failed + progress.failed,
                 total + progress.total,
             )
-            if batch.status in _TERMINAL:
+            if batch.is_terminal:
                 await _collect(job, state, client, record, str(batch.status), counts, run_id)
             elif batch.status != record.status or progress.completed != record.completed:
                 state.update_batch(
@@ -195,7 +194,7 @@ async def cancel_batches(
             state.update_batch(record.seq, status="collected:cancelled")
             continue
         batch = await client.batches.cancel(record.batch_id)
-        while batch.status not in _TERMINAL:
+        while not batch.is_terminal:
             await asyncio.sleep(0.1)
             batch = await client.batches.retrieve(record.batch_id)
         await _collect(job, state, client, record, str(batch.status), counts, run_id)
