@@ -71,6 +71,8 @@ def prepare_operation(
     given = {name: value for name, value in fields.items() if value is not None}
     request = CompletionRequest(operation=operation, items=[], model=model, **given)
     kind = request.operation
+    if request.operation_name is not None:  # a custom name stays with the fields sent
+        given["operation_name"] = request.operation_name
     # a run sends its items as they are; the others are checked under the user's name
     checked_as = content_field if kind != "run" else "content"
     try:
