@@ -335,7 +335,7 @@ class BatchService:
             buffer.clear()
             self.store.record(batch_id, rows)
             for row in rows:
-                self._count(row.status, row.error.model_dump() if row.error else None)
+                self._count(row["status"], row["error"])
 
     def _count(self, status: str, error: Mapping[str, Any] | None) -> None:
         self.rows_processed[status] += 1

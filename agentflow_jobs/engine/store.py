@@ -284,12 +284,12 @@ class BatchStore:
             for row in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
-                    (batch_id, row.index, row.status, row.model_dump_json()),
+                    (batch_id, row["index"], row["status"], json.dumps(row, ensure_ascii=False)),
                 )
                 if cur.rowcount:
-                    added_ok += row.status == "completed"
-                    added_failed += row.status == "failed"
-                    usage = usage.add(row.usage)
+                    added_ok += row["status"] == "completed"
+                    added_failed += row["status"] == "failed"
+                    usage = usage.add(Usage.model_validate(row["usage"]))
             old = db.execute("SELECT usage FROM batches WHERE id=?", (batch_id,)).fetchone()
             total = Usage.model_validate_json(old[0] if old else "{}").add(usage)
             db.execute(

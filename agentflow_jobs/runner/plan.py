@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
-from agentflow_jobs.hashing import canonical_json
-from agentflow_jobs.runner.job import Job, RenderedItem
+from agentflow_jobs.hashing import canonical_json, content_hash
+from agentflow_jobs.runner.items import RenderedItem, job_items
+from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
 
@@ -109,15 +110,15 @@ class JobPlan:
 
 
 def resolve_mode(job: Job, override: str | None, to_send: int) -> str:
-    mode = override or job.mode or "auto"
+    mode = override or job.spec.mode or "auto"
     if mode == "auto":
-        return "batch" if to_send > job.auto_batch_threshold else "sync"
+        return "batch" if to_send > job.spec.execution.auto_batch_threshold else "sync"
     return mode
 
 
 def order_jobs(jobs: Sequence[Job]) -> list[Job]:
     """Jobs whose input is another job's output run after it; a cycle is a spec error."""
-    by_output = {job.output_path.resolve(): job for job in jobs}
+    by_output = {job.spec.output_path.resolve(): job for job in jobs}
     ordered: list[Job] = []
     state: dict[str, str] = {}
 
@@ -128,11 +129,11 @@ def order_jobs(jobs: Sequence[Job]) -> list[Job]:
         if mark == "visiting":
             cycle = " -> ".join([*chain[chain.index(job.name) :], job.name])
             problem = Problem(
-                job.source or job.name, 1, 1, f"jobs form a cycle: {cycle}", job=job.name
+                str(job.spec.source) or job.name, 1, 1, f"jobs form a cycle: {cycle}", job=job.name
             )
             raise SpecError([problem])
         state[job.name] = "visiting"
-        upstream = by_output.get(job.input_path.resolve())
+        upstream = by_output.get(job.spec.input_path.resolve())
         if upstream is not None and upstream is not job:
             visit(upstream, [*chain, job.name])
         state[job.name] = "done"
@@ -145,7 +146,7 @@ def order_jobs(jobs: Sequence[Job]) -> list[Job]:
 
 def upstream_of(job: Job, jobs: Sequence[Job]) -> Job | None:
     for other in jobs:
-        if other is not job and other.output_path.resolve() == job.input_path.resolve():
+        if other is not job and other.spec.output_path.resolve() == job.spec.input_path.resolve():
             return other
     return None
 
@@ -202,16 +203,29 @@ def drift(
             reasons.append("model")
         if len(old) == 3 and old[1] != new[1]:
             reasons.append("output settings")
-    if not same_input(input_fp, job.input_path):
+    if not same_input(input_fp, job.spec.input_path):
         reasons.append("input")
-    if output_fp != file_fingerprint(job.output_path):
+    if output_fp != file_fingerprint(job.spec.output_path):
         reasons.append("output")
     return reasons
 
 
 def job_fingerprint(job: Job) -> str:
     """What the state remembers of the spec: spec hash, output settings, model."""
-    return "|".join((job.spec_hash, job.output_identity(), job.model_identity))
+    return "|".join((job.spec.spec_hash, output_identity(job), job.model_identity))
+
+
+def output_identity(job: Job) -> str:
+    """What the output file depends on besides the ledger (format, columns, paths)."""
+    spec = job.spec
+    return content_hash(
+        str(spec.output_path),
+        spec.output_format,
+        spec.output.include_input,
+        spec.output.include_provenance,
+        str(spec.errors_path),
+        spec.input.id_field,
+    )
 
 
 def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:
@@ -238,7 +252,7 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
     ledger = Ledger(state)
     seen: set[str] = set()
     prompt_chars = 0
-    for block in blocks(job.items()):
+    for block in blocks(job_items(job)):
         keys = [r.key for r in block if r.key is not None]
         statuses = {} if force else ledger.statuses(keys)
         in_batches = state.keys_in_open_batches(keys) if plan.open_batches else set()
@@ -279,6 +293,6 @@ def _item_chars(item: dict[str, Any] | None) -> int:
 def _estimate_tokens(job: Job, item_chars: int, requests: int) -> int:
     """Tokens for ``requests`` new items: prompt characters / 4 plus a nominal reply."""
     # every request repeats the job's own prompt text: prompts, categories, schema
-    per_request = len(canonical_json(job.hash_fields)) // _CHARS_PER_TOKEN
-    per_request += _REPLY_TOKENS.get(job.operation, 150)
+    per_request = len(canonical_json(job.operation.hash_fields)) // _CHARS_PER_TOKEN
+    per_request += _REPLY_TOKENS.get(job.operation.kind, 150)
     return item_chars // _CHARS_PER_TOKEN + per_request * requests

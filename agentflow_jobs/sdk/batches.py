@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 from agentflow_jobs.errors import APITimeoutError, InputError, OutputError, status_error
 from agentflow_jobs.hashing import canonical_json
 from agentflow_jobs.sdk.completions import Items, request_payload
-from agentflow_jobs.wire import Batch, OutputPage
+from agentflow_jobs.wire import Batch, OutputPage, ResultRow
 
 if TYPE_CHECKING:
     from agentflow_jobs.sdk.client import AsyncAgentFlow, Runner
@@ -128,12 +128,12 @@ class AsyncBatches:
         chunks = [chunk async for chunk in transport.export(batch_id, format)]
         return b"".join(chunks).decode("utf-8")
 
-    def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+    def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[ResultRow]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
         _check_page_size(page_size)
         return self._iter_output(batch_id, page_size)
 
-    async def _iter_output(self, batch_id: str, page_size: int) -> AsyncIterator[dict[str, Any]]:
+    async def _iter_output(self, batch_id: str, page_size: int) -> AsyncIterator[ResultRow]:
         offset: int | None = 0
         while offset is not None:
             page = await self.output(batch_id, "json", offset, page_size)
@@ -270,12 +270,12 @@ class Batches:
         """One JSON page of rows (item order), or the whole ``jsonl``/``csv`` export as text."""
         return self._runner.run(self._core.output(batch_id, format, offset, limit))  # type: ignore[call-overload, no-any-return]
 
-    def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[ResultRow]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
         _check_page_size(page_size)
         return self._iter_output(batch_id, page_size)
 
-    def _iter_output(self, batch_id: str, page_size: int) -> Iterator[dict[str, Any]]:
+    def _iter_output(self, batch_id: str, page_size: int) -> Iterator[ResultRow]:
         offset: int | None = 0
         while offset is not None:
             page = self.output(batch_id, "json", offset, page_size)

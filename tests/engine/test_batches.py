@@ -14,7 +14,7 @@ import pytest
 
 from agentflow_jobs.engine.batches import BatchService, items_from_file, open_service, parse_request
 from agentflow_jobs.errors import ConflictError, NotFoundError, UnprocessableEntityError
-from agentflow_jobs.wire import ResultRow
+from agentflow_jobs.wire import ResultRow, Usage
 from tests.fakes.handles import FakeProvider
 
 CATS = ["positive", "negative"]
@@ -71,7 +71,7 @@ def test_restart_sends_only_unfinished_items(fake_provider: FakeProvider, tmp_pa
     items = [{"content": f"item {i} good"} for i in range(10)]
     service = service_for(fake_provider, store)  # never started: nothing runs
     batch, _ = service.submit("me", label(items))
-    service.store.record(batch.id, [ResultRow(index=i, status="completed", result={"label": "positive", "confidence": 1.0}) for i in (0, 3, 4, 9)])
+    service.store.record(batch.id, [ResultRow(index=i, id=None, status="completed", result={"label": "positive", "confidence": 1.0}, error=None, usage=Usage().as_dict()) for i in (0, 3, 4, 9)])
     asyncio.run(service.aclose())
 
     async def body(restarted: BatchService) -> None:
