@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentflow_jobs import __version__
-from agentflow_jobs.engine.batches import BatchService, describe_errors, open_service
+from agentflow_jobs.engine.batches import BatchService, open_service
+from agentflow_jobs.engine.requests import describe_errors
 from agentflow_jobs.errors import AgentFlowError, APIStatusError, ConfigError, ProviderError
 from agentflow_jobs.server.auth import LOCAL_OWNER, KeyRing
 from agentflow_jobs.server.metrics import Latency
