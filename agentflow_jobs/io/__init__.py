@@ -7,8 +7,10 @@ from agentflow_jobs.io.readers import (
     InputItem,
     ItemError,
     detect_format,
+    extension_format,
     read_columns,
     read_items,
+    read_stream,
 )
 from agentflow_jobs.io.writers import (
     OUTPUT_FORMATS,
@@ -28,8 +30,10 @@ __all__ = [
     "RowWriter",
     "csv_cell",
     "detect_format",
+    "extension_format",
     "open_row_writer",
     "read_columns",
     "read_items",
+    "read_stream",
     "write_rows",
 ]

@@ -5,9 +5,11 @@ is the 0-based position among items (blank lines are not items); ``line`` is the
 1-based line where the item starts. A malformed line or row becomes an item carrying
 an ``ItemError`` naming that line, so one bad row never stops the job; with
 ``on_error="fail"`` it raises ``InputError`` naming ``file:line`` instead.
+``read_stream`` reads an already open binary file (an upload) the same way.
 
 Formats: ``jsonl`` (one JSON object per line), ``csv`` (header row), ``json`` (one
-top-level array, streamed element by element), ``txt`` (one item per line).
+top-level array, streamed element by element), ``txt`` (one item per line). The one
+map from file extensions to formats lives here (``extension_format``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from agentflow_jobs.errors import InputError
 
-__all__ = ["FORMATS", "InputItem", "ItemError", "detect_format", "read_columns", "read_items"]
+__all__ = [
+    "FORMATS",
+    "InputItem",
+    "ItemError",
+    "detect_format",
+    "extension_format",
+    "read_columns",
+    "read_items",
+    "read_stream",
+]
 
 FORMATS = ("jsonl", "csv", "json", "txt")
 OnError = Literal["skip", "fail"]
@@ -54,9 +65,14 @@ class InputItem:
     error: ItemError | None = None
 
 
+def extension_format(path: str | Path) -> str | None:
+    """The data format a file's extension names (``.ndjson`` is jsonl), or None."""
+    return _EXTENSIONS.get(Path(path).suffix.lower())
+
+
 def detect_format(path: str | Path) -> str:
     """The input format implied by a file's extension (jsonl when unknown)."""
-    return _EXTENSIONS.get(Path(path).suffix.lower(), "jsonl")
+    return extension_format(path) or "jsonl"
 
 
 def read_items(
@@ -64,20 +80,33 @@ def read_items(
 ) -> Iterator[InputItem]:
     """Stream the items of ``path``; malformed ones carry an error (or raise, on_error=fail)."""
     fmt = format or detect_format(path)
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "json": _read_json, "txt": _read_txt}
-    if fmt not in readers:
-        raise InputError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    _check_format(fmt)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
     except OSError as exc:
         raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
     try:
-        for item in readers[fmt](handle, str(path)):
-            if item.error is not None and on_error == "fail":
-                raise InputError(item.error.message, path=str(path), line=item.line)
-            yield item
+        yield from read_stream(handle, fmt, name=str(path), on_error=on_error)
     finally:
         handle.close()
+
+
+def read_stream(
+    handle: BinaryIO, format: str, *, name: str, on_error: OnError = "skip"
+) -> Iterator[InputItem]:
+    """Stream the items of an open binary file; errors name it ``name``."""
+    _check_format(format)
+    for item in _READERS[format](handle, name):
+        if item.error is not None and on_error == "fail":
+            # the item's message names its line for the errors file; here the path does
+            reason = item.error.message.removeprefix(f"line {item.line}: ")
+            raise InputError(reason, path=name, line=item.line)
+        yield item
+
+
+def _check_format(format: str) -> None:
+    if format not in _READERS:
+        raise InputError(f"unknown input format {format!r} (expected one of {', '.join(FORMATS)})")
 
 
 def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | None:
@@ -100,7 +129,7 @@ def _as_record(value: Any) -> dict[str, Any] | ItemError:
     if isinstance(value, str):
         return {"content": value}
     kind = type(value).__name__ if value is not None else "null"
-    return ItemError("invalid_input", f"expected a JSON object, got {kind}")
+    return ItemError("invalid_input", f"each item must be a JSON object or a string, got {kind}")
 
 
 def _decode_line(raw: bytes, line: int) -> str | ItemError:
@@ -274,7 +303,8 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
     if stream.skip_space() == "\ufeff":
         stream.advance(1)
     if stream.skip_space() != "[":
-        raise InputError("expected a JSON array", path=path, line=stream.line)
+        # the shape of the whole file is wrong, not one line of it
+        raise InputError("expected a JSON array", path=path)
     stream.advance(1)
     index = 0
     if stream.skip_space() == "]":
@@ -296,3 +326,11 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
             raise InputError("expected ',' or ']' in JSON array", path=path, line=stream.line)
         stream.advance(1)
         stream.skip_space()
+
+
+_READERS: dict[str, Callable[[BinaryIO, str], Iterator[InputItem]]] = {
+    "jsonl": _read_jsonl,
+    "csv": _read_csv,
+    "json": _read_json,
+    "txt": _read_txt,
+}

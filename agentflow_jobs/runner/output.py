@@ -10,7 +10,7 @@ so a CSV output takes one extra streaming pass to collect them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -200,7 +200,7 @@ def write_output(job: Job, state: State, *, keep_output: bool = False) -> Output
 class _Discard:
     """The row writer of an output that is kept as it is."""
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Mapping[str, Any]) -> None:
         return None
 
     def close(self) -> None:

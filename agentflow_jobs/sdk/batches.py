@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import codecs
 import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 from agentflow_jobs.errors import APITimeoutError, InputError, OutputError, status_error
-from agentflow_jobs.hashing import canonical_json
+from agentflow_jobs.io import AtomicFile, extension_format, open_row_writer
 from agentflow_jobs.sdk.completions import Items, request_payload
 from agentflow_jobs.wire import Batch, OutputPage, ResultRow
 
@@ -42,8 +42,9 @@ def _check_page_size(page_size: int) -> None:
 
 
 def _format_for(path: Path) -> OutputFormat:
-    suffix = path.suffix.lower()
-    return "csv" if suffix == ".csv" else "json" if suffix == ".json" else "jsonl"
+    """The output format a file's extension names; jsonl for any other extension."""
+    fmt = extension_format(path)
+    return "csv" if fmt == "csv" else "json" if fmt == "json" else "jsonl"
 
 
 class AsyncBatches:
@@ -146,38 +147,26 @@ class AsyncBatches:
     ) -> Path:
         """Stream the output to ``path`` (format from its extension unless given), atomically."""
         target = Path(path)
-        format = format or _format_for(target)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        except OSError as exc:
-            raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                if format == "json":
-                    await self._write_json(batch_id, out)
-                else:
-                    transport = await self._client._open()
-                    async for chunk in transport.export(batch_id, format):
-                        out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
+            # the caller's folder must exist: a typo in it should not become new folders
+            with AtomicFile(target, make_parents=False) as out:
+                await self._write_output(batch_id, format or _format_for(target), out.handle)
         except OSError as exc:
             # name the file the caller gave, not our temporary sibling of it
-            Path(tmp).unlink(missing_ok=True)
             raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return target
 
-    async def _write_json(self, batch_id: str, out: Any) -> None:
-        out.write(b"[")
-        first = True
-        async for row in self.iter_output(batch_id):
-            out.write((b"\n" if first else b",\n") + canonical_json(row).encode("utf-8"))
-            first = False
-        out.write(b"\n]\n")
+    async def _write_output(self, batch_id: str, format: OutputFormat, out: IO[str]) -> None:
+        if format == "json":  # the export route answers json with pages: write them as one array
+            writer = open_row_writer(out, "json")
+            async for row in self.iter_output(batch_id):
+                writer.write(row)
+            writer.close()
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        async for chunk in (await self._client._open()).export(batch_id, format):
+            out.write(decoder.decode(chunk))
+        out.write(decoder.decode(b"", final=True))
 
     async def upload_file(
         self,

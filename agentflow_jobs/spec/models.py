@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.io.readers import extension_format
 from agentflow_jobs.sdk.profiles import profile_name
 from agentflow_jobs.wire import EnrichField, normalize_operation
 
@@ -55,12 +56,11 @@ OPERATION_FIELDS: dict[str, tuple[str, ...]] = {
         "operation_name",
     ),
 }
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "json", ".txt": "txt"}
 
 
 def default_format(path: str) -> str | None:
-    """The data format a path's extension implies, if any."""
-    return _EXTENSIONS.get(Path(path).suffix.lower())
+    """The data format a path's extension implies, if any (io keeps the one map)."""
+    return extension_format(path)
 
 
 class _Model(BaseModel):
