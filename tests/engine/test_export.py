@@ -14,7 +14,7 @@ from agentflow_jobs.engine.export import export_chunks
 from agentflow_jobs.engine.store import BatchStore
 from agentflow_jobs.errors import UnprocessableEntityError
 from agentflow_jobs.io import csv_cell
-from agentflow_jobs.wire import ResultRow, RowError
+from agentflow_jobs.wire import ResultRow
 
 RESULT = {"ok": True, "no": False, "tags": ["a", "b"], "size": 3, "score": 0.5, "note": None}
 
@@ -30,8 +30,9 @@ def batch_with_rows(store: BatchStore) -> str:
     batch_id, _ = store.create(owner="me", request={"operation": "run"}, items=[{}, {}],
                                model=None, metadata={})
     store.record(batch_id, [
-        ResultRow(index=0, id="A", status="completed", result=RESULT),
-        ResultRow(index=1, status="failed", error=RowError(code="invalid_output", message="bad")),
+        ResultRow(index=0, id="A", status="completed", result=RESULT, error=None, usage={}),
+        ResultRow(index=1, id=None, status="failed", result=None,
+                  error={"code": "invalid_output", "message": "bad"}, usage={}),
     ])
     return batch_id
 
