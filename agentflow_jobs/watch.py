@@ -31,7 +31,8 @@ import yaml
 
 from agentflow_jobs.errors import AgentFlowError, Problem, SpecError
 from agentflow_jobs.runner import Job, JobReport, NullProgress, Progress, Workspace, apply_jobs
-from agentflow_jobs.runner.plan import file_fingerprint, job_fingerprint, order_jobs, upstream_of
+from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint
+from agentflow_jobs.runner.plan import order_jobs, upstream_of
 from agentflow_jobs.spec import JobSpec, discover_spec_files, find_root, load_specs
 from agentflow_jobs.spec.rules import display_path
 

@@ -15,7 +15,7 @@ from agentflow_jobs.runner.plan import JobPlan
 from agentflow_jobs.runner.progress import NullProgress, Progress
 from agentflow_jobs.runner.report import ApplyReport, JobReport
 from agentflow_jobs.runner.state import State, default_state_path
-from agentflow_jobs.runner.status import job_statuses, plan_jobs
+from agentflow_jobs.runner.views import job_statuses, plan_jobs
 from agentflow_jobs.runner.workspace import Workspace
 
 __all__ = [

@@ -20,9 +20,10 @@ import structlog
 
 from agentflow_jobs.errors import AgentFlowError, UsageError
 from agentflow_jobs.runner.counts import RunCounts
+from agentflow_jobs.runner.fingerprints import input_fingerprint
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.output import write_output
-from agentflow_jobs.runner.plan import JobPlan, input_fingerprint, order_jobs, plan_job, upstream_of
+from agentflow_jobs.runner.plan import JobPlan, order_jobs, plan_job, upstream_of
 from agentflow_jobs.runner.progress import NullProgress, Progress
 from agentflow_jobs.runner.report import ApplyReport, JobReport, finish_job
 from agentflow_jobs.runner.send import RunOptions, cancel_sent, send_job

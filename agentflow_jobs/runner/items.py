@@ -21,9 +21,18 @@ from agentflow_jobs.io import InputItem, ItemError, read_columns, read_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import ledger_key
 
-__all__ = ["RenderedItem", "check_columns", "item_id", "job_items", "named_fields", "render"]
+__all__ = [
+    "RenderedItem",
+    "blocks",
+    "check_columns",
+    "item_id",
+    "job_items",
+    "named_fields",
+    "render",
+]
 
 _SHOWN_FIELDS = 20  # an item's fields listed in a missing-field message, at most
+_BLOCK = 500  # items looked up in the ledger at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,3 +153,15 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def blocks(items: Iterator[RenderedItem], size: int = _BLOCK) -> Iterator[list[RenderedItem]]:
+    """``items`` in lists of ``size``: one ledger look-up (or transaction) per block."""
+    block: list[RenderedItem] = []
+    for item in items:
+        block.append(item)
+        if len(block) >= size:
+            yield block
+            block = []
+    if block:
+        yield block

@@ -18,10 +18,9 @@ from typing import Any, BinaryIO
 from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
 from agentflow_jobs.runner.crash import crash_point
-from agentflow_jobs.runner.items import RenderedItem, job_items
+from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger, LedgerEntry
-from agentflow_jobs.runner.plan import blocks
 from agentflow_jobs.runner.state import State
 
 __all__ = ["OutputSummary", "write_output"]

@@ -8,75 +8,24 @@ failed ones are kept (``retry`` re-sends them), the rest are to send.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
-from agentflow_jobs.hashing import canonical_json, content_hash
-from agentflow_jobs.runner.items import RenderedItem, job_items
+from agentflow_jobs.hashing import canonical_json
+from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint, same_input
+from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
 
-__all__ = [
-    "JobPlan",
-    "blocks",
-    "drift",
-    "file_fingerprint",
-    "input_fingerprint",
-    "job_fingerprint",
-    "order_jobs",
-    "plan_job",
-    "resolve_mode",
-    "same_input",
-    "upstream_of",
-]
+__all__ = ["JobPlan", "drift", "order_jobs", "plan_job", "resolve_mode", "upstream_of"]
 
-_BLOCK = 500
 # Token estimate for a job with no earlier answers: the prompt's characters / 4 plus a
 # nominal reply per operation (a label is a word; the others are a few sentences).
 _CHARS_PER_TOKEN = 4
 _REPLY_TOKENS = {"label": 10, "extract": 100, "summarize": 120, "enrich": 100, "run": 150}
-
-
-def file_fingerprint(path: Path) -> str | None:
-    """Size and modification time: cheap, and changes whenever the file is rewritten."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def input_fingerprint(path: Path) -> str | None:
-    """``size:mtime:sha256``: a touched but identical input is still recognised."""
-    quick = file_fingerprint(path)
-    if quick is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return f"{quick}:{digest.hexdigest()}"
-
-
-def same_input(stored: str | None, path: Path) -> bool:
-    """Whether ``path`` still holds what ``stored`` fingerprinted (hashing only if touched)."""
-    if stored is None:
-        return False
-    quick = file_fingerprint(path)
-    if quick is not None and stored.startswith(quick + ":"):
-        return True
-    if quick is None or quick.split(":", 1)[0] != stored.split(":", 1)[0]:
-        return False  # another size: changed, no need to read it
-    current = input_fingerprint(path)
-    return current is not None and current.rsplit(":", 1)[-1] == stored.rsplit(":", 1)[-1]
 
 
 @dataclass
@@ -151,17 +100,6 @@ def upstream_of(job: Job, jobs: Sequence[Job]) -> Job | None:
     return None
 
 
-def blocks(items: Iterator[RenderedItem], size: int = _BLOCK) -> Iterator[list[RenderedItem]]:
-    block: list[RenderedItem] = []
-    for item in items:
-        block.append(item)
-        if len(block) >= size:
-            yield block
-            block = []
-    if block:
-        yield block
-
-
 def plan_job(
     job: Job, state: State, *, mode: str | None = None, force: bool = False, retry: bool = False
 ) -> JobPlan:
@@ -208,24 +146,6 @@ def drift(
     if output_fp != file_fingerprint(job.spec.output_path):
         reasons.append("output")
     return reasons
-
-
-def job_fingerprint(job: Job) -> str:
-    """What the state remembers of the spec: spec hash, output settings, model."""
-    return "|".join((job.spec.spec_hash, output_identity(job), job.model_identity))
-
-
-def output_identity(job: Job) -> str:
-    """What the output file depends on besides the ledger (format, columns, paths)."""
-    spec = job.spec
-    return content_hash(
-        str(spec.output_path),
-        spec.output_format,
-        spec.output.include_input,
-        spec.output.include_provenance,
-        str(spec.errors_path),
-        spec.input.id_field,
-    )
 
 
 def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:

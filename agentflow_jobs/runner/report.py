@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from agentflow_jobs.runner.counts import RunCounts
+from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.output import OutputSummary
-from agentflow_jobs.runner.plan import file_fingerprint, job_fingerprint
 from agentflow_jobs.runner.state import JobRecord, State
 
 __all__ = ["ApplyReport", "JobReport", "finish_job"]

@@ -21,10 +21,9 @@ import structlog
 
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
-from agentflow_jobs.runner.items import RenderedItem, job_items
+from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
-from agentflow_jobs.runner.plan import blocks
 from agentflow_jobs.runner.state import State
 from agentflow_jobs.sdk.client import AsyncAgentFlow
 

@@ -21,7 +21,7 @@ from agentflow_jobs.sdk.completions import Items, request_payload
 from agentflow_jobs.wire import Batch, OutputPage, ResultRow
 
 if TYPE_CHECKING:
-    from agentflow_jobs.sdk.client import AsyncAgentFlow, Runner
+    from agentflow_jobs.sdk.client import AsyncAgentFlow, SyncBridge
 
 __all__ = ["AsyncBatches", "Batches"]
 
@@ -200,8 +200,8 @@ class AsyncBatches:
 class Batches:
     """Sync ``client.batches``: each call runs the async twin on the client's loop."""
 
-    def __init__(self, runner: Runner, core: AsyncBatches) -> None:
-        self._runner = runner
+    def __init__(self, bridge: SyncBridge, core: AsyncBatches) -> None:
+        self._bridge = bridge
         self._core = core
 
     def submit(
@@ -215,7 +215,7 @@ class Batches:
         **fields: Any,
     ) -> Batch:
         """Submit a batch; the same ``idempotency_key`` and body return the same batch."""
-        return self._runner.run(self._core.submit(
+        return self._bridge.run(self._core.submit(
             operation, items, model, idempotency_key=idempotency_key, metadata=metadata, **fields
         ))
 
@@ -232,18 +232,18 @@ class Batches:
         **fields: Any,
     ) -> Batch:
         """Submit, then poll until the batch completes, fails or is cancelled."""
-        return self._runner.run(self._core.submit_and_wait(
+        return self._bridge.run(self._core.submit_and_wait(
             operation, items, model, timeout=timeout, poll_interval=poll_interval,
             idempotency_key=idempotency_key, metadata=metadata, **fields,
         ))
 
     def retrieve(self, batch_id: str) -> Batch:
         """The batch with its status and progress."""
-        return self._runner.run(self._core.retrieve(batch_id))
+        return self._bridge.run(self._core.retrieve(batch_id))
 
     def wait(self, batch_id: str, timeout: float | None = None, poll_interval: float = 1.0) -> Batch:
         """Poll until the batch is terminal; ``APITimeoutError`` after ``timeout`` seconds."""
-        return self._runner.run(self._core.wait(batch_id, timeout, poll_interval))
+        return self._bridge.run(self._core.wait(batch_id, timeout, poll_interval))
 
     @overload
     def output(
@@ -257,7 +257,7 @@ class Batches:
         self, batch_id: str, format: str = "json", offset: int = 0, limit: int = 1000
     ) -> OutputPage | str:
         """One JSON page of rows (item order), or the whole ``jsonl``/``csv`` export as text."""
-        return self._runner.run(self._core.output(batch_id, format, offset, limit))  # type: ignore[call-overload, no-any-return]
+        return self._bridge.run(self._core.output(batch_id, format, offset, limit))  # type: ignore[call-overload, no-any-return]
 
     def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[ResultRow]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
@@ -275,7 +275,7 @@ class Batches:
         self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat | None = None
     ) -> Path:
         """Stream the output to ``path`` (format from its extension unless given), atomically."""
-        return self._runner.run(self._core.download_output(batch_id, path, format))
+        return self._bridge.run(self._core.download_output(batch_id, path, format))
 
     def upload_file(
         self,
@@ -288,14 +288,14 @@ class Batches:
         **fields: Any,
     ) -> Batch:
         """Create a batch from a ``.jsonl``, ``.csv``, ``.json`` or ``.txt`` file of items."""
-        return self._runner.run(self._core.upload_file(
+        return self._bridge.run(self._core.upload_file(
             path, operation, model, idempotency_key=idempotency_key, metadata=metadata, **fields
         ))
 
     def cancel(self, batch_id: str) -> Batch:
         """Cancel queued or running work; rows that already finished are kept."""
-        return self._runner.run(self._core.cancel(batch_id))
+        return self._bridge.run(self._core.cancel(batch_id))
 
     def list(self, limit: int = 20) -> builtins.list[Batch]:
         """The most recent batches first."""
-        return self._runner.run(self._core.list(limit))
+        return self._bridge.run(self._core.list(limit))

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
+from agentflow_jobs.spec.load import discover_spec_files, find_root, load_specs
 from agentflow_jobs.spec.models import ExecutionSpec, InputSpec, JobSpec, OutputSpec
 from agentflow_jobs.spec.schema import job_spec_schema, schema_text
-from agentflow_jobs.spec.validate import discover_spec_files, find_root, load_specs
 
 __all__ = [
     "ExecutionSpec",
