@@ -9,7 +9,7 @@ Python API (used by the CLI and by ``watch``)::
 
 from __future__ import annotations
 
-from agentflow_jobs.runner.apply import apply_jobs, cancel_job, select_jobs
+from agentflow_jobs.runner.apply import apply_jobs, blocked_by_upstream, cancel_job, select_jobs
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.plan import JobPlan
 from agentflow_jobs.runner.progress import NullProgress, Progress
@@ -28,6 +28,7 @@ __all__ = [
     "State",
     "Workspace",
     "apply_jobs",
+    "blocked_by_upstream",
     "cancel_job",
     "default_state_path",
     "job_statuses",

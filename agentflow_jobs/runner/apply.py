@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import structlog
@@ -31,7 +31,14 @@ from agentflow_jobs.runner.state import State
 from agentflow_jobs.runner.workspace import Workspace, open_workspace
 from agentflow_jobs.spec import JobSpec
 
-__all__ = ["ApplyReport", "JobReport", "apply_jobs", "cancel_job", "select_jobs"]
+__all__ = [
+    "ApplyReport",
+    "JobReport",
+    "apply_jobs",
+    "blocked_by_upstream",
+    "cancel_job",
+    "select_jobs",
+]
 
 log = structlog.get_logger()
 
@@ -120,8 +127,14 @@ def _keep_output(report: JobReport, counts: RunCounts) -> bool:
     return report.exit_code == 4 or counts.provider_down or report.status == "error"
 
 
-def _blocked(job: Job, jobs: Sequence[Job], finished: dict[str, JobReport]) -> JobReport | None:
-    """A skipped report when the job producing this job's input did not finish."""
+def blocked_by_upstream(
+    job: Job, jobs: Sequence[Job], finished: Mapping[str, JobReport]
+) -> JobReport | None:
+    """A skipped report when the job producing this job's input ran and did not finish.
+
+    ``finished`` holds the reports of the jobs run so far; an upstream job that did not
+    run (up to date, or not selected) blocks nothing. Apply and watch both decide here.
+    """
     upstream = upstream_of(job, jobs)
     done = finished.get(upstream.name) if upstream is not None else None
     if upstream is None or done is None or done.status in ("applied", "up_to_date"):
@@ -172,7 +185,7 @@ def _apply_all(jobs: list[Job], state: State, run: RunOptions, report: ApplyRepo
         if run.stop.is_set():
             report.interrupted = True
             break
-        job_report = _blocked(job, jobs, finished) or _apply_one(job, state, run)
+        job_report = blocked_by_upstream(job, jobs, finished) or _apply_one(job, state, run)
         report.jobs.append(job_report)
         finished[job.name] = job_report
     report.interrupted = report.interrupted or run.stop.is_set()
