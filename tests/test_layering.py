@@ -119,3 +119,15 @@ def test_no_module_is_over_the_style_limit(limit: int) -> None:
         if (n := len(path.read_text().splitlines())) > limit
     ]
     assert not long, f"modules over {limit} lines (STYLE.md):\n" + "\n".join(long)
+
+
+def test_no_function_is_over_the_style_limit() -> None:
+    long = [
+        f"{rel}:{node.lineno}: {node.name} is {node.end_lineno - node.lineno + 1} lines"
+        for rel, tree in _modules()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > 40
+    ]
+    assert not long, "functions over 40 lines (STYLE.md):\n" + "\n".join(long)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from agentflow_jobs.io.readers import (
     FORMATS,
     InputItem,
-    ItemError,
     detect_format,
     extension_format,
     read_columns,
@@ -26,7 +25,6 @@ __all__ = [
     "OUTPUT_FORMATS",
     "AtomicFile",
     "InputItem",
-    "ItemError",
     "RowWriter",
     "csv_cell",
     "detect_format",

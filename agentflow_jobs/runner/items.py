@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentflow_jobs.errors import InputError
-from agentflow_jobs.io import InputItem, ItemError, read_columns, read_items
+from agentflow_jobs.io import InputItem, read_columns, read_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import ledger_key
+from agentflow_jobs.wire import RowError
 
 __all__ = [
     "RenderedItem",
@@ -45,7 +46,7 @@ class RenderedItem:
     key: str | None
     item: dict[str, Any] | None
     record: dict[str, Any] | None
-    error: ItemError | None = None
+    error: RowError | None = None
 
 
 def job_items(job: Job) -> Iterator[RenderedItem]:
@@ -105,17 +106,17 @@ def render(job: Job, raw: InputItem) -> RenderedItem:
     if record is None:
         return RenderedItem(raw.index, raw.line, ident, None, None, None, raw.error)
     item = _sent_item(job, record)
-    if isinstance(item, ItemError):
+    if isinstance(item, RowError):
         return _failed(raw, ident, item)
     operation = job.operation
     try:
         key = ledger_key(operation.kind, operation.hash_fields, job.model_identity, item)
     except (RecursionError, ValueError):
-        return _failed(raw, ident, ItemError("invalid_input", "value nested too deeply"))
+        return _failed(raw, ident, RowError(code="invalid_input", message="value nested too deeply"))
     return RenderedItem(raw.index, raw.line, ident, key, item, record)
 
 
-def _sent_item(job: Job, record: dict[str, Any]) -> dict[str, Any] | ItemError:
+def _sent_item(job: Job, record: dict[str, Any]) -> dict[str, Any] | RowError:
     """The item sent for ``record``, or why none is."""
     operation, content_field = job.operation, job.spec.input.content_field
     item: dict[str, Any] = {}
@@ -130,23 +131,23 @@ def _sent_item(job: Job, record: dict[str, Any]) -> dict[str, Any] | ItemError:
             return _absent(record, name, "used by a prompt template")
         item[name] = record[name]
     refused = operation.refusal(item)
-    return item if refused is None else ItemError(refused.code, refused.message)
+    return refused if refused is not None else item
 
 
-def _failed(raw: InputItem, ident: Any, error: ItemError) -> RenderedItem:
-    located = ItemError(error.code, f"line {raw.line}: {error.message}")
+def _failed(raw: InputItem, ident: Any, error: RowError) -> RenderedItem:
+    located = RowError(code=error.code, message=f"line {raw.line}: {error.message}")
     return RenderedItem(raw.index, raw.line, ident, None, None, raw.record, located)
 
 
-def _absent(record: dict[str, Any], name: str, role: str) -> ItemError:
+def _absent(record: dict[str, Any], name: str, role: str) -> RowError:
     """A field the item lacks (or holds null for), with the fields it does have."""
     if name in record:
-        return ItemError("empty_content", f"item field {name!r} ({role}) is null")
+        return RowError(code="empty_content", message=f"item field {name!r} ({role}) is null")
     names = list(record)
     shown = ", ".join(repr(n) for n in names[:_SHOWN_FIELDS])
     if len(names) > _SHOWN_FIELDS:
         shown += f", … ({len(names)} in all)"
-    return ItemError("missing_field", f"no field {name!r} ({role}); the item has {shown or 'no fields'}")
+    return RowError(code="missing_field", message=f"no field {name!r} ({role}); the item has {shown or 'no fields'}")
 
 
 def _text(value: Any) -> str:
