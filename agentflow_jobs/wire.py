@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SkipValidation, model_validator
 from typing_extensions import TypedDict  # pydantic reads TypedDicts from here before 3.12
 
 __all__ = [
@@ -208,7 +208,8 @@ class CompletionResult(BaseModel):
 
     operation: str
     model: str | None = None
-    results: list[ResultRow]
+    # rows come from our own engine: typed for readers, not validated again row by row
+    results: SkipValidation[list[ResultRow]]
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -248,4 +249,5 @@ class OutputPage(BaseModel):
     offset: int
     limit: int
     total: int
-    results: list[ResultRow]
+    # rows come from our own engine: typed for readers, not validated again row by row
+    results: SkipValidation[list[ResultRow]]

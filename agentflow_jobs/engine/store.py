@@ -20,6 +20,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, get_args
 
+from pydantic_core import to_json
+
 from agentflow_jobs.errors import StateError
 from agentflow_jobs.wire import (
     TERMINAL_STATUSES,
@@ -285,7 +287,7 @@ class BatchStore:
             for row in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
-                    (batch_id, row["index"], row["status"], json.dumps(row, ensure_ascii=False)),
+                    (batch_id, row["index"], row["status"], _row_json(row)),
                 )
                 if cur.rowcount:
                     added_ok += row["status"] == "completed"
@@ -382,3 +384,8 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _row_json(row: ResultRow) -> str:
+    # NaN and Infinity (a model may answer them) are stored as null: exports stay valid JSON
+    return to_json(row, inf_nan_mode="null").decode()

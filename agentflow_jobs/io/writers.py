@@ -12,6 +12,7 @@ import contextlib
 import csv
 import json
 import os
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,22 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
+def _writer_alive(suffix: str) -> bool:
+    """Whether the process named in a temp file's ``PID.TOKEN.tmp`` suffix still runs."""
+    pid = suffix.split(".", 1)[0]
+    if not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return True  # another writer of this process: it cleans up after itself
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
 class AtomicFile:
     """A text file that replaces ``path`` only when committed; else it vanishes.
 
@@ -46,7 +63,8 @@ class AtomicFile:
         self.path = Path(path)
         if make_parents:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        # unique per writer: two writers of one path (SDK downloads) never share a temp file
+        self.temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
         self.handle: IO[str] = open(  # noqa: SIM115 - closed in commit/abort
             self.temp, "w", encoding="utf-8", newline=""
         )
@@ -68,8 +86,9 @@ class AtomicFile:
     def _clean_stale(self) -> None:
         """Temp files of writers killed mid-write (the caller owns this path now)."""
         for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                stale.unlink()
+            if not _writer_alive(stale.name.removeprefix(f".{self.path.name}.")):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     def __enter__(self) -> AtomicFile:
         return self

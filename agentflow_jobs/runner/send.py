@@ -57,6 +57,8 @@ def send_job(job: Job, state: State, plan: JobPlan, report: JobReport, run: RunO
     except AgentFlowError as exc:
         report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
         log.error("job stopped", error=str(exc))
+    # what reached the provider before a failure of the whole service counts too
+    report.sent += counts.sent
     return counts
 
 
@@ -79,12 +81,10 @@ async def _send(
                 job, state, client, selector=selector, stop=run.stop, counts=counts,
                 run_id=run.run_id, on_chunk=_items_cb(run.progress, job),
             )
-            report.sent += counts.sent
             return
         await submit_batches(
             job, state, client, selector=selector, run_id=run.run_id, stop=run.stop, counts=counts
         )
-        report.sent += counts.sent
         report.batches += counts.submitted
         if run.detach:
             report.status = "submitted"

@@ -58,3 +58,18 @@ def test_json_and_jsonl_carry_whole_rows_in_item_order(store: BatchStore) -> Non
 def test_another_format_is_a_422_listing_the_formats(store: BatchStore) -> None:
     with pytest.raises(UnprocessableEntityError, match=r"^format: expected one of json, jsonl, csv$"):
         export_chunks(store, batch_with_rows(store), "xml")
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_a_nan_in_an_answer_is_exported_as_null(store: BatchStore, fmt: str) -> None:
+    batch_id, _ = store.create(owner="me", request={"operation": "run"}, items=[{}],
+                               model=None, metadata={})
+    result = {"score": float("nan"), "big": float("inf")}
+    store.record(batch_id, [
+        ResultRow(index=0, id=None, status="completed", result=result, error=None, usage={}),
+    ])
+    text = "".join(export_chunks(store, batch_id, fmt))
+    # strict JSON: NaN / Infinity are not JSON, so a reader in another language would choke
+    rows = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in the export"))
+    row = rows[0] if fmt == "json" else rows
+    assert row["result"] == {"score": None, "big": None}

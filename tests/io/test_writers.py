@@ -62,3 +62,26 @@ def test_an_unknown_output_format_is_an_output_error(tmp_path: Path) -> None:
     with pytest.raises(OutputError, match="unknown output format 'xml'"):
         write_rows(tmp_path / "o.xml", "xml", iter([{"id": 1}]))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_writers_of_one_path_do_not_share_a_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "o.txt"
+    first, second = AtomicFile(target), AtomicFile(target)
+    first.handle.write("first\n")
+    second.handle.write("second\n")
+    second.commit()  # cleaning up after itself must not take the other writer's temp
+    first.commit()
+    assert target.read_text() == "first\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.txt"]
+
+
+def test_a_temp_left_by_a_killed_writer_is_removed_by_the_next_commit(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / f".o.txt.{dead}.0badc0de.tmp").write_text("half")
+    with AtomicFile(tmp_path / "o.txt") as out:
+        out.handle.write("new\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.txt"]
