@@ -101,7 +101,9 @@ def _candidates(
         yield prefixed, bare
     if provider_type in by_id:
         yield by_id[provider_type], bare
-    implied = next((p for p in providers if p.model_match and p.model_match.is_match(bare.lower())), None)
+    implied = next(
+        (p for p in providers if p.model_match and p.model_match.is_match(bare.lower())), None
+    )
     if implied is not None:
         yield implied, bare
 

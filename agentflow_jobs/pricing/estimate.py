@@ -116,7 +116,11 @@ def _schema_tokens(schema: Mapping[str, Any]) -> int:
     kind = schema.get("type")
     if kind == "array" and isinstance(schema.get("items"), Mapping):
         return 3 * _schema_tokens(schema["items"]) + 1  # a guessed three items
-    return _VALUE_TOKENS.get(kind, _VALUE_TOKENS["string"]) if isinstance(kind, str) else _VALUE_TOKENS["string"]
+    return (
+        _VALUE_TOKENS.get(kind, _VALUE_TOKENS["string"])
+        if isinstance(kind, str)
+        else _VALUE_TOKENS["string"]
+    )
 
 
 def _key_tokens(name: str) -> int:

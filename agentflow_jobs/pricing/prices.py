@@ -174,7 +174,9 @@ def _overridden(base: Price | None, own: PriceOverrides, model: str) -> Price:
         source = f"profile prices over {base.source}" if own.sets_sync else base.source
     if own.batch_discount is not None:
         basis = f"profile batch_discount {own.batch_discount:g}"
-        return Price(sync=sync, batch=sync.discounted(own.batch_discount), source=source, batch_basis=basis)
+        return Price(
+            sync=sync, batch=sync.discounted(own.batch_discount), source=source, batch_basis=basis
+        )
     if base is not None and not own.sets_sync:
         return base
     return Price(sync=sync, batch=sync, source=source, batch_basis=BATCH_SAME_AS_SYNC)
@@ -184,7 +186,9 @@ def _overridden_sync(base: Price | None, own: PriceOverrides, model: str) -> Rat
     if base is None:
         for name in ("input_per_mtok", "output_per_mtok"):
             if getattr(own, name) is None:
-                raise ConfigError(f"needed: no price is listed for model {model!r}", key=f"provider.prices.{name}")
+                raise ConfigError(
+                    f"needed: no price is listed for model {model!r}", key=f"provider.prices.{name}"
+                )
         assert own.input_per_mtok is not None and own.output_per_mtok is not None
         base_rates = Rates(
             input_per_mtok=own.input_per_mtok,
@@ -195,7 +199,9 @@ def _overridden_sync(base: Price | None, own: PriceOverrides, model: str) -> Rat
         base_rates = base.sync
     input_rate = _pick(own.input_per_mtok, base_rates.input_per_mtok)
     # a profile's own input price is also its cached price unless it says otherwise
-    cached_default = own.input_per_mtok if own.input_per_mtok is not None else base_rates.cached_input_per_mtok
+    cached_default = (
+        own.input_per_mtok if own.input_per_mtok is not None else base_rates.cached_input_per_mtok
+    )
     return Rates(
         input_per_mtok=input_rate,
         output_per_mtok=_pick(own.output_per_mtok, base_rates.output_per_mtok),
