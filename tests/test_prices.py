@@ -200,7 +200,7 @@ def test_prices_need_no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     assert cost_usd(_price("openai", "gpt-4o-mini"), 1_000_000, 0) == pytest.approx(0.15)
 
 
-def test_a_fresh_process_prices_offline_and_imports_the_table_only_when_asked() -> None:
+def test_a_fresh_process_prices_offline_and_imports_only_the_bottom_layer() -> None:
     script = """
 import socket, sys
 def refuse(*a, **k): raise OSError("network used")
@@ -208,6 +208,8 @@ socket.socket.connect = refuse
 socket.getaddrinfo = refuse
 import agentflow_jobs.pricing as p
 assert "genai_prices" not in sys.modules
+ours = {m for m in sys.modules if m.startswith("agentflow_jobs.") and not m.startswith("agentflow_jobs.pricing")}
+assert ours <= {"agentflow_jobs.errors", "agentflow_jobs.wire"}, ours
 price = p.price_for("openai", "gpt-4o-mini")
 print(p.cost_usd(price, 1_000_000, 1_000_000, batch=True))
 """
@@ -272,3 +274,10 @@ def test_output_estimate_never_exceeds_max_tokens() -> None:
     assert estimate_output_tokens("run") == 512
     fields = [EnrichField(name=f"field_{i}") for i in range(50)]
     assert estimate_output_tokens("enrich", fields=fields, max_tokens=100) == 100
+
+
+def test_the_package_exports_one_sorted_list() -> None:
+    import agentflow_jobs.pricing as pricing
+
+    assert pricing.__all__ == sorted(pricing.__all__)
+    assert all(hasattr(pricing, name) for name in pricing.__all__)

@@ -2,6 +2,7 @@
 ``errors`` and ``wire`` only; no I/O but reading the packaged price snapshot).
 
 - ``catalog``: the packaged price table (genai-prices' bundled snapshot), by provider and model.
+- ``rates``: ``Rates``, USD per million tokens (input, cached input, output).
 - ``prices``: ``Price``, the profile's ``provider.prices`` overrides, ``price_for``, ``cost_usd``.
 - ``estimate``: input and output token estimates for ``plan``.
 
@@ -24,11 +25,11 @@ from agentflow_jobs.pricing.prices import (
     PRICE_KEYS,
     Price,
     PriceOverrides,
-    Rates,
     cost_usd,
     parse_price_overrides,
     price_for,
 )
+from agentflow_jobs.pricing.rates import Rates
 
 __all__ = [
     "BATCH_LISTED",

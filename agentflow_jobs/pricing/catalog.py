@@ -34,21 +34,14 @@ from functools import cache
 from importlib.metadata import version
 from typing import TYPE_CHECKING
 
+from agentflow_jobs.pricing.rates import Rates
+
 if TYPE_CHECKING:
     from genai_prices.types import ModelInfo, ModelPrice, Provider
 
-__all__ = ["CatalogEntry", "CatalogRates", "catalog_version", "find_listed_price"]
+__all__ = ["CatalogEntry", "catalog_version", "find_listed_price"]
 
 _BATCH = {"processing": "batch"}
-
-
-@dataclass(frozen=True)
-class CatalogRates:
-    """USD per million tokens as the table lists them."""
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cached_input_per_mtok: float
 
 
 @dataclass(frozen=True)
@@ -57,8 +50,8 @@ class CatalogEntry:
 
     provider_id: str
     model_id: str
-    sync: CatalogRates
-    batch: CatalogRates | None
+    sync: Rates
+    batch: Rates | None
     tiered: bool
 
 
@@ -113,11 +106,12 @@ def _provider_at(providers: list[Provider], base_url: str) -> Provider | None:
 
 
 def _entry(provider: Provider, info: ModelInfo, at: datetime) -> CatalogEntry | None:
-    sync = _rates(info.get_prices(at))
+    listed = info.get_prices(at)
+    sync = _rates(listed)
     if sync is None or (sync.input_per_mtok == 0 and sync.output_per_mtok == 0):
         return None
     batch = _rates(info.get_prices(at, _BATCH)) if _lists_batch(provider, info, at) else None
-    return CatalogEntry(provider.id, info.id, sync, batch, tiered=_is_tiered(info.get_prices(at)))
+    return CatalogEntry(provider.id, info.id, sync, batch, tiered=_is_tiered(listed))
 
 
 def _lists_batch(provider: Provider, info: ModelInfo, at: datetime) -> bool:
@@ -130,13 +124,17 @@ def _lists_batch(provider: Provider, info: ModelInfo, at: datetime) -> bool:
     )
 
 
-def _rates(price: ModelPrice) -> CatalogRates | None:
+def _rates(price: ModelPrice) -> Rates | None:
     listed_input = _per_mtok(price.input_mtok)
     listed_output = _per_mtok(price.output_mtok)
     if listed_input is None or listed_output is None:
         return None
     cached = _per_mtok(price.cache_read_mtok)
-    return CatalogRates(listed_input, listed_output, listed_input if cached is None else cached)
+    return Rates(
+        input_per_mtok=listed_input,
+        output_per_mtok=listed_output,
+        cached_input_per_mtok=listed_input if cached is None else cached,
+    )
 
 
 def _per_mtok(value: object) -> float | None:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.pricing.catalog import CatalogEntry, catalog_version, find_listed_price
+from agentflow_jobs.pricing.rates import Rates
 
 __all__ = [
     "BATCH_LISTED",
@@ -36,7 +37,6 @@ __all__ = [
     "PRICE_KEYS",
     "Price",
     "PriceOverrides",
-    "Rates",
     "cost_usd",
     "parse_price_overrides",
     "price_for",
@@ -46,24 +46,6 @@ LOCAL_SOURCE = "offline model"
 BATCH_LISTED = "listed batch price"
 BATCH_SAME_AS_SYNC = "no batch price listed: sync price"
 PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "batch_discount")
-
-
-class Rates(BaseModel):
-    """USD per million tokens; cached input is the part of the prompt read from cache."""
-
-    model_config = ConfigDict(frozen=True)
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cached_input_per_mtok: float
-
-    def discounted(self, discount: float) -> Rates:
-        keep = 1.0 - discount
-        return Rates(
-            input_per_mtok=self.input_per_mtok * keep,
-            output_per_mtok=self.output_per_mtok * keep,
-            cached_input_per_mtok=self.cached_input_per_mtok * keep,
-        )
 
 
 class Price(BaseModel):
@@ -156,14 +138,13 @@ def price_for(
 
 
 def _listed(entry: CatalogEntry) -> Price:
-    sync = Rates.model_validate(entry.sync, from_attributes=True)
+    sync = entry.sync
     source = f"genai-prices {catalog_version()} snapshot: {entry.provider_id}/{entry.model_id}"
     if entry.tiered:
         source += " (base tier)"
     if entry.batch is None:
         return Price(sync=sync, batch=sync, source=source, batch_basis=BATCH_SAME_AS_SYNC)
-    batch = Rates.model_validate(entry.batch, from_attributes=True)
-    return Price(sync=sync, batch=batch, source=source, batch_basis=BATCH_LISTED)
+    return Price(sync=sync, batch=entry.batch, source=source, batch_basis=BATCH_LISTED)
 
 
 def _overridden(base: Price | None, own: PriceOverrides, model: str) -> Price:
@@ -183,29 +164,27 @@ def _overridden(base: Price | None, own: PriceOverrides, model: str) -> Price:
 
 
 def _overridden_sync(base: Price | None, own: PriceOverrides, model: str) -> Rates:
-    if base is None:
-        for name in ("input_per_mtok", "output_per_mtok"):
-            if getattr(own, name) is None:
-                raise ConfigError(
-                    f"needed: no price is listed for model {model!r}", key=f"provider.prices.{name}"
-                )
-        assert own.input_per_mtok is not None and own.output_per_mtok is not None
-        base_rates = Rates(
-            input_per_mtok=own.input_per_mtok,
-            output_per_mtok=own.output_per_mtok,
-            cached_input_per_mtok=own.input_per_mtok,
-        )
-    else:
-        base_rates = base.sync
-    input_rate = _pick(own.input_per_mtok, base_rates.input_per_mtok)
+    listed = base.sync if base is not None else _unlisted(own, model)
     # a profile's own input price is also its cached price unless it says otherwise
-    cached_default = (
-        own.input_per_mtok if own.input_per_mtok is not None else base_rates.cached_input_per_mtok
-    )
+    cached = _pick(own.input_per_mtok, listed.cached_input_per_mtok)
     return Rates(
-        input_per_mtok=input_rate,
-        output_per_mtok=_pick(own.output_per_mtok, base_rates.output_per_mtok),
-        cached_input_per_mtok=_pick(own.cached_input_per_mtok, cached_default),
+        input_per_mtok=_pick(own.input_per_mtok, listed.input_per_mtok),
+        output_per_mtok=_pick(own.output_per_mtok, listed.output_per_mtok),
+        cached_input_per_mtok=_pick(own.cached_input_per_mtok, cached),
+    )
+
+
+def _unlisted(own: PriceOverrides, model: str) -> Rates:
+    """The profile's rates for a model the table lacks: both sync prices are required."""
+    if own.input_per_mtok is None or own.output_per_mtok is None:
+        missing = "input_per_mtok" if own.input_per_mtok is None else "output_per_mtok"
+        raise ConfigError(
+            f"needed: no price is listed for model {model!r}", key=f"provider.prices.{missing}"
+        )
+    return Rates(
+        input_per_mtok=own.input_per_mtok,
+        output_per_mtok=own.output_per_mtok,
+        cached_input_per_mtok=own.input_per_mtok,
     )
 
 
