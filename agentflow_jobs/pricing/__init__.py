@@ -3,7 +3,8 @@
 
 - ``catalog``: the packaged price table (genai-prices' bundled snapshot), by provider and model.
 - ``rates``: ``Rates``, USD per million tokens (input, cached input, output).
-- ``prices``: ``Price``, the profile's ``provider.prices`` overrides, ``price_for``, ``cost_usd``.
+- ``prices``: ``Price``, the profile's ``provider.prices`` overrides, ``price_for``, ``cost_usd``,
+  ``price_lookup`` (a provider block's price per model, for the engine).
 - ``estimate``: input and output token estimates for ``plan``.
 
 Unknown is never 0: ``price_for`` returns None for a model with no known price.
@@ -28,6 +29,7 @@ from agentflow_jobs.pricing.prices import (
     cost_usd,
     parse_price_overrides,
     price_for,
+    price_lookup,
 )
 from agentflow_jobs.pricing.rates import Rates
 
@@ -47,4 +49,5 @@ __all__ = [
     "estimate_text_tokens",
     "parse_price_overrides",
     "price_for",
+    "price_lookup",
 ]

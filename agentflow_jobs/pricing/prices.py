@@ -20,8 +20,9 @@ our usage does not report them.
 from __future__ import annotations
 
 import difflib
+import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
@@ -40,6 +41,7 @@ __all__ = [
     "cost_usd",
     "parse_price_overrides",
     "price_for",
+    "price_lookup",
 ]
 
 LOCAL_SOURCE = "offline model"
@@ -135,6 +137,37 @@ def price_for(
     if own == PriceOverrides():
         return base
     return _overridden(base, own, model)
+
+
+def price_lookup(provider: Mapping[str, object]) -> Callable[[str | None], Price | None]:
+    """The price of each model behind a profile's ``provider:`` block, looked up once per model.
+
+    A model the profile's prices cannot price (an unlisted model with only some
+    prices set) is unknown here; ``plan`` names the missing key.
+    """
+    kind = str(provider.get("type") or "openai")
+    base_url = provider.get("base_url")
+    overrides = parse_price_overrides(_mapping(provider.get("prices")))
+
+    @functools.lru_cache(maxsize=64)
+    def lookup(model: str | None) -> Price | None:
+        if not model and kind != "local":
+            return None
+        try:
+            url = base_url if isinstance(base_url, str) else None
+            return price_for(kind, model or "", base_url=url, overrides=overrides)
+        except ConfigError:
+            return None
+
+    return lookup
+
+
+def _mapping(raw: object) -> Mapping[str, object] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"expected a mapping of {', '.join(PRICE_KEYS)}", key="provider.prices")
+    return raw
 
 
 def _listed(entry: CatalogEntry) -> Price:
