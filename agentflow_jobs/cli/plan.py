@@ -15,7 +15,7 @@ from agentflow_jobs.cli.options import (
     open_spec_set,
     spec_set_options,
 )
-from agentflow_jobs.cli.reports import stderr_console
+from agentflow_jobs.cli.reports import stderr_console, usd
 from agentflow_jobs.runner import CostEstimate, JobPlan, plan_jobs, total_cost
 
 __all__ = ["command"]
@@ -61,15 +61,6 @@ def _table(plans: list[JobPlan]) -> Table:
             usd(p.cost.batch_usd),
         )
     return table
-
-
-def usd(value: float | None) -> str:
-    """Dollars as a person reads them; ``unknown`` for no price (never $0)."""
-    if value is None:
-        return "unknown"
-    if value == 0 or value >= 1:
-        return f"${value:,.2f}"
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
 
 def _bases(plans: list[JobPlan]) -> list[str]:
