@@ -9,8 +9,9 @@ the reply's priming.
 
 Output tokens come from the shape the operation asks for (``OUTPUT_TOKEN_METHOD``):
 label → the label JSON with the longest category; enrich → one key and a typical value
-per field; extract → one key and a typical value per schema property; summarize and
-run → ``max_tokens``, else a stated default. Never above ``max_tokens`` when given.
+per field; extract → one key and a typical value per schema property; summarize → a
+summary of a few sentences (128 tokens: ``max_tokens`` is its ceiling, and a summary
+rarely comes near it); run → ``max_tokens``, else 512. Never above ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ _BYTES_PER_TOKEN = 4
 _PER_MESSAGE = 4
 _REPLY_PRIMING = 3
 _JSON_FRAME = 2  # the braces around a JSON object
-_DEFAULT_OUTPUT = {"summarize": 256, "run": 512}
+_DEFAULT_OUTPUT = {"summarize": 128, "run": 512}
 _CONTEXT_TOKENS = 32  # one sentence of justification per enrich field
 # a typical value of each type, in tokens
 _VALUE_TOKENS = {
@@ -80,6 +81,8 @@ def estimate_output_tokens(
         guess = _enrich_tokens(fields or (), include_context=include_context)
     elif operation_kind == "extract":
         guess = _schema_tokens(output_schema or {})
+    elif operation_kind == "summarize":
+        guess = _DEFAULT_OUTPUT["summarize"]
     else:
         guess = max_tokens if max_tokens is not None else _DEFAULT_OUTPUT.get(operation_kind, 512)
     return guess if max_tokens is None else min(guess, max_tokens)
