@@ -232,3 +232,17 @@ def test_a_state_from_before_prices_migrates_and_says_unknown(tmp_path: Path) ->
                     "usage": {"total_tokens": 10, "requests": 1, "cost_usd": 0.25}}
         ledger.commit("new", "sync", [("k2", 0, row)])
         assert ledger.job_cost("new") == 0.25
+
+
+def test_answers_of_the_engines_batches_are_recorded_at_the_price_paid(
+    ws: Workspace, fake_provider: FakeProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the engine's batch workers ask the chat endpoint: the provider bills the sync price
+    ws.write_input("reviews.jsonl", reviews(10))
+    ws.write_spec(model="gpt-4o-mini", mode="batch", execution={"batch_size": 4})
+    with fixed_usage(fake_provider, PROMPT, COMPLETION):
+        code, report = _json(capsys, ws, "apply", "specs")
+    assert code == 0 and report["jobs"][0]["batches"] == 3
+    assert report["jobs"][0]["cost_usd"] == pytest.approx(10 * PER_ITEM, abs=1e-9)
+    _, status = _json(capsys, ws, "status", "specs")
+    assert status["jobs"][0]["cost_usd"] == pytest.approx(10 * PER_ITEM, abs=1e-9)
