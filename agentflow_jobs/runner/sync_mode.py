@@ -164,10 +164,8 @@ async def run_sync(
     on_chunk: Callable[[int, int], None] | None = None,
     budget: Budget | None = None,
 ) -> None:
-    """Send every selected item, counting into ``counts``; stop dispatching on ``stop``
-    or once the spend reached ``budget``."""
-    execution = job.spec.execution
-    size, window = request_shape(execution.concurrency, execution.chunk_size)
+    """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``."""
+    size, window = request_shape(job.spec.execution.concurrency, job.spec.execution.chunk_size)
     slots = asyncio.Semaphore(window)
     sender = _Sender(job, state, client, counts, run_id, on_chunk)
     tasks: set[asyncio.Task[None]] = set()
