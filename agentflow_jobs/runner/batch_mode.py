@@ -63,8 +63,8 @@ async def submit_batches(
     counts: RunCounts,
     budget: Budget | None = None,
 ) -> None:
-    """Re-submit unrecorded intents, then submit new chunks of pending items (none once
-    the spend collected so far reached ``budget``)."""
+    """Re-submit unrecorded intents, then submit new chunks of pending items; under a
+    ``budget``, each collected before the next, and none once the spend reached it."""
     for record in state.batches(job.name, open_only=True):
         if record.batch_id is None and not stop.is_set():
             await _submit(job, state, client, record)
@@ -81,6 +81,8 @@ async def submit_batches(
         counts.submitted += 1
         counts.sent += len(chunk)
         chunk_no += 1
+        if budget is not None:
+            await collect_batches(job, state, client, stop=stop, counts=counts, run_id=run_id)
 
 
 async def _pages(client: AsyncAgentFlow, batch_id: str) -> AsyncIterator[list[ResultRow]]:

@@ -84,9 +84,11 @@ async def _send(
             )
             report.sent += counts.sent
             return
+        # a budget is kept chunk by chunk, which a detached run cannot do: it has the estimate
+        budget = run.budget if run.budget.active and not run.detach else None
         await submit_batches(
             job, state, client, selector=selector, run_id=run.run_id, stop=run.stop, counts=counts,
-            budget=run.budget,
+            budget=budget,
         )
         report.sent += counts.sent
         report.batches += counts.submitted

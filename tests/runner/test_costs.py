@@ -246,3 +246,20 @@ def test_answers_of_the_engines_batches_are_recorded_at_the_price_paid(
     assert report["jobs"][0]["cost_usd"] == pytest.approx(10 * PER_ITEM, abs=1e-9)
     _, status = _json(capsys, ws, "status", "specs")
     assert status["jobs"][0]["cost_usd"] == pytest.approx(10 * PER_ITEM, abs=1e-9)
+
+
+def test_a_budget_in_batch_mode_stops_submitting_chunks(
+    ws: Workspace, fake_provider: FakeProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    items, budget = 40, 0.2  # chunks of 4 items at $0.027 each: the second reaches it
+    ws.write_input("reviews.jsonl", reviews(items))
+    ws.write_spec(
+        model="gpt-4o-mini", mode="batch", execution={"batch_size": 4, "max_cost_usd": budget}
+    )
+    with fixed_usage(fake_provider, PROMPT, COMPLETION):
+        code, report = _json(capsys, ws, "apply", "specs")
+    job = report["jobs"][0]
+    assert code == 1 and job["batches"] == 2
+    assert fake_provider.count == 8 == len(ws.output()) == job["completed"]
+    assert job["cost_usd"] == pytest.approx(8 * PER_ITEM)
+    assert "32 item(s) are left for a later apply" in job["message"]
