@@ -263,3 +263,22 @@ def test_a_budget_in_batch_mode_stops_submitting_chunks(
     assert fake_provider.count == 8 == len(ws.output()) == job["completed"]
     assert job["cost_usd"] == pytest.approx(8 * PER_ITEM)
     assert "32 item(s) are left for a later apply" in job["message"]
+
+
+def test_a_remote_service_prices_the_answers_the_runner_records(
+    ws: Workspace, fake_provider: FakeProvider, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.server.live import http_profile, live_server, write_profiles
+
+    ws.write_input("reviews.jsonl", reviews(10))
+    ws.write_spec(model="gpt-4o-mini", profile="remote")
+    with live_server(fake_provider.base_url, ws.root / "server.db") as server:
+        config = write_profiles(ws.root / "profiles.yaml", {"remote": http_profile(server)})
+        monkeypatch.setenv("AGENTFLOW_CONFIG", str(config))
+        plan = _json(capsys, ws, "plan", "specs")[1]["jobs"][0]
+        assert plan["cost"]["sync_usd"] > 0  # a remote service's model is priced by name
+        with fixed_usage(fake_provider, PROMPT, COMPLETION):
+            code, report = _json(capsys, ws, "apply", "specs")
+        assert code == 0 and fake_provider.count == 10
+        assert report["jobs"][0]["cost_usd"] == pytest.approx(10 * PER_ITEM, abs=1e-9)
