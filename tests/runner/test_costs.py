@@ -282,3 +282,19 @@ def test_a_remote_service_prices_the_answers_the_runner_records(
             code, report = _json(capsys, ws, "apply", "specs")
         assert code == 0 and fake_provider.count == 10
         assert report["jobs"][0]["cost_usd"] == pytest.approx(10 * PER_ITEM, abs=1e-9)
+
+
+def test_retry_keeps_a_run_budget_too(
+    ws: Workspace, fake_provider: FakeProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(20, word="awful"))
+    ws.write_spec(model="gpt-4o-mini")
+    fake_provider.script(status=400, match="awful")
+    assert ws.run("apply", "specs") == 1
+    sent = fake_provider.count
+    fake_provider.reset()
+    code, report = _json(capsys, ws, "retry", "reviews", "specs", "--max-cost-usd", "0.000001")
+    assert code == 1 and fake_provider.count == 0 and sent == 20
+    assert "exceeds --max-cost-usd $1e-06" in report["jobs"][0]["message"]
+    assert ws.run("retry", "reviews", "specs", "--max-cost-usd", "1") == 0
+    assert fake_provider.count == 20
