@@ -75,20 +75,20 @@ class Usage(BaseModel):
             requests=self.requests + other.requests,
         )
 
-    def include(self, other: Usage | Mapping[str, int]) -> None:
+    def include(self, other: Usage | Mapping[str, float]) -> None:
         """Add ``other`` (a Usage, or a row's usage dict) into this one, in place.
 
         A total the provider left at 0 counts as prompt plus completion tokens.
         """
         if isinstance(other, Usage):
             other = other.__dict__
-        prompt, completion = other["prompt_tokens"], other["completion_tokens"]
+        prompt, completion = int(other["prompt_tokens"]), int(other["completion_tokens"])
         self.prompt_tokens += prompt
         self.completion_tokens += completion
-        self.total_tokens += other["total_tokens"] or prompt + completion
-        self.requests += other["requests"]
+        self.total_tokens += int(other["total_tokens"]) or prompt + completion
+        self.requests += int(other["requests"])
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         """What ``model_dump()`` gives (a row's ``usage``), without the serializer."""
         return dict(self.__dict__)
 
@@ -192,7 +192,8 @@ class ResultRow(TypedDict):
 
     The engine builds it, the SDK returns it (``results``, output pages), the engine's
     store and the runner's ledger keep it. ``error`` is a ``RowError`` and ``usage`` a
-    ``Usage``, each as its dict.
+    ``Usage``, each as its dict; the engine adds ``usage["cost_usd"]`` when the model's
+    price is known (absent: unknown, never 0).
     """
 
     index: int
@@ -200,7 +201,7 @@ class ResultRow(TypedDict):
     status: Literal["completed", "failed"]
     result: dict[str, Any] | None
     error: dict[str, str] | None
-    usage: dict[str, int]
+    usage: dict[str, int | float]
 
 
 class CompletionResult(BaseModel):

@@ -15,6 +15,7 @@ from agentflow_jobs.cli.options import (
     job_option,
     json_option,
     lock_timeout_option,
+    max_cost_option,
     mode_option,
     open_spec_set,
     spec_set_options,
@@ -30,6 +31,7 @@ __all__ = ["command"]
 @click.option("--force", is_flag=True, help="Send every item again, ignoring the ledger.")
 @click.option("--detach", is_flag=True, help="Batch mode: submit and exit; a later apply collects.")
 @lock_timeout_option
+@max_cost_option
 @json_option("Print the report as JSON on stdout.")
 @spec_set_options
 def command(
@@ -39,6 +41,7 @@ def command(
     force: bool,
     detach: bool,
     lock_timeout: float,
+    max_cost_usd: float | None,
     as_json: bool,
     state: Path | None,
     root: Path | None,
@@ -53,4 +56,5 @@ def command(
         lock_timeout=lock_timeout,
         force=force,
         detach=detach,
+        max_cost_usd=max_cost_usd,
     )

@@ -24,6 +24,7 @@ __all__ = [
     "job_option",
     "json_option",
     "lock_timeout_option",
+    "max_cost_option",
     "mode_option",
     "open_spec_set",
     "resolve_state",
@@ -94,6 +95,17 @@ def lock_timeout_option(func: F) -> F:
         envvar="AGENTFLOW_LOCK_TIMEOUT",
         show_default=True,
         help="Seconds to wait for another process to release the state.",
+    )(func)
+
+
+def max_cost_option(func: F) -> F:
+    return click.option(
+        "--max-cost-usd",
+        "max_cost_usd",
+        type=click.FloatRange(min=0),
+        default=None,
+        help="Budget in USD for this whole run: a job whose estimate does not fit what is "
+        "left is not started, and sending stops once the run's spend reaches it.",
     )(func)
 
 

@@ -15,8 +15,8 @@ from agentflow_jobs.cli.options import (
     open_spec_set,
     spec_set_options,
 )
-from agentflow_jobs.cli.reports import stderr_console
-from agentflow_jobs.runner import JobPlan, plan_jobs
+from agentflow_jobs.cli.reports import stderr_console, usd
+from agentflow_jobs.runner import CostEstimate, JobPlan, plan_jobs, total_cost
 
 __all__ = ["command"]
 
@@ -36,6 +36,9 @@ def _table(plans: list[JobPlan]) -> Table:
         "to send",
         "est. requests",
         "est. tokens",
+        "est. in/out tokens",
+        "est. sync $",
+        "est. batch $",
     ):
         table.add_column(
             name, justify="left" if name in ("job", "status", "why", "mode") else "right"
@@ -53,8 +56,29 @@ def _table(plans: list[JobPlan]) -> Table:
             str(p.to_send),
             str(p.to_send),  # one provider request per item, in either mode
             tokens,
+            f"{p.est_input_tokens:,}/{p.est_output_tokens:,}",
+            usd(p.cost.sync_usd),
+            usd(p.cost.batch_usd),
         )
     return table
+
+
+def _bases(plans: list[JobPlan]) -> list[str]:
+    """What the costs are based on: one line per basis, naming its jobs."""
+    jobs: dict[str, list[str]] = {}
+    for p in plans:
+        if p.to_send:
+            jobs.setdefault(p.cost.basis, []).append(p.job)
+    return [f"cost of {', '.join(names)}: {basis}" for basis, names in jobs.items()]
+
+
+def _plan_document(plans: list[JobPlan], pending: bool) -> dict[str, object]:
+    costs: dict[str, CostEstimate] = {p.job: p.cost for p in plans}
+    return {
+        "pending": pending,
+        "jobs": [p.to_dict() for p in plans],
+        "total_cost_usd": total_cost(costs),
+    }
 
 
 @click.command(name="plan")
@@ -84,7 +108,15 @@ def command(
     )
     pending = any(p.pending for p in plans)
     if as_json:
-        click.echo(json.dumps({"pending": pending, "jobs": [p.to_dict() for p in plans]}, indent=2))
+        click.echo(json.dumps(_plan_document(plans, pending), indent=2))
     else:
-        stderr_console().print(_table(plans))
+        console = stderr_console()
+        console.print(_table(plans))
+        total = total_cost({p.job: p.cost for p in plans})
+        console.print(
+            f"estimated total: {usd(total['sync_usd'])} sync, {usd(total['batch_usd'])} batch",
+            markup=False, highlight=False,
+        )
+        for line in _bases(plans):
+            console.print(line, markup=False, highlight=False)
     return PENDING_EXIT if exit_code and pending else 0

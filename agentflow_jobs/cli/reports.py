@@ -21,12 +21,21 @@ from agentflow_jobs.cli.progress import make_progress, stop_on_signals
 from agentflow_jobs.errors import AgentFlowError
 from agentflow_jobs.runner import ApplyReport, JobReport, apply_jobs
 
-__all__ = ["apply_and_report", "finish", "os_error", "print_reports", "stderr_console"]
+__all__ = ["apply_and_report", "finish", "os_error", "print_reports", "stderr_console", "usd"]
 
 
 def stderr_console() -> Console:
     """stderr; off a terminal wide enough that tables in logs are not cut."""
     return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def usd(value: float | None) -> str:
+    """Dollars as a person reads them; ``unknown`` for no price (never $0)."""
+    if value is None:
+        return "unknown"
+    if value == 0 or value >= 1:
+        return f"${value:,.2f}"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
 
 _STATUS_STYLE = {
@@ -37,12 +46,14 @@ _STATUS_STYLE = {
     "incomplete": "yellow",
     "submitted": "cyan",
     "skipped": "yellow",
+    "over_budget": "red",
     "cancelled": "yellow",
 }
 
 
 _REPORT_COLUMNS = (
-    "job", "status", "mode", "items", "cached", "sent", "completed", "failed", "tokens", "output",
+    "job", "status", "mode", "items", "cached", "sent", "completed", "failed", "tokens", "cost",
+    "output",
 )
 _LEFT = ("job", "status", "mode", "output")
 
@@ -59,6 +70,7 @@ def _report_row(r: JobReport) -> list[str]:
         str(r.completed),
         str(r.failed + r.input_errors),
         str(r.tokens),
+        usd(r.cost_usd),
         os.path.relpath(r.output) if r.output else "",
     ]
 
@@ -72,6 +84,10 @@ def print_reports(reports: Sequence[JobReport], *, title: str) -> None:
         table.add_row(*_report_row(r))
     console = stderr_console()
     console.print(table)
+    if len(reports) > 1:
+        costs = [r.cost_usd for r in reports]
+        total = None if None in costs else sum(c or 0.0 for c in costs)
+        console.print(f"spent in this run: {usd(total)}", markup=False, highlight=False)
     for r in reports:
         if r.message:
             console.print(f"{r.name}: {r.message}", markup=False, highlight=False)
@@ -102,6 +118,7 @@ def apply_and_report(
     force: bool = False,
     detach: bool = False,
     retry: bool = False,
+    max_cost_usd: float | None = None,
 ) -> int:
     """Apply ``spec_set`` (only ``job_names`` when given) and report; the exit code."""
     with stop_on_signals() as stop:
@@ -117,6 +134,7 @@ def apply_and_report(
                 progress=make_progress(),
                 stop=stop,
                 lock_timeout=lock_timeout,
+                max_cost_usd=max_cost_usd,
             )
         except OSError as exc:
             raise os_error(exc) from exc

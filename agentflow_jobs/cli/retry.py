@@ -9,6 +9,7 @@ import click
 from agentflow_jobs.cli.options import (
     json_option,
     lock_timeout_option,
+    max_cost_option,
     mode_option,
     open_spec_set,
     spec_set_options,
@@ -22,6 +23,7 @@ __all__ = ["command"]
 @click.argument("job")
 @mode_option
 @lock_timeout_option
+@max_cost_option
 @json_option("Print the report as JSON on stdout.")
 @spec_set_options
 def command(
@@ -29,6 +31,7 @@ def command(
     paths: tuple[Path, ...],
     mode: str | None,
     lock_timeout: float,
+    max_cost_usd: float | None,
     as_json: bool,
     state: Path | None,
     root: Path | None,
@@ -42,4 +45,5 @@ def command(
         job_names=[job],
         lock_timeout=lock_timeout,
         retry=True,
+        max_cost_usd=max_cost_usd,
     )

@@ -1,4 +1,4 @@
-"""`agentflow-jobs status`: per job, the last apply, drift since, items, batches, tokens."""
+"""`agentflow-jobs status`: per job, the last apply, drift since, items, batches, tokens, spend."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from agentflow_jobs.cli.options import job_option, json_option, open_spec_set, spec_set_options
-from agentflow_jobs.cli.reports import stderr_console
+from agentflow_jobs.cli.reports import stderr_console, usd
 from agentflow_jobs.runner import job_statuses
 
 __all__ = ["command"]
@@ -43,7 +43,8 @@ def command(
 
 
 _COLUMNS = (
-    "job", "last apply", "status", "drift", "items", "done", "failed", "batches", "tokens", "output",
+    "job", "last apply", "status", "drift", "items", "done", "failed", "batches", "tokens", "cost",
+    "output",
 )
 
 
@@ -62,5 +63,6 @@ def _status_row(row: dict[str, Any]) -> list[str]:
         str(row["failed"]),
         batches or "-",
         str(row["tokens"]),
+        usd(row["cost_usd"]),
         row["output"],
     ]

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from agentflow_jobs.engine.export import export_chunks
 from agentflow_jobs.engine.requests import parse_request
+from agentflow_jobs.engine.spend import Spend
 from agentflow_jobs.engine.store import BatchStore
 from agentflow_jobs.errors import status_error
 from agentflow_jobs.hashing import content_hash
@@ -75,6 +76,8 @@ class BatchService:
         self.flush_interval = flush_interval
         self.rows_processed: Counter[str] = Counter()
         self.row_errors: Counter[str] = Counter()
+        self.spend = Spend()
+        self._spenders: dict[str, tuple[str, str | None]] = {}  # batch id -> tenant, model
         self._active: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
         self._wake = asyncio.Event()
@@ -82,10 +85,11 @@ class BatchService:
 
     # -- requests -----------------------------------------------------------------
 
-    async def complete(self, request: CompletionRequest) -> CompletionResult:
+    async def complete(self, request: CompletionRequest, *, owner: str = "local") -> CompletionResult:
         result = await self.executor.complete(request)
         for row in result.results:
             self._count(row.get("status", "failed"), row.get("error"))
+        self.spend.add(owner, result.model, result.results)
         return result
 
     def submit(
@@ -218,6 +222,7 @@ class BatchService:
         finally:
             flusher.cancel()
             self._cancelling.discard(batch_id)
+            self._spenders.pop(batch_id, None)
 
     async def _run(self, batch_id: str, buffer: builtins.list[ResultRow]) -> None:
         batch = self.store.get(batch_id)
@@ -261,6 +266,9 @@ class BatchService:
             self.store.record(batch_id, rows)
             for row in rows:
                 self._count(row["status"], row["error"])
+            if batch_id not in self._spenders:
+                self._spenders[batch_id] = self.store.spender(batch_id)
+            self.spend.add(*self._spenders[batch_id], rows)
 
     def _count(self, status: str, error: Mapping[str, Any] | None) -> None:
         self.rows_processed[status] += 1
@@ -276,6 +284,7 @@ def open_service(
 ) -> BatchService:
     """Provider + executor + store, assembled the way both the SDK and the server run them."""
     from agentflow_jobs.engine.executor import Executor
+    from agentflow_jobs.pricing import price_lookup
     from agentflow_jobs.providers import build_provider
 
     model = default_model or provider_config.get("model")
@@ -284,6 +293,7 @@ def open_service(
         concurrency=int(provider_config.get("concurrency", 64)),
         max_attempts=int(provider_config.get("max_attempts", 3)),
         default_model=model,
+        price=price_lookup(provider_config),
     )
     store = BatchStore(store_path)
     return BatchService(store, executor, default_model=model)

@@ -13,7 +13,9 @@ fails the row with ``refused`` at once: asking again would pay for the same answ
 Every other per-item problem is a failed row too, never an exception:
 ``OperationInputError`` (its code), ``ProviderError`` (its code), anything unexpected
 (``internal_error``, logged). A row's ``usage.requests`` counts every HTTP request it
-took, the failed attempts included. Two things fail the request as a whole: a
+took, the failed attempts included, and ``usage.cost_usd`` what its tokens cost at the
+model's price (``pricing``) when that is known: each item is sent as a chat request, so
+it is priced at the sync price, even inside a batch. Two things fail the request as a whole: a
 broken request (``InvalidRequest`` from ``prepare``, before anything is sent) and a
 provider refusing our credentials (``ProviderError`` code ``auth``), because every
 other item would fail the same way and paying for 100k rejected calls helps nobody.
@@ -27,7 +29,7 @@ or the executor's ``max_attempts`` calls.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import Any
 
 import structlog
@@ -42,6 +44,7 @@ from agentflow_jobs.errors import (
     RefusalError,
 )
 from agentflow_jobs.operations import BoundOperation, get_operation
+from agentflow_jobs.pricing import Price, cost_usd
 from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
 
@@ -66,6 +69,7 @@ class Executor:
         concurrency: int = 64,
         max_attempts: int = 3,
         default_model: str | None = None,
+        price: Callable[[str | None], Price | None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -75,6 +79,8 @@ class Executor:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.default_model = default_model
+        # the price of a model (None: unknown); rows then carry usage.cost_usd
+        self.price = price
         # kinds of unexpected item errors already logged with a traceback, across requests
         # (the runner sends a job as many small requests)
         self.logged: set[str] = set()
@@ -159,6 +165,7 @@ class _Run:
         self.id_field = request.id_field
         self.model = request.model or executor.default_model
         self.attempts = request.max_attempts or executor.max_attempts
+        self.price = executor.price(executor.model_for(request)) if executor.price else None
         self.fatal: BaseException | None = None
         self.logged = executor.logged
 
@@ -182,7 +189,17 @@ class _Run:
             rows[position] = await self.row(position)
 
     async def row(self, position: int) -> ResultRow:
-        """The row for one item; only a fatal ProviderError escapes."""
+        """The row for one item, priced when the price is known; only a fatal ProviderError escapes."""
+        row = await self.answer(position)
+        if self.price is not None:
+            usage = row["usage"]
+            usage["cost_usd"] = cost_usd(
+                self.price, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+            )
+        return row
+
+    async def answer(self, position: int) -> ResultRow:
+        """The unpriced row for one item."""
         item = self.items[position]
         index = self.indices[position] if self.indices is not None else position
         row_id = None

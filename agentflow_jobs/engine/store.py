@@ -175,6 +175,11 @@ class BatchStore:
             return None
         return _batch(rows[0])
 
+    def spender(self, batch_id: str) -> tuple[str, str | None]:
+        """The batch's owner and model, for its spend."""
+        rows = self._query("SELECT owner, model FROM batches WHERE id=?", (batch_id,))
+        return (str(rows[0][0]), rows[0][1]) if rows else ("unknown", None)
+
     def list(self, owner: str | None, limit: int) -> builtins.list[Batch]:
         where, args = ("WHERE owner=?", [owner]) if owner is not None else ("", [])
         rows = self._query(

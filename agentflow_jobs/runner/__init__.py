@@ -10,6 +10,7 @@ Python API (used by the CLI and by ``watch``)::
 from __future__ import annotations
 
 from agentflow_jobs.runner.apply import apply_jobs, blocked_by_upstream, cancel_job, select_jobs
+from agentflow_jobs.runner.costs import CostEstimate, total_cost
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.plan import JobPlan
 from agentflow_jobs.runner.progress import NullProgress, Progress
@@ -20,6 +21,7 @@ from agentflow_jobs.runner.workspace import Workspace
 
 __all__ = [
     "ApplyReport",
+    "CostEstimate",
     "Job",
     "JobPlan",
     "JobReport",
@@ -34,4 +36,5 @@ __all__ = [
     "job_statuses",
     "plan_jobs",
     "select_jobs",
+    "total_cost",
 ]

@@ -2,7 +2,10 @@
 
 Per job: plan (fingerprints, then a ledger count), re-attach to batches already in
 flight, send what is left in sync or batch mode, write the output from the ledger,
-then remember the fingerprints. Interrupted (``stop`` set) or not, the output is
+then remember the fingerprints. A job whose estimate does not fit its budget
+(``budget.py``) sends nothing and leaves its output and state as they were; one whose
+spend reaches its budget stops sending, keeps its rows and fails (exit 1) with the
+rest left for a later apply. Interrupted (``stop`` set) or not, the output is
 written from whatever the ledger holds, so results that arrived are never lost; only a
 run that got no answer from the provider (or ended unreachable, exit 4) leaves the
 previous output file as it was.
@@ -14,11 +17,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
 
 from agentflow_jobs.errors import AgentFlowError, UsageError
+from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.fingerprints import input_fingerprint
 from agentflow_jobs.runner.job import Job
@@ -94,6 +99,11 @@ def _apply_changed(
     job: Job, state: State, plan: JobPlan, report: JobReport, run: RunOptions, input_fp: str | None
 ) -> None:
     """Send what is pending, then write the output from the ledger and remember the job."""
+    refused = run.budget.refusal(plan.cost, plan.to_send)
+    if refused is not None:
+        report.status, report.exit_code, report.message = "over_budget", 1, refused
+        log.error("job refused by its budget", reason=refused)
+        return
     run.progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
     log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
     counts = RunCounts()
@@ -104,12 +114,26 @@ def _apply_changed(
     existed = output.is_file()
     summary = write_output(job, state, keep_output=keep)
     finish_job(job, state, report, summary, input_fp, run.run_id, counts)
+    _over_budget(report, run.budget, counts)
     if keep:
         kept = (f"the previous output {output.name} was left as it was"
                 if existed else f"no output was written to {output.name}")
         report.message = (report.message or "nothing was answered") + (
             f"; {kept} (the next apply that gets answers writes it)"
         )
+
+
+def _over_budget(report: JobReport, budget: Budget, counts: RunCounts) -> None:
+    """A job that stopped sending at its budget with items left fails, saying so."""
+    reason = budget.reached(counts)
+    if reason is None or not report.missing:
+        return
+    report.exit_code = max(report.exit_code, 1)
+    report.message = (
+        f"stopped sending: {reason}; the {counts.answered} answered row(s) are written and "
+        f"{report.missing} item(s) are left for a later apply"
+    )
+    log.warning("budget reached", reason=reason, missing=report.missing)
 
 
 def _keep_output(report: JobReport, counts: RunCounts) -> bool:
@@ -159,12 +183,17 @@ def apply_jobs(
     progress: Progress | None = None,
     stop: threading.Event | None = None,
     lock_timeout: float = 0.0,
+    max_cost_usd: float | None = None,
 ) -> ApplyReport:
-    """Apply ``specs`` against the state (a held Workspace, or a path to lock for this call)."""
+    """Apply ``specs`` against the state (a held Workspace, or a path to lock for this call).
+
+    ``max_cost_usd`` is the budget of the whole run, beside each job's own.
+    """
     jobs = select_jobs(specs, job_names)
     run = RunOptions(
         run_id=uuid.uuid4().hex[:12], stop=stop or threading.Event(),
         progress=progress or NullProgress(), mode=mode, force=force, retry=retry, detach=detach,
+        max_cost_usd=max_cost_usd,
     )
     report = ApplyReport(run_id=run.run_id)
     with open_workspace(state, lock_timeout=lock_timeout, command="apply") as ws:
@@ -173,7 +202,8 @@ def apply_jobs(
         try:
             _apply_all(jobs, ws.state, run, report)
         finally:
-            ws.state.finish_run(run.run_id, "interrupted" if report.interrupted else "done")
+            status = "interrupted" if report.interrupted else "done"
+            ws.state.finish_run(run.run_id, status, report.cost_usd)
             structlog.contextvars.unbind_contextvars("run_id", "job")
     return report
 
@@ -185,7 +215,9 @@ def _apply_all(jobs: list[Job], state: State, run: RunOptions, report: ApplyRepo
         if run.stop.is_set():
             report.interrupted = True
             break
-        job_report = blocked_by_upstream(job, jobs, finished) or _apply_one(job, state, run)
+        budget = Budget(job.spec.execution.max_cost_usd, run.max_cost_usd, report.cost_usd)
+        job_run = replace(run, budget=budget)
+        job_report = blocked_by_upstream(job, jobs, finished) or _apply_one(job, state, job_run)
         report.jobs.append(job_report)
         finished[job.name] = job_report
     report.interrupted = report.interrupted or run.stop.is_set()

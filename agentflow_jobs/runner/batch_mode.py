@@ -20,6 +20,7 @@ import structlog
 
 from agentflow_jobs.errors import NotFoundError
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job
@@ -60,14 +61,16 @@ async def submit_batches(
     run_id: str,
     stop: threading.Event,
     counts: RunCounts,
+    budget: Budget | None = None,
 ) -> None:
-    """Re-submit unrecorded intents, then submit new chunks of pending items."""
+    """Re-submit unrecorded intents, then submit new chunks of pending items; under a
+    ``budget``, each collected before the next, and none once the spend reached it."""
     for record in state.batches(job.name, open_only=True):
         if record.batch_id is None and not stop.is_set():
             await _submit(job, state, client, record)
     chunk_no = len(state.batches(job.name))
     for chunk in selector.chunks(job.spec.execution.batch_size):
-        if stop.is_set():
+        if stop.is_set() or (budget and budget.reached(counts)):
             break
         keys = [r.key or "" for r in chunk]
         key = content_hash("batch", job.name, keys, run_id, chunk_no)
@@ -78,6 +81,8 @@ async def submit_batches(
         counts.submitted += 1
         counts.sent += len(chunk)
         chunk_no += 1
+        if budget is not None:
+            await collect_batches(job, state, client, stop=stop, counts=counts, run_id=run_id)
 
 
 async def _pages(client: AsyncAgentFlow, batch_id: str) -> AsyncIterator[list[ResultRow]]:

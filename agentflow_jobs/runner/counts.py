@@ -3,7 +3,9 @@
 A failed row nobody was charged for (the provider never answered: rate limited, down,
 timed out) is *retryable*: the ledger keeps it as such and a normal apply sends it
 again. Every other failure is final until ``retry``. A run whose every request went
-unanswered found the provider down: its output is left as it was.
+unanswered found the provider down: its output is left as it was. What the answers
+cost is the engine's ``usage.cost_usd``; an answer without one (its price unknown) is
+counted as unpriced, never as $0.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 
 from agentflow_jobs.wire import ResultRow
 
-__all__ = ["TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests"]
+__all__ = ["TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests", "row_cost"]
 
 TRANSIENT_CODES = frozenset(
     {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
@@ -31,6 +33,15 @@ def provider_requests(row: ResultRow) -> int:
     return int((row.get("usage") or {}).get("requests") or 0)
 
 
+def row_cost(row: ResultRow) -> float | None:
+    """USD one row's answer cost: 0 with no provider request, None when unpriced."""
+    usage = row.get("usage") or {}
+    cost = usage.get("cost_usd")
+    if cost is not None:
+        return float(cost)
+    return None if provider_requests(row) else 0.0
+
+
 @dataclass
 class RunCounts:
     """What one job's run sent and got back, in either mode."""
@@ -42,6 +53,8 @@ class RunCounts:
     requests: int = 0  # provider requests, re-asks and retries included
     submitted: int = 0  # batches submitted
     collected: int = 0  # batches whose output was paged into the ledger
+    cost_usd: float = 0.0  # what the priced answers cost
+    unpriced: int = 0  # answers that came back without a price
 
     def add_rows(self, rows: Iterable[ResultRow], *, reached: bool = False) -> tuple[int, int]:
         """Count rows that came back; returns ``(completed, failed)`` among them.
@@ -52,6 +65,9 @@ class RunCounts:
         for row in rows:
             requests = provider_requests(row)
             self.requests += requests
+            cost = row_cost(row)
+            self.cost_usd += cost or 0.0
+            self.unpriced += cost is None
             self.sent += reached and requests > 0
             if row.get("status") == "completed":
                 done += 1
@@ -66,6 +82,11 @@ class RunCounts:
     def answered(self) -> int:
         """Rows the provider answered (completed, or failed by its answer)."""
         return self.completed + self.failed - self.retryable
+
+    @property
+    def spent_usd(self) -> float | None:
+        """What this run's answers cost; None when any came back unpriced."""
+        return None if self.unpriced else self.cost_usd
 
     @property
     def provider_down(self) -> bool:

@@ -3,7 +3,8 @@
 The runner reads every setting from the spec itself (``job.spec``). What it derives,
 once per job, is the operation prepared through the SDK (``sdk.prepared``: the fields
 that key the ledger, the template fields, what the engine would refuse unsent) and the
-identity of the model that answers (from the profile, never a secret).
+identity of the model that answers (from the profile, never a secret), and that model's
+price (``costs.job_price``; unknown is never 0).
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.errors import ConfigError
+from agentflow_jobs.runner.costs import JobPrice, job_price
 from agentflow_jobs.sdk.prepared import PreparedOperation, prepare_operation
-from agentflow_jobs.sdk.profiles import load_profile
+from agentflow_jobs.sdk.profiles import Profile, load_profile
 from agentflow_jobs.spec import JobSpec
 
 __all__ = ["Job", "model_identity"]
@@ -22,11 +24,12 @@ __all__ = ["Job", "model_identity"]
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One job spec with its prepared operation and model identity."""
+    """One job spec with its prepared operation, model identity and price."""
 
     spec: JobSpec
     operation: PreparedOperation
     model_identity: str
+    price: JobPrice
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> Job:
@@ -37,7 +40,9 @@ class Job:
             content_field=spec.input.content_field,
             **spec.request_fields(),
         )
-        return cls(spec, operation, model_identity(spec.model, spec.resolved_profile))
+        identity = model_identity(spec.model, spec.resolved_profile)
+        profile, problem = _profile(spec.resolved_profile)
+        return cls(spec, operation, identity, job_price(profile, spec.model, problem))
 
     def send_fields(self) -> dict[str, Any]:
         """Keyword arguments for ``completions.run`` / ``batches.submit`` besides the items."""
@@ -55,6 +60,14 @@ class Job:
     @property
     def errors_path(self) -> Path:
         return self.spec.errors_path
+
+
+def _profile(name: str | None) -> tuple[Profile | None, str]:
+    """The job's profile, or None and why it cannot be read (``apply`` reports that)."""
+    try:
+        return load_profile(name), ""
+    except ConfigError as exc:
+        return None, str(exc)
 
 
 def model_identity(model: str | None, profile_name: str | None) -> str:

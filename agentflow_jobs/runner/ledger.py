@@ -4,7 +4,9 @@ The key is ``content_hash(operation, fields, model, item)`` over exactly what is
 so an item that was already answered is found again across runs, across sync and
 batch modes, across jobs that ask the same thing, and after its row moved in the input
 file. Rows are committed in blocks (one transaction per chunk or output page) before
-the runner counts them as done.
+the runner counts them as done. Each row also keeps what its answer cost (the engine's
+``usage.cost_usd``), added up over re-sends like its tokens; NULL when the price was
+unknown, so a job's spend is unknown rather than short.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentflow_jobs.hashing import content_hash
-from agentflow_jobs.runner.counts import is_retryable
+from agentflow_jobs.runner.counts import is_retryable, row_cost
 from agentflow_jobs.runner.state import State
 from agentflow_jobs.wire import ResultRow
 
@@ -24,11 +26,12 @@ __all__ = ["Ledger", "LedgerEntry", "ledger_key"]
 
 _BLOCK = 500
 _UPSERT = (
-    "INSERT INTO ledger (key, job, idx, status, row, attempts, tokens, mode, created)"
-    " VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+    "INSERT INTO ledger (key, job, idx, status, row, attempts, tokens, cost_usd, mode, created)"
+    " VALUES (?,?,?,?,?,1,?,?,?,?) ON CONFLICT(key) DO UPDATE SET"
     " job = excluded.job, idx = excluded.idx, status = excluded.status,"
     " row = excluded.row, attempts = ledger.attempts + 1,"
-    " tokens = ledger.tokens + excluded.tokens, mode = excluded.mode,"
+    " tokens = ledger.tokens + excluded.tokens,"
+    " cost_usd = ledger.cost_usd + excluded.cost_usd, mode = excluded.mode,"
     " created = excluded.created"
 )
 
@@ -108,13 +111,22 @@ class Ledger:
             counts["tokens"] += int(tokens or 0)
         return counts
 
+    def job_cost(self, job: str) -> float | None:
+        """USD the answers recorded under ``job`` cost; None when any of them is unpriced."""
+        query = (
+            "SELECT SUM(cost_usd), COUNT(*) FILTER (WHERE cost_usd IS NULL AND tokens > 0)"
+            " FROM ledger WHERE job = ?"
+        )
+        total, unpriced = self._db.execute(query, (job,)).fetchone()
+        return None if unpriced else float(total or 0.0)
 
-def _stored(row: ResultRow, run_id: str | None) -> tuple[str, str, int]:
-    """A row as the ledger keeps it: ``(status, row JSON, tokens)``."""
+
+def _stored(row: ResultRow, run_id: str | None) -> tuple[str, str, int, float | None]:
+    """A row as the ledger keeps it: ``(status, row JSON, tokens, cost)``."""
     usage = row.get("usage") or {}
     status = "retryable" if is_retryable(row) else row.get("status") or "failed"
     data = {"result": row.get("result"), "error": row.get("error"), "usage": usage, "run": run_id}
-    return status, json.dumps(data), int(usage.get("total_tokens") or 0)
+    return status, json.dumps(data), int(usage.get("total_tokens") or 0), row_cost(row)
 
 
 def _entry(index: int, status: str, data: dict[str, Any], attempts: int, mode: str) -> LedgerEntry:

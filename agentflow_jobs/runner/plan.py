@@ -3,7 +3,9 @@
 A job is *up to date* when its spec, input file and output file are exactly as the
 last apply left them (checked from fingerprints, no read of the input); otherwise the
 input is streamed and every item's ledger key looked up: answered items are reused,
-failed ones are kept (``retry`` re-sends them), the rest are to send.
+failed ones are kept (``retry`` re-sends them), the rest are to send. Each item to send
+adds the estimated tokens of its rendered prompt; the job's totals are then priced once
+(``costs.estimate_cost``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
 from agentflow_jobs.hashing import canonical_json
+from agentflow_jobs.pricing import estimate_prompt_tokens
+from agentflow_jobs.runner.costs import NOTHING_TO_SEND, CostEstimate, estimate_cost
 from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint, same_input
 from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
@@ -43,19 +47,28 @@ class JobPlan:
     to_send: int = 0
     in_batches: int = 0
     est_tokens: int | None = None
+    est_input_tokens: int = 0  # of the items to send, from their rendered prompts
+    est_output_tokens: int = 0
+    cost: CostEstimate = NOTHING_TO_SEND
     open_batches: int = 0
     # the items to send, when few: apply sends these instead of reading the input again
     pending_items: list[RenderedItem] | None = field(default=None, repr=False)
+    # characters the items to send add to their prompts (the rule-of-thumb est_tokens)
+    prompt_chars: int = field(default=0, repr=False)
 
     @property
     def pending(self) -> bool:
         return self.status != "up_to_date" and self.status != "failed"
 
     def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "pending_items"}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _INTERNAL}
+        data["cost"] = self.cost.to_dict()
         data["pending"] = self.pending
         data["est_requests"] = self.to_send  # one provider request per item
         return data
+
+
+_INTERNAL = ("pending_items", "prompt_chars")
 
 
 def resolve_mode(job: Job, override: str | None, to_send: int) -> str:
@@ -171,7 +184,6 @@ def _remember(plan: JobPlan, rendered: RenderedItem) -> None:
 def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
     ledger = Ledger(state)
     seen: set[str] = set()
-    prompt_chars = 0
     for block in blocks(job_items(job)):
         keys = [r.key for r in block if r.key is not None]
         statuses = {} if force else ledger.statuses(keys)
@@ -191,16 +203,30 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                 # duplicates within the file are sent once; the bounded set is a plan nicety
                 if len(seen) < 100_000:
                     seen.add(rendered.key)
-                plan.to_send += 1
-                prompt_chars += _item_chars(rendered.item)
-                _remember(plan, rendered)
+                _to_send(job, plan, rendered)
+    _estimate(job, ledger, plan)
+
+
+def _to_send(job: Job, plan: JobPlan, rendered: RenderedItem) -> None:
+    plan.to_send += 1
+    plan.prompt_chars += _item_chars(rendered.item)
+    messages = job.operation.messages(rendered.item or {})
+    plan.est_input_tokens += estimate_prompt_tokens(messages or [])
+    _remember(plan, rendered)
+
+
+def _estimate(job: Job, ledger: Ledger, plan: JobPlan) -> None:
+    """Tokens from earlier answers when there are some, else by rule; the cost estimate."""
     counts = ledger.job_counts(job.name)
     answered = counts["completed"] + counts["failed"] + counts["retryable"]
     completed_tokens = counts.get("tokens", 0)
     if answered and completed_tokens:
         plan.est_tokens = int(completed_tokens / answered * plan.to_send)
     else:
-        plan.est_tokens = _estimate_tokens(job, prompt_chars, plan.to_send)
+        plan.est_tokens = _estimate_tokens(job, plan.prompt_chars, plan.to_send)
+    if plan.to_send:
+        plan.est_output_tokens = plan.to_send * job.operation.output_tokens()
+        plan.cost = estimate_cost(job.price, plan.est_input_tokens, plan.est_output_tokens)
 
 
 def _item_chars(item: dict[str, Any] | None) -> int:

@@ -40,6 +40,7 @@ class JobReport:
     input_errors: int = 0
     missing: int = 0
     tokens: int = 0
+    cost_usd: float | None = 0.0  # what this run's answers for the job cost; None: unknown
     batches: int = 0
     output: str = ""
     errors: str | None = None
@@ -65,11 +66,18 @@ class ApplyReport:
             return 130
         return max((job.exit_code for job in self.jobs), default=0)
 
+    @property
+    def cost_usd(self) -> float | None:
+        """What the run's answers cost over every job; None when any job's is unknown."""
+        costs = [job.cost_usd for job in self.jobs]
+        return None if None in costs else sum(cost or 0.0 for cost in costs)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "exit_code": self.exit_code,
             "interrupted": self.interrupted,
+            "cost_usd": self.cost_usd,
             "jobs": [job.to_dict() for job in self.jobs],
         }
 
@@ -89,6 +97,7 @@ def finish_job(
     report.tokens = summary.tokens
     report.errors = str(job.spec.errors_path) if summary.failed or summary.input_errors else None
     report.requests = counts.requests if counts is not None else 0
+    report.cost_usd = counts.spent_usd if counts is not None else 0.0
     if report.status not in _DECIDED:
         _decide(job, report, summary, counts)
     record = JobRecord(

@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 
 from agentflow_jobs.errors import AgentFlowError
 from agentflow_jobs.runner.batch_mode import cancel_batches, collect_batches, submit_batches
+from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.plan import JobPlan
@@ -43,6 +44,8 @@ class RunOptions:
     force: bool = False
     retry: bool = False
     detach: bool = False
+    max_cost_usd: float | None = None  # the whole run's budget
+    budget: Budget = field(default_factory=Budget)  # the limits of the job being sent
 
 
 def _client(job: Job) -> AsyncAgentFlow:
@@ -79,11 +82,14 @@ async def _send(
         if report.mode == "sync":
             await run_sync(
                 job, state, client, selector=selector, stop=run.stop, counts=counts,
-                run_id=run.run_id, on_chunk=_items_cb(run.progress, job),
+                run_id=run.run_id, on_chunk=_items_cb(run.progress, job), budget=run.budget,
             )
             return
+        # a budget is kept chunk by chunk, which a detached run cannot do: it has the estimate
+        budget = run.budget if run.budget.active and not run.detach else None
         await submit_batches(
-            job, state, client, selector=selector, run_id=run.run_id, stop=run.stop, counts=counts
+            job, state, client, selector=selector, run_id=run.run_id, stop=run.stop, counts=counts,
+            budget=budget,
         )
         report.batches += counts.submitted
         if run.detach:

@@ -23,7 +23,7 @@ from agentflow_jobs.errors import StateError
 
 __all__ = ["SCHEMA_VERSION", "BatchRecord", "JobRecord", "State", "default_state_path"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,8 +50,15 @@ CREATE INDEX IF NOT EXISTS batches_job ON batches (job, status);
 CREATE TABLE IF NOT EXISTS batch_keys (key TEXT PRIMARY KEY, seq INTEGER NOT NULL);
 """
 
+# v2: what each answer cost (USD at the price when it came back; NULL: unknown, and for
+# every row written before prices were kept)
+_V2 = """
+ALTER TABLE ledger ADD COLUMN cost_usd REAL;
+ALTER TABLE runs ADD COLUMN cost_usd REAL
+"""
+
 # version N -> the SQL (or callable) that upgrades a version N-1 file to N
-_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _V1}
+_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _V1, 2: _V2}
 # a batch row stays open (its keys reserved) until its output is in the ledger
 CLOSED_PREFIX = "collected"
 
@@ -175,11 +182,12 @@ class State:
                 (run_id, command, time.time(), "running", os.getpid(), os.uname().nodename),
             )
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(self, run_id: str, status: str, cost_usd: float | None = None) -> None:
+        """Close the run; ``cost_usd`` is what its answers cost (None: unknown)."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE runs SET finished = ?, status = ? WHERE id = ?",
-                (time.time(), status, run_id),
+                "UPDATE runs SET finished = ?, status = ?, cost_usd = ? WHERE id = ?",
+                (time.time(), status, cost_usd, run_id),
             )
 
     # jobs -------------------------------------------------------------------------------

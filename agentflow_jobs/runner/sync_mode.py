@@ -1,6 +1,8 @@
 """Sync mode: items flow in chunks to ``client.completions.run``, several in flight.
 
 At most ``execution.concurrency`` items are in flight in all (see ``request_shape``).
+No request is dispatched once the job's spend in this run reached a budget
+(``budget.py``): those in flight finish and are kept.
 
 Each chunk's rows are committed to the ledger (one transaction) before the chunk
 counts as done, so a kill loses at most the chunks in flight. Which items to send is
@@ -19,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import structlog
 
+from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
@@ -159,10 +162,10 @@ async def run_sync(
     counts: RunCounts,
     run_id: str | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
+    budget: Budget | None = None,
 ) -> None:
-    """Send every selected item, counting into ``counts``; stop dispatching on ``stop``."""
-    execution = job.spec.execution
-    size, window = request_shape(execution.concurrency, execution.chunk_size)
+    """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``."""
+    size, window = request_shape(job.spec.execution.concurrency, job.spec.execution.chunk_size)
     slots = asyncio.Semaphore(window)
     sender = _Sender(job, state, client, counts, run_id, on_chunk)
     tasks: set[asyncio.Task[None]] = set()
@@ -178,7 +181,7 @@ async def run_sync(
 
     for chunk in selector.chunks(size):
         await slots.acquire()
-        if stop.is_set() or sender.failure:
+        if stop.is_set() or sender.failure or (budget and budget.reached(counts)):
             slots.release()
             break
         task = asyncio.create_task(send(chunk))

@@ -50,7 +50,7 @@ def job_statuses(
     state: Workspace | str | Path,
     job_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Per job: last apply, drift since, items done/failed, batches in flight, tokens."""
+    """Per job: last apply, drift since, items done/failed, batches in flight, tokens, spend."""
     jobs = select_jobs(specs, job_names)
     with _reading(state) as opened:
         return [_status(job, opened) for job in jobs]
@@ -83,4 +83,6 @@ def _status(job: Job, state: State) -> dict[str, Any]:
         ],
         "output": str(job.spec.output_path),
         "tokens": Ledger(state).job_counts(job.name)["tokens"],
+        # USD its recorded answers cost, over every run; None: some were not priced
+        "cost_usd": Ledger(state).job_cost(job.name),
     }

@@ -7,6 +7,9 @@ what the engine would refuse without asking the model (a missing or empty field,
 item too long), names the item fields the prompt templates use, and gives the fields
 that change what the model is asked (the ledger key of a caller that keeps one).
 
+For ``plan``'s estimate it also renders an item's chat messages as the engine would
+send them (``messages``) and guesses the tokens of one answer (``output_tokens``).
+
 Items are checked as they will be sent: the content under ``content``, plus the fields
 the templates name. Refusals name ``content_field``, the field the caller's user knows.
 """
@@ -18,7 +21,8 @@ from typing import Any
 
 from agentflow_jobs.errors import AgentFlowError, OperationInputError, TemplateError
 from agentflow_jobs.operations import BoundOperation, get_operation, template_fields
-from agentflow_jobs.wire import CompletionRequest, RowError
+from agentflow_jobs.pricing import estimate_output_tokens
+from agentflow_jobs.wire import CompletionRequest, EnrichField, RowError
 
 __all__ = ["PreparedOperation", "prepare_operation"]
 
@@ -52,6 +56,32 @@ class PreparedOperation:
         except OperationInputError as exc:
             return RowError(code=exc.code, message=exc.message)
         return None
+
+    def messages(self, item: dict[str, Any]) -> list[dict[str, str]] | None:
+        """The chat messages the engine sends for ``item``; None when it would send none."""
+        if self._bound is None:
+            return None
+        probe = item if self.kind == "run" else {self.content_field: item.get("content")}
+        try:
+            return self._bound.build(probe, self.model).messages
+        except AgentFlowError:
+            return None
+
+    def output_tokens(self) -> int:
+        """The tokens of one answer, guessed from the output's shape and ``max_tokens``."""
+        bound, fields = self._bound, self.fields
+        schema = fields.get("output_schema")
+        kind = self.kind
+        if kind == "run" and bound is not None and bound.schema is not None:
+            kind, schema = "extract", bound.schema  # a JSON reply of a known shape
+        return estimate_output_tokens(
+            kind,
+            categories=fields.get("categories"),
+            fields=[EnrichField.model_validate(f) for f in fields.get("fields") or ()],
+            output_schema=schema,
+            max_tokens=bound.max_tokens if bound is not None else None,
+            include_context=bool(fields.get("include_context")),
+        )
 
 
 def prepare_operation(

@@ -20,6 +20,7 @@ import yaml
 
 from agentflow_jobs.errors import ConfigError, InterpolationError
 from agentflow_jobs.interpolate import expand_tree
+from agentflow_jobs.pricing import parse_price_overrides
 from agentflow_jobs.urls import display_url
 
 __all__ = [
@@ -192,6 +193,8 @@ def _build(name: str, raw: Any, source: str) -> Profile:
         raise ConfigError("provider must be a mapping", path=source, key=f"{key}.provider")
     if engine == "embedded" and provider is None:
         provider = local_provider()
+    if provider is not None:
+        _check_prices(provider.get("prices"), source, f"{key}.provider.prices")
     return Profile(
         name=name,
         engine=engine,
@@ -203,6 +206,15 @@ def _build(name: str, raw: Any, source: str) -> Profile:
         provider=provider,
         timeout=_number(values.get("timeout"), source, f"{key}.timeout"),
     )
+
+
+def _check_prices(raw: Any, source: str, key: str) -> None:
+    """``provider.prices``: known keys, numbers >= 0 (a ConfigError names the key)."""
+    try:
+        parse_price_overrides(raw, key=key)
+    except ConfigError as exc:
+        reason = exc.message.removeprefix(f"{exc.key}: ")
+        raise ConfigError(reason, path=source, key=exc.key) from None
 
 
 def _number(value: Any, source: str, key: str) -> float | None:

@@ -1,6 +1,7 @@
 """``/metrics`` in the Prometheus text format, written by hand (no client library).
 
-Batches by status come from the store; items processed and provider errors from the
+Batches by status come from the store; items processed, provider errors and spend
+(USD per tenant and model, and the answers of models with no known price) from the
 batch service's counters; request latency from the HTTP gate.
 """
 
@@ -69,9 +70,36 @@ def render(service: BatchService, latency: Latency) -> str:
         f'agentflow_provider_errors_total{{code="{c}"}} {service.row_errors[c]}'
         for c in sorted(PROVIDER_CODES)
     ]
+    lines += _spend_lines(service)
     lines += [
         "# HELP agentflow_http_request_duration_seconds Time to answer an HTTP request.",
         "# TYPE agentflow_http_request_duration_seconds histogram",
         *latency.lines("agentflow_http_request_duration_seconds"),
     ]
     return "\n".join(lines) + "\n"
+
+
+def _spend_lines(service: BatchService) -> list[str]:
+    spend = service.spend
+    lines = [
+        "# HELP agentflow_spend_usd_total USD the answers cost at the model's price, by tenant and model.",
+        "# TYPE agentflow_spend_usd_total counter",
+    ]
+    keys = spend.keys()
+    lines += [f"agentflow_spend_usd_total{{{_labels(*k)}}} {spend.usd[k]:.9f}" for k in keys]
+    lines += [
+        "# HELP agentflow_unpriced_items_total Answers of a model with no known price (not $0).",
+        "# TYPE agentflow_unpriced_items_total counter",
+    ]
+    lines += [f"agentflow_unpriced_items_total{{{_labels(*k)}}} {spend.unpriced[k]}" for k in keys]
+    return lines
+
+
+def _labels(tenant: str, model: str) -> str:
+    # a tenant is the hash of its API key: 12 hex digits name it without giving the hash away
+    return f'tenant="{_escape(tenant[:12])}",model="{_escape(model)}"'
+
+
+def _escape(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

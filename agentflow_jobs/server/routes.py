@@ -59,7 +59,7 @@ async def metrics(request: Request) -> PlainTextResponse:
 
 @router.post("/v1/completions", responses=_ERRORS)
 async def completions(request: Request, body: CompletionRequest) -> CompletionResult:
-    return await _service(request).complete(body)
+    return await _service(request).complete(body, owner=_owner(request))
 
 
 @router.post("/v1/batches", responses=_ERRORS)

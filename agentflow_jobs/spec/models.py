@@ -162,6 +162,13 @@ class ExecutionSpec(_Model):
         description="Sync mode: most items per request to AgentFlow, committed together; "
         "requests are smaller when needed to keep `concurrency`.",
     )
+    max_cost_usd: float | None = Field(
+        default=None,
+        ge=0,
+        description="Budget in USD for one apply of this job: a job whose estimated cost "
+        "exceeds it is not started, and sending stops once its recorded spend reaches it "
+        "(answered rows are kept; the rest wait for a later apply). Needs a known price.",
+    )
 
 
 class JobSpec(_Model):

@@ -104,3 +104,39 @@ def test_builtin_local_without_a_provider_says_how_to_configure() -> None:
         AgentFlow()
     assert "agentflow-jobs[local]" in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("prices", "key", "says"),
+    [
+        ("{input_per_mtok: 1, outptu_per_mtok: 2}", "prices.outptu_per_mtok", "did you mean `output_per_mtok`?"),
+        ("{input_per_mtok: -1}", "prices.input_per_mtok", "must not be negative"),
+        ("{batch_discount: 2}", "prices.batch_discount", "fraction of the sync price"),
+        ("{input_per_mtok: cheap}", "prices.input_per_mtok", "expected a number"),
+        ("[1, 2]", "prices", "expected a mapping"),
+    ],
+)
+def test_provider_prices_are_checked_naming_file_and_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, prices: str, key: str, says: str
+) -> None:
+    path = write(
+        tmp_path / "profiles.yaml",
+        "profiles:\n  own:\n    provider:\n      type: openai\n"
+        f"      base_url: http://127.0.0.1:9/v1\n      prices: {prices}\n",
+    )
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    with pytest.raises(ConfigError) as info:
+        load_profile("own")
+    assert str(info.value).startswith(f"{path}:profiles.own.provider.{key}: ")
+    assert says in str(info.value)
+
+
+def test_provider_prices_that_are_right_load(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "profiles.yaml",
+        "profiles:\n  own:\n    provider:\n      type: openai\n      base_url: http://127.0.0.1:9/v1\n"
+        "      prices: {input_per_mtok: 0.1, output_per_mtok: 0.4, batch_discount: 0.5}\n",
+    )
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    provider = load_profile("own").provider or {}
+    assert provider["prices"] == {"input_per_mtok": 0.1, "output_per_mtok": 0.4, "batch_discount": 0.5}

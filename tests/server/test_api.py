@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ import pytest
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.server import create_app
 from tests.fakes.handles import FakeProvider
+from tests.fakes.metered import fixed_usage
 from tests.server.live import LiveServer, live_server, provider_config
 
 A = {"Authorization": "Bearer key-a"}
@@ -209,6 +211,30 @@ def test_metrics_in_prometheus_text(http: httpx.Client, fake_provider: FakeProvi
     assert 'agentflow_provider_errors_total{code="bad_request"} 1' in text
     assert "# TYPE agentflow_http_request_duration_seconds histogram" in text
     assert 'agentflow_http_request_duration_seconds_bucket{le="+Inf"}' in text
+
+
+def test_metrics_carry_spend_per_tenant_and_model(
+    http: httpx.Client, fake_provider: FakeProvider
+) -> None:
+    priced = {**LABEL, "model": "gpt-4o-mini"}
+    with fixed_usage(fake_provider, 1_000_000, 100_000):  # $0.15 + $0.06 an item
+        assert http.post("/v1/completions", json=priced, headers=A).status_code == 200
+        batch_id = http.post("/v1/batches", json=priced, headers=B).json()["id"]
+        wait_done(http, batch_id, B)
+        http.post("/v1/completions", json=LABEL, headers=A)  # fake-model: no known price
+    text = http.get("/metrics", headers=A).text
+    assert "# TYPE agentflow_spend_usd_total counter" in text
+    spend = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith(("agentflow_spend_usd_total{", "agentflow_unpriced_items_total{"))
+    }
+    a, b = (hashlib.sha256(key).hexdigest()[:12] for key in (b"key-a", b"key-b"))
+    assert spend[f'agentflow_spend_usd_total{{tenant="{a}",model="gpt-4o-mini"}}'] == pytest.approx(0.63)
+    assert spend[f'agentflow_spend_usd_total{{tenant="{b}",model="gpt-4o-mini"}}'] == pytest.approx(0.63)
+    assert spend[f'agentflow_unpriced_items_total{{tenant="{a}",model="fake-model"}}'] == 3
+    assert spend[f'agentflow_spend_usd_total{{tenant="{a}",model="fake-model"}}'] == 0
+    assert "key-a" not in text and hashlib.sha256(b"key-a").hexdigest() not in text
 
 
 def test_refuses_to_start_without_keys(tmp_path: Path) -> None:
