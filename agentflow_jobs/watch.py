@@ -263,7 +263,7 @@ class Watcher:
             result = _error_report(job, f"{type(exc).__name__}: {exc}", 1)
         if result is None:  # stopped before it started
             result = JobReport(name=job.name, status="incomplete", output=str(job.output_path))
-        if result.status in ("failed", "error"):
+        if result.status in ("failed", "error", "over_budget"):
             log.error("job failed", job=job.name, location=_location(spec), reason=result.message)
         return result
 
