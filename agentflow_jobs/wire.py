@@ -83,10 +83,13 @@ class Usage(BaseModel):
         if isinstance(other, Usage):
             other = other.__dict__
         prompt, completion = int(other["prompt_tokens"]), int(other["completion_tokens"])
-        self.prompt_tokens += prompt
-        self.completion_tokens += completion
-        self.total_tokens += int(other["total_tokens"]) or prompt + completion
-        self.requests += int(other["requests"])
+        # plain int fields: adding in the field dict skips pydantic's __setattr__, which
+        # cost more than the rest of an executor's work per item
+        mine = self.__dict__
+        mine["prompt_tokens"] += prompt
+        mine["completion_tokens"] += completion
+        mine["total_tokens"] += int(other["total_tokens"]) or prompt + completion
+        mine["requests"] += int(other["requests"])
 
     def as_dict(self) -> dict[str, int | float]:
         """What ``model_dump()`` gives (a row's ``usage``), without the serializer."""
