@@ -9,7 +9,7 @@ price (``costs.job_price``; unknown is never 0).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,10 @@ class Job:
     spec: JobSpec
     operation: PreparedOperation
     model_identity: str
-    price: JobPrice
+    profile: Profile | None = field(default=None, repr=False, compare=False)
+    profile_problem: str = ""
+    # the price, looked up on first use: an up-to-date job never loads the price table
+    _price: list[JobPrice] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def from_spec(cls, spec: JobSpec) -> Job:
@@ -42,7 +45,14 @@ class Job:
         )
         identity = model_identity(spec.model, spec.resolved_profile)
         profile, problem = _profile(spec.resolved_profile)
-        return cls(spec, operation, identity, job_price(profile, spec.model, problem))
+        return cls(spec, operation, identity, profile, problem)
+
+    @property
+    def price(self) -> JobPrice:
+        """The price of the job's model, or why it is unknown (``costs.job_price``)."""
+        if not self._price:
+            self._price.append(job_price(self.profile, self.spec.model, self.profile_problem))
+        return self._price[0]
 
     def send_fields(self) -> dict[str, Any]:
         """Keyword arguments for ``completions.run`` / ``batches.submit`` besides the items."""
