@@ -27,83 +27,33 @@ from typing import Any
 
 import structlog
 import watchfiles
-import yaml
 
-from agentflow_jobs.errors import AgentFlowError, Problem, SpecError
-from agentflow_jobs.runner import Job, JobReport, NullProgress, Progress, Workspace, apply_jobs
-from agentflow_jobs.runner.plan import file_fingerprint, job_fingerprint, order_jobs, upstream_of
-from agentflow_jobs.spec import JobSpec, discover_spec_files, find_root, load_specs
+from agentflow_jobs.errors import AgentFlowError, Problem
+from agentflow_jobs.runner import (
+    Job,
+    JobReport,
+    NullProgress,
+    Progress,
+    Workspace,
+    apply_jobs,
+    blocked_by_upstream,
+)
+from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint
+from agentflow_jobs.runner.plan import order_jobs, upstream_of
+from agentflow_jobs.spec import JobSpec, discover_spec_files, find_root, load_tolerant
 from agentflow_jobs.spec.rules import display_path
 
-__all__ = ["DEFAULT_DEBOUNCE_MS", "ReconcileReport", "SpecSet", "Watcher", "load_spec_set"]
+__all__ = ["DEFAULT_DEBOUNCE_MS", "ReconcileReport", "Watcher"]
 
 log = structlog.get_logger()
 
 DEFAULT_DEBOUNCE_MS = 400
 # how long watchfiles waits for a burst's next event before handing it over
 _STEP_MS = 50
-_OK = ("applied", "up_to_date")
 # outcomes worth another try at the next reconcile, even when nothing about the job changed
 _RETRY = ("error", "incomplete", "skipped")
-_PATH_KEYS = ("system_prompt_file", "user_prompt_template_file")
 
 Fingerprints = dict[Path, str | None]
-
-
-@dataclass
-class SpecSet:
-    """What one reload found: the valid specs, every problem, the files to track."""
-
-    specs: list[JobSpec] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    # files named by specs that failed to load, so creating a missing one triggers a reload
-    referenced: set[Path] = field(default_factory=set)
-
-
-def load_spec_set(files: Sequence[Path], root: Path) -> SpecSet:
-    """Load ``files`` together; on problems, isolate them so valid files still load."""
-    try:
-        return SpecSet(specs=load_specs(files, root=root))
-    except SpecError:
-        pass
-    found = SpecSet()
-    good: list[Path] = []
-    for file in files:
-        try:
-            load_specs([file], root=root)
-            good.append(file)
-        except SpecError as exc:
-            found.problems += exc.problems
-            found.referenced |= _raw_references(file)
-    # what is wrong only across files (duplicate names or outputs, cycles): drop the file blamed
-    while good:
-        try:
-            found.specs = load_specs(good, root=root)
-            break
-        except SpecError as exc:
-            blamed = {problem.path for problem in exc.problems}
-            culprits = [f for f in good if display_path(f) in blamed] or good[-1:]
-            found.problems += exc.problems
-            found.referenced |= {ref for f in culprits for ref in _raw_references(f)}
-            good = [f for f in good if f not in culprits]
-    return found
-
-
-def _raw_references(file: Path) -> set[Path]:
-    """Input and prompt paths named in a spec file that does not load (best effort)."""
-    try:
-        documents = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
-    except (OSError, UnicodeError, yaml.YAMLError):
-        return set()
-    found: set[Path] = set()
-    for doc in documents:
-        if not isinstance(doc, dict):
-            continue
-        section = doc.get("input")
-        values = [section.get("path") if isinstance(section, dict) else None]
-        values += [doc.get(key) for key in _PATH_KEYS]
-        found |= {(file.parent / v).resolve() for v in values if isinstance(v, str) and v}
-    return found
 
 
 @dataclass
@@ -230,7 +180,7 @@ class Watcher:
             return None
         # fingerprints before reading: a write during the load shows up at the next compare
         now: Fingerprints = {f: file_fingerprint(f) for f in files}
-        found = load_spec_set(files, self.root)
+        found = load_tolerant(files, self.root)
         specs, jobs = self._jobs(found.specs)
         for path in _tracked(specs, found.referenced):
             now.setdefault(path, file_fingerprint(path))
@@ -287,24 +237,15 @@ class Watcher:
     def _apply(
         self, jobs: list[Job], specs: dict[str, JobSpec], selected: set[str], report: ReconcileReport
     ) -> None:
-        outcomes: dict[str, str] = {}
+        finished: dict[str, JobReport] = {}
         for job in jobs:
             if job.name not in selected:
                 continue
             if self.stop.is_set():
                 report.interrupted = True
                 return
-            upstream = upstream_of(job, jobs)
-            if upstream is not None and outcomes.get(upstream.name, "applied") not in _OK:
-                result = JobReport(
-                    name=job.name,
-                    status="skipped",
-                    output=str(job.output_path),
-                    message=f"upstream job {upstream.name} did not finish",
-                )
-            else:
-                result = self._apply_job(job, specs[job.name])
-            outcomes[job.name] = result.status
+            result = blocked_by_upstream(job, jobs, finished) or self._apply_job(job, specs[job.name])
+            finished[job.name] = result
             report.jobs.append(result)
         report.interrupted = self.stop.is_set()
 

@@ -7,18 +7,22 @@ no behaviour beyond validation and normalisation.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import TypedDict  # pydantic reads TypedDicts from here before 3.12
 
 __all__ = [
     "OPERATIONS",
+    "TERMINAL_STATUSES",
     "Batch",
     "BatchProgress",
     "BatchStatus",
     "CompletionRequest",
     "CompletionResult",
     "EnrichField",
+    "FieldType",
     "OutputPage",
     "ResultRow",
     "RowError",
@@ -54,7 +58,7 @@ def _missing_template(custom: str | None) -> str:
 
 
 class Usage(BaseModel):
-    """Token usage of one row, or summed over many."""
+    """Token usage of one row, or summed over many (a row carries it as a dict)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -71,16 +75,45 @@ class Usage(BaseModel):
             requests=self.requests + other.requests,
         )
 
+    def include(self, other: Usage | Mapping[str, int]) -> None:
+        """Add ``other`` (a Usage, or a row's usage dict) into this one, in place.
+
+        A total the provider left at 0 counts as prompt plus completion tokens.
+        """
+        if isinstance(other, Usage):
+            other = other.__dict__
+        prompt, completion = other["prompt_tokens"], other["completion_tokens"]
+        self.prompt_tokens += prompt
+        self.completion_tokens += completion
+        self.total_tokens += other["total_tokens"] or prompt + completion
+        self.requests += other["requests"]
+
+    def as_dict(self) -> dict[str, int]:
+        """What ``model_dump()`` gives (a row's ``usage``), without the serializer."""
+        return dict(self.__dict__)
+
 
 class EnrichField(BaseModel):
-    """One field an ``enrich`` operation fills in."""
+    """One field an `enrich` job fills in for every item."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1)
-    type: FieldType = "string"
-    valid_values: list[str] | None = None
-    description: str | None = None
+    name: str = Field(min_length=1, description="Name of the output field.")
+    type: FieldType = Field(
+        default="string",
+        description="Type of the value: string, number, integer, boolean, categorical "
+        "(one of `valid_values`) or list (of strings).",
+    )
+    # at least one value in a spec (the JSON Schema says so); a request with none fails
+    # with the operation's own message
+    valid_values: list[str] | None = Field(
+        default=None,
+        description="The allowed values of a categorical field (required for `categorical`).",
+        json_schema_extra={"minItems": 1},
+    )
+    description: str | None = Field(
+        default=None, description="What the field means; shown to the model."
+    )
 
     @model_validator(mode="after")
     def _categorical_needs_values(self) -> EnrichField:
@@ -154,15 +187,20 @@ class RowError(BaseModel):
     message: str
 
 
-class ResultRow(BaseModel):
-    """The outcome of one item."""
+class ResultRow(TypedDict):
+    """The outcome of one item, as the plain dict every layer passes on.
+
+    The engine builds it, the SDK returns it (``results``, output pages), the engine's
+    store and the runner's ledger keep it. ``error`` is a ``RowError`` and ``usage`` a
+    ``Usage``, each as its dict.
+    """
 
     index: int
-    id: str | None = None
+    id: str | None
     status: Literal["completed", "failed"]
-    result: dict[str, Any] | None = None
-    error: RowError | None = None
-    usage: Usage = Field(default_factory=Usage)
+    result: dict[str, Any] | None
+    error: dict[str, str] | None
+    usage: dict[str, int]
 
 
 class CompletionResult(BaseModel):
@@ -170,7 +208,7 @@ class CompletionResult(BaseModel):
 
     operation: str
     model: str | None = None
-    results: list[dict[str, Any]]
+    results: list[ResultRow]
     usage: Usage = Field(default_factory=Usage)
 
 
@@ -210,4 +248,4 @@ class OutputPage(BaseModel):
     offset: int
     limit: int
     total: int
-    results: list[dict[str, Any]]
+    results: list[ResultRow]

@@ -2,9 +2,12 @@
 
 Workers claim unfinished batches from the store, send only the items that have no row
 yet through the executor, and record rows in small groups as they finish. Stopping a
-worker (shutdown, ``kill -9``) loses at most the rows still in flight (rows are group-committed
-as soon as the event loop is free); the next process
-on the same store claims the batch and sends only those.
+worker (shutdown, ``kill -9``) loses at most the rows still in flight (rows are
+group-committed as soon as the event loop is free); the next process on the same store
+claims the batch and sends only those.
+
+Request bodies and uploads are validated in ``requests.py``; exports are written by
+``export.py``.
 """
 
 from __future__ import annotations
@@ -12,20 +15,17 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import csv
 import functools
-import io
-import json
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import ValidationError
-
+from agentflow_jobs.engine.export import export_chunks
+from agentflow_jobs.engine.requests import parse_request
 from agentflow_jobs.engine.store import BatchStore
-from agentflow_jobs.errors import UnprocessableEntityError, status_error
+from agentflow_jobs.errors import status_error
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.operations import get_operation
 from agentflow_jobs.wire import (
@@ -37,19 +37,9 @@ from agentflow_jobs.wire import (
     RowError,
 )
 
-__all__ = [
-    "MAX_PAGE_SIZE",
-    "BatchService",
-    "RowSource",
-    "describe_errors",
-    "items_from_file",
-    "open_service",
-    "parse_request",
-    "upload_payload",
-]
+__all__ = ["MAX_PAGE_SIZE", "BatchService", "RowSource", "open_service"]
 
 MAX_PAGE_SIZE = 10_000
-EXPORT_FORMATS = ("json", "jsonl", "csv")
 
 
 class RowSource(Protocol):
@@ -62,65 +52,6 @@ class RowSource(Protocol):
     async def complete(self, request: CompletionRequest) -> CompletionResult: ...
 
     async def aclose(self) -> None: ...
-
-
-def parse_request(payload: Mapping[str, Any]) -> CompletionRequest:
-    """Validate a request body; a 422 error names the offending field path."""
-    try:
-        return CompletionRequest.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise validation_error(exc) from None
-
-
-def validation_error(exc: ValidationError) -> UnprocessableEntityError:
-    message = describe_errors(exc.errors())
-    error = status_error(422, message, body={"error": {"code": "validation_error", "message": message}})
-    assert isinstance(error, UnprocessableEntityError)
-    return error
-
-
-def describe_errors(errors: Sequence[Any], body: Any = None) -> str:
-    """``field.path: what is wrong`` for each pydantic/FastAPI validation error.
-
-    ``body`` is the raw request text, used to place a JSON syntax error by line and column.
-    """
-    problems = []
-    for err in errors:
-        if err.get("type") == "json_invalid":
-            problems.append(_json_syntax(err, body))
-            continue
-        loc = [str(p) for p in err.get("loc", ())]
-        if loc and loc[0] in ("body", "query", "path"):
-            loc = loc[1:]
-        where = ".".join(loc) or _guess_field(str(err.get("msg", "")))
-        problems.append(f"{where}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
-    return "; ".join(problems) or "invalid request"
-
-
-def _json_syntax(err: Mapping[str, Any], body: Any) -> str:
-    # FastAPI puts the character offset where a field path belongs; turn it into a place
-    loc = err.get("loc", ())
-    pos = loc[-1] if loc and isinstance(loc[-1], int) else None
-    reason = str((err.get("ctx") or {}).get("error", "")).strip()
-    where = ""
-    if pos is not None and isinstance(body, str | bytes):
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-        line = text.count("\n", 0, pos) + 1
-        where = f"line {line}, column {pos - text.rfind(chr(10), 0, pos)}"
-    elif pos is not None:
-        where = f"character {pos + 1}"
-    details = ": ".join(part for part in (where, reason.lower()) if part)
-    return f"request body is not valid JSON ({details})" if details else "request body is not valid JSON"
-
-
-def _guess_field(message: str) -> str:
-    # model-level checks carry no location; name the field their message is about
-    if message.startswith("Value error, unknown operation") or message.startswith("unknown operation"):
-        return "operation"
-    for name in ("categories", "fields", "user_prompt_template", "extraction_instructions"):
-        if name in message:
-            return name
-    return "body"
 
 
 class BatchService:
@@ -224,13 +155,7 @@ class BatchService:
     def export(self, owner: str, batch_id: str, fmt: str) -> Iterator[str]:
         """The whole output as text chunks, read from the store a slice at a time."""
         self.retrieve(owner, batch_id)
-        if fmt not in EXPORT_FORMATS:
-            raise status_error(422, f"format: expected one of {', '.join(EXPORT_FORMATS)}")
-        if fmt == "csv":
-            return _csv_chunks(self.store, batch_id)
-        if fmt == "json":
-            return _json_chunks(self.store, batch_id)
-        return (json.dumps(row, ensure_ascii=False) + "\n" for row in self.store.iter_results(batch_id))
+        return export_chunks(self.store, batch_id, fmt)
 
     # -- workers ------------------------------------------------------------------
 
@@ -335,7 +260,7 @@ class BatchService:
             buffer.clear()
             self.store.record(batch_id, rows)
             for row in rows:
-                self._count(row.status, row.error.model_dump() if row.error else None)
+                self._count(row["status"], row["error"])
 
     def _count(self, status: str, error: Mapping[str, Any] | None) -> None:
         self.rows_processed[status] += 1
@@ -343,105 +268,7 @@ class BatchService:
             self.row_errors[str(error.get("code", "error"))] += 1
 
     def _finish_cancelled(self, batch_id: str) -> None:
-        self.store.set_status(batch_id, "cancelled", only_from=("queued", "running", "cancelling"))
-
-
-def _csv_chunks(store: BatchStore, batch_id: str) -> Iterator[str]:
-    # first pass only collects result keys, so no row is held in memory
-    keys: dict[str, None] = {}
-    for row in store.iter_results(batch_id):
-        keys.update(dict.fromkeys(row.get("result") or {}))
-    header = ["index", "id", "status", *keys, "error_code", "error_message"]
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    for n, row in enumerate(store.iter_results(batch_id), start=1):
-        result, error = row.get("result") or {}, row.get("error") or {}
-        cells = [_cell(result.get(k)) for k in keys]
-        writer.writerow([row["index"], row.get("id") or "", row["status"], *cells,
-                         error.get("code", ""), error.get("message", "")])
-        if n % 200 == 0:
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-    yield out.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    return json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
-
-
-def _json_chunks(store: BatchStore, batch_id: str) -> Iterator[str]:
-    yield "["
-    for n, row in enumerate(store.iter_results(batch_id)):
-        yield ("," if n else "") + "\n" + json.dumps(row, ensure_ascii=False)
-    yield "\n]\n"
-
-
-def items_from_file(filename: str, data: bytes) -> builtins.list[dict[str, Any]]:
-    """Items from an uploaded file, by extension: .jsonl, .csv, .json or .txt."""
-    suffix = Path(filename).suffix.lower()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise _file_error(filename, None, f"not UTF-8 text ({exc.reason})") from None
-    if suffix in (".jsonl", ".ndjson"):
-        items = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                items.append(_as_item(_json(filename, line, number), filename, number))
-        return items
-    if suffix == ".json":
-        data_json = _json(filename, text, None)
-        if not isinstance(data_json, list):
-            raise _file_error(filename, None, "expected a JSON array of items")
-        return [_as_item(v, filename, None) for v in data_json]
-    if suffix == ".csv":
-        try:
-            return [dict(row) for row in csv.DictReader(io.StringIO(text))]
-        except csv.Error as exc:
-            raise _file_error(filename, None, f"malformed CSV: {exc}") from None
-    if suffix == ".txt":
-        return [{"content": line} for line in text.splitlines() if line.strip()]
-    raise _file_error(filename, None, "unsupported file type (use .jsonl, .csv, .json or .txt)")
-
-
-def upload_payload(form: Mapping[str, Any], items: builtins.list[dict[str, Any]]) -> dict[str, Any]:
-    """The submit body an upload stands for (the same for the SDK and the server)."""
-    fields = form.get("fields") or {}
-    if not isinstance(fields, dict):
-        raise status_error(422, "fields: expected a JSON object of operation fields")
-    payload: dict[str, Any] = {**fields, "operation": form.get("operation"), "items": items}
-    for key in ("model", "metadata"):
-        if form.get(key) is not None:
-            payload[key] = form[key]
-    return payload
-
-
-def _json(filename: str, text: str, line: int | None) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _file_error(filename, line or exc.lineno, f"invalid JSON: {exc.msg}") from None
-    except RecursionError:
-        raise _file_error(filename, line or 1, "JSON nested too deeply") from None
-
-
-def _as_item(value: Any, filename: str, line: int | None) -> dict[str, Any]:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str):
-        return {"content": value}
-    raise _file_error(filename, line, "each item must be a JSON object or a string")
-
-
-def _file_error(filename: str, line: int | None, message: str) -> UnprocessableEntityError:
-    where = f"{Path(filename).name}:{line}" if line else Path(filename).name
-    error = status_error(422, f"file: {where}: {message}")
-    assert isinstance(error, UnprocessableEntityError)
-    return error
+        self.store.set_status(batch_id, "cancelled")  # from any unfinished status
 
 
 def open_service(

@@ -43,7 +43,7 @@ from agentflow_jobs.errors import (
 )
 from agentflow_jobs.operations import BoundOperation, get_operation
 from agentflow_jobs.providers.base import Provider
-from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, RowError, Usage
+from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
 
 __all__ = ["FATAL_PROVIDER_CODES", "Executor"]
 
@@ -95,7 +95,7 @@ class Executor:
             return
         run = _Run(self, request, indices)
         workers = min(self.concurrency, len(request.items))
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(maxsize=2 * workers)
+        queue: asyncio.Queue[ResultRow | None] = asyncio.Queue(maxsize=2 * workers)
         positions = iter(range(len(request.items)))
         tasks = [asyncio.create_task(run.work(positions, queue)) for _ in range(workers)]
         try:
@@ -107,85 +107,43 @@ class Executor:
                 if row is None:
                     running -= 1
                 else:
-                    yield _as_row(row)
+                    yield row
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def complete(self, request: CompletionRequest) -> CompletionResult:
-        """All rows in item order, as dicts, with the usage summed over them."""
-        # workers write row dicts straight into their slots: no queue hop, no model_dump
-        rows: list[dict[str, Any]] = [{} for _ in request.items]
+        """All rows in item order, with the usage summed over them."""
+        # workers write rows straight into their slots: no queue hop
+        rows: list[ResultRow] = []
         if request.items:
             run = _Run(self, request, None)
             positions = iter(range(len(request.items)))
+            slots: list[ResultRow | None] = [None] * len(request.items)
             workers = min(self.concurrency, len(request.items))
-            tasks = [asyncio.create_task(run.fill(positions, rows)) for _ in range(workers)]
+            tasks = [asyncio.create_task(run.fill(positions, slots)) for _ in range(workers)]
             try:
                 await asyncio.gather(*tasks)
             finally:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
-        total = _Tally()
+            rows = [row for row in slots if row is not None]
+        total = Usage()
         for row in rows:
-            total.add_dict(row["usage"])
-        return CompletionResult(
+            total.include(row["usage"])
+        # trusted rows built above: no validation pass over 100k dicts
+        return CompletionResult.model_construct(
             operation=request.operation_name or request.operation,
             model=self.model_for(request),
             results=rows,
-            usage=total.usage(),
+            usage=total,
         )
 
     async def aclose(self) -> None:
         """Close the provider (connections, threads, models)."""
         await self.provider.aclose()
-
-
-class _Tally:
-    """Usage summed in plain ints: cheaper than a pydantic object per addition."""
-
-    __slots__ = ("completion", "prompt", "requests", "total")
-
-    def __init__(self) -> None:
-        self.prompt = self.completion = self.total = self.requests = 0
-
-    def add(self, usage: Usage) -> None:
-        self.prompt += usage.prompt_tokens
-        self.completion += usage.completion_tokens
-        self.total += usage.total_tokens or usage.prompt_tokens + usage.completion_tokens
-        self.requests += usage.requests
-
-    def add_dict(self, usage: dict[str, int]) -> None:
-        self.prompt += usage["prompt_tokens"]
-        self.completion += usage["completion_tokens"]
-        self.total += usage["total_tokens"] or usage["prompt_tokens"] + usage["completion_tokens"]
-        self.requests += usage["requests"]
-
-    def add_reply(self, reply: ChatReply) -> None:
-        usage = reply.usage
-        self.add(usage)
-        if not usage.requests:
-            self.requests += 1
-
-    def as_dict(self) -> dict[str, int]:
-        """What ``Usage.model_dump()`` gives, without building the model."""
-        return {
-            "prompt_tokens": self.prompt,
-            "completion_tokens": self.completion,
-            "total_tokens": self.total,
-            "requests": self.requests,
-        }
-
-    def usage(self) -> Usage:
-        # trusted ints: skip validation, this runs once per row
-        return Usage.model_construct(
-            prompt_tokens=self.prompt,
-            completion_tokens=self.completion,
-            total_tokens=self.total,
-            requests=self.requests,
-        )
 
 
 class _Run:
@@ -204,9 +162,7 @@ class _Run:
         self.fatal: BaseException | None = None
         self.logged = executor.logged
 
-    async def work(
-        self, positions: Iterator[int], queue: asyncio.Queue[dict[str, Any] | None]
-    ) -> None:
+    async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
         """Take positions until none are left; a fatal error stops every worker."""
         try:
             for position in positions:
@@ -220,19 +176,19 @@ class _Run:
                 self.fatal = exc
         await queue.put(None)
 
-    async def fill(self, positions: Iterator[int], rows: list[dict[str, Any]]) -> None:
+    async def fill(self, positions: Iterator[int], rows: list[ResultRow | None]) -> None:
         """Like ``work``, writing each row into its slot; a fatal error propagates."""
         for position in positions:
             rows[position] = await self.row(position)
 
-    async def row(self, position: int) -> dict[str, Any]:
+    async def row(self, position: int) -> ResultRow:
         """The row for one item; only a fatal ProviderError escapes."""
         item = self.items[position]
         index = self.indices[position] if self.indices is not None else position
         row_id = None
         if self.id_field is not None and item.get(self.id_field) is not None:
             row_id = str(item[self.id_field])
-        tally = _Tally()
+        tally = Usage()
         try:
             result = await self.outcome(item, tally)
         except OperationInputError as exc:
@@ -254,7 +210,6 @@ class _Run:
                               "are in their rows only)", index=index)
             message = f"internal error: {kind}: {exc}"
             return _failed(index, row_id, "internal_error", message, tally)
-        # the dict ResultRow.model_dump() would give, built directly (once per item)
         return {
             "index": index,
             "id": row_id,
@@ -264,7 +219,7 @@ class _Run:
             "usage": tally.as_dict(),
         }
 
-    async def outcome(self, item: dict[str, Any], tally: _Tally) -> dict[str, Any]:
+    async def outcome(self, item: dict[str, Any], tally: Usage) -> dict[str, Any]:
         """Build, send, parse; one re-ask when the reply is invalid."""
         chat = self.bound.build(item, self.model)
         reply = await self.send(chat, tally)
@@ -274,7 +229,7 @@ class _Run:
             again = await self.send(self.bound.retry_request(chat, reply, problem), tally)
             return self.bound.parse(item, again)
 
-    async def send(self, chat: ChatRequest, tally: _Tally) -> ChatReply:
+    async def send(self, chat: ChatRequest, tally: Usage) -> ChatReply:
         """One provider call, repeated only for errors the provider left to us."""
         attempt = 1
         while True:
@@ -287,15 +242,15 @@ class _Run:
                 await asyncio.sleep(_RETRY.delay(attempt, exc.retry_after))
                 attempt += 1
                 continue
-            tally.add_reply(reply)
+            tally.include(reply.usage)
+            if not reply.usage.requests:  # a provider that does not count its own requests
+                tally.requests += 1
             if reply.refusal is not None:
                 raise RefusalError(reply.refusal)
             return reply
 
 
-def _failed(
-    index: int, row_id: str | None, code: str, message: str, tally: _Tally
-) -> dict[str, Any]:
+def _failed(index: int, row_id: str | None, code: str, message: str, tally: Usage) -> ResultRow:
     return {
         "index": index,
         "id": row_id,
@@ -304,16 +259,3 @@ def _failed(
         "error": {"code": code, "message": message},
         "usage": tally.as_dict(),
     }
-
-
-def _as_row(row: dict[str, Any]) -> ResultRow:
-    """A row dict (as the workers build them) as the ResultRow ``stream`` yields."""
-    error = row["error"]
-    return ResultRow.model_construct(
-        index=row["index"],
-        id=row["id"],
-        status=row["status"],
-        result=row["result"],
-        error=None if error is None else RowError.model_construct(**error),
-        usage=Usage.model_construct(**row["usage"]),
-    )

@@ -18,16 +18,25 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from agentflow_jobs.errors import StateError
-from agentflow_jobs.wire import Batch, BatchProgress, ResultRow, RowError, Usage
+from agentflow_jobs.wire import (
+    TERMINAL_STATUSES,
+    Batch,
+    BatchProgress,
+    BatchStatus,
+    ResultRow,
+    RowError,
+    Usage,
+)
 
 __all__ = ["SCHEMA_VERSION", "BatchStore", "new_batch_id"]
 
 SCHEMA_VERSION = 1
 LEASE_SECONDS = 30.0
-_ACTIVE = ("queued", "running", "cancelling")
+# a batch in one of these is still to be worked (or wound down): the rest are terminal
+_ACTIVE = tuple(s for s in get_args(BatchStatus) if s not in TERMINAL_STATUSES)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -140,14 +149,9 @@ class BatchStore:
         """
         with self._tx() as db:
             if idempotency is not None:
-                found = db.execute(
-                    "SELECT body_hash, batch_id FROM idempotency WHERE owner=? AND key=?",
-                    (owner, idempotency[0]),
-                ).fetchone()
-                if found is not None:
-                    if found[0] != idempotency[1]:
-                        raise ValueError(idempotency[0])
-                    return str(found[1]), False
+                earlier = _replayed(db, owner, *idempotency)
+                if earlier is not None:
+                    return earlier, False
             batch_id = new_batch_id()
             db.execute(
                 "INSERT INTO batches (id, owner, status, operation, model, request, total_items,"
@@ -160,10 +164,7 @@ class BatchStore:
                 ((batch_id, i, json.dumps(item)) for i, item in enumerate(items)),
             )
             if idempotency is not None:
-                db.execute(
-                    "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
-                    (owner, idempotency[0], idempotency[1], batch_id),
-                )
+                db.execute("INSERT INTO idempotency VALUES (?, ?, ?, ?)", (owner, *idempotency, batch_id))
         return batch_id, True
 
     def get(self, batch_id: str, owner: str | None = None) -> Batch | None:
@@ -188,13 +189,12 @@ class BatchStore:
 
     def set_status(self, batch_id: str, status: str, *, only_from: Sequence[str] = _ACTIVE) -> bool:
         """Move an unfinished batch to ``status``; finished batches never change."""
-        marks = ",".join("?" * len(only_from))
-        finished = time.time() if status in ("completed", "failed", "cancelled") else None
+        finished = time.time() if status in TERMINAL_STATUSES else None
         with self._tx() as db:
             cur = db.execute(
                 f"UPDATE batches SET status=?, completed_at=COALESCE(?, completed_at),"
                 f" lease_owner=CASE WHEN ? IS NULL THEN lease_owner END"
-                f" WHERE id=? AND status IN ({marks})",
+                f" WHERE id=? AND status IN ({_marks(only_from)})",
                 (status, finished, finished, batch_id, *only_from),
             )
             return cur.rowcount > 0
@@ -218,8 +218,9 @@ class BatchStore:
         now = time.time()
         with self._tx() as db:
             rows = db.execute(
-                "SELECT id, lease_owner, lease_until FROM batches WHERE status IN"
-                " ('queued','running','cancelling') ORDER BY created_at, rowid"
+                "SELECT id, lease_owner, lease_until FROM batches"
+                f" WHERE status IN ({_marks(_ACTIVE)}) ORDER BY created_at, rowid",
+                _ACTIVE,
             ).fetchall()
             for batch_id, holder, until in rows:
                 if batch_id in exclude or not _lease_free(holder, until, now, self.worker_id):
@@ -284,12 +285,12 @@ class BatchStore:
             for row in rows:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO results VALUES (?, ?, ?, ?)",
-                    (batch_id, row.index, row.status, row.model_dump_json()),
+                    (batch_id, row["index"], row["status"], json.dumps(row, ensure_ascii=False)),
                 )
                 if cur.rowcount:
-                    added_ok += row.status == "completed"
-                    added_failed += row.status == "failed"
-                    usage = usage.add(row.usage)
+                    added_ok += row["status"] == "completed"
+                    added_failed += row["status"] == "failed"
+                    usage = usage.add(Usage.model_validate(row["usage"]))
             old = db.execute("SELECT usage FROM batches WHERE id=?", (batch_id,)).fetchone()
             total = Usage.model_validate_json(old[0] if old else "{}").add(usage)
             db.execute(
@@ -344,6 +345,23 @@ def _batch(r: Sequence[Any]) -> Batch:
         started_at=r[12],
         completed_at=r[13],
     )
+
+
+def _marks(values: Sequence[object]) -> str:
+    """SQL placeholders for an ``IN (...)`` of ``values``."""
+    return ",".join("?" * len(values))
+
+
+def _replayed(db: sqlite3.Connection, owner: str, key: str, body_hash: str) -> str | None:
+    """The batch an idempotency key already made; ``ValueError`` if its body differed."""
+    found = db.execute(
+        "SELECT body_hash, batch_id FROM idempotency WHERE owner=? AND key=?", (owner, key)
+    ).fetchone()
+    if found is None:
+        return None
+    if found[0] != body_hash:
+        raise ValueError(key)
+    return str(found[1])
 
 
 def _lease_free(holder: str | None, until: float | None, now: float, me: str) -> bool:

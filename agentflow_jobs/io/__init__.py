@@ -5,10 +5,11 @@ from __future__ import annotations
 from agentflow_jobs.io.readers import (
     FORMATS,
     InputItem,
-    ItemError,
     detect_format,
+    extension_format,
     read_columns,
     read_items,
+    read_stream,
 )
 from agentflow_jobs.io.writers import (
     OUTPUT_FORMATS,
@@ -24,12 +25,13 @@ __all__ = [
     "OUTPUT_FORMATS",
     "AtomicFile",
     "InputItem",
-    "ItemError",
     "RowWriter",
     "csv_cell",
     "detect_format",
+    "extension_format",
     "open_row_writer",
     "read_columns",
     "read_items",
+    "read_stream",
     "write_rows",
 ]

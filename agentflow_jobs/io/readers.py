@@ -3,11 +3,13 @@
 Every reader yields ``InputItem(index, line, record, error)`` in file order. ``index``
 is the 0-based position among items (blank lines are not items); ``line`` is the
 1-based line where the item starts. A malformed line or row becomes an item carrying
-an ``ItemError`` naming that line, so one bad row never stops the job; with
+an ``wire.RowError`` naming that line, so one bad row never stops the job; with
 ``on_error="fail"`` it raises ``InputError`` naming ``file:line`` instead.
+``read_stream`` reads an already open binary file (an upload) the same way.
 
 Formats: ``jsonl`` (one JSON object per line), ``csv`` (header row), ``json`` (one
-top-level array, streamed element by element), ``txt`` (one item per line).
+top-level array, streamed element by element), ``txt`` (one item per line). The one
+map from file extensions to formats lives here (``extension_format``).
 """
 
 from __future__ import annotations
@@ -16,14 +18,23 @@ import codecs
 import csv
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from agentflow_jobs.errors import InputError
+from agentflow_jobs.wire import RowError
 
-__all__ = ["FORMATS", "InputItem", "ItemError", "detect_format", "read_columns", "read_items"]
+__all__ = [
+    "FORMATS",
+    "InputItem",
+    "detect_format",
+    "extension_format",
+    "read_columns",
+    "read_items",
+    "read_stream",
+]
 
 FORMATS = ("jsonl", "csv", "json", "txt")
 OnError = Literal["skip", "fail"]
@@ -37,26 +48,23 @@ _MAX_ELEMENT = 64 << 20
 
 
 @dataclass(frozen=True, slots=True)
-class ItemError:
-    """Why one input item could not be read."""
-
-    code: str
-    message: str
-
-
-@dataclass(frozen=True, slots=True)
 class InputItem:
     """One item read from an input file: a record, or an error naming its line."""
 
     index: int
     line: int
     record: dict[str, Any] | None
-    error: ItemError | None = None
+    error: RowError | None = None
+
+
+def extension_format(path: str | Path) -> str | None:
+    """The data format a file's extension names (``.ndjson`` is jsonl), or None."""
+    return _EXTENSIONS.get(Path(path).suffix.lower())
 
 
 def detect_format(path: str | Path) -> str:
     """The input format implied by a file's extension (jsonl when unknown)."""
-    return _EXTENSIONS.get(Path(path).suffix.lower(), "jsonl")
+    return extension_format(path) or "jsonl"
 
 
 def read_items(
@@ -64,20 +72,33 @@ def read_items(
 ) -> Iterator[InputItem]:
     """Stream the items of ``path``; malformed ones carry an error (or raise, on_error=fail)."""
     fmt = format or detect_format(path)
-    readers = {"jsonl": _read_jsonl, "csv": _read_csv, "json": _read_json, "txt": _read_txt}
-    if fmt not in readers:
-        raise InputError(f"unknown input format {fmt!r} (expected one of {', '.join(FORMATS)})")
+    _check_format(fmt)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
     except OSError as exc:
         raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
     try:
-        for item in readers[fmt](handle, str(path)):
-            if item.error is not None and on_error == "fail":
-                raise InputError(item.error.message, path=str(path), line=item.line)
-            yield item
+        yield from read_stream(handle, fmt, name=str(path), on_error=on_error)
     finally:
         handle.close()
+
+
+def read_stream(
+    handle: BinaryIO, format: str, *, name: str, on_error: OnError = "skip"
+) -> Iterator[InputItem]:
+    """Stream the items of an open binary file; errors name it ``name``."""
+    _check_format(format)
+    for item in _READERS[format](handle, name):
+        if item.error is not None and on_error == "fail":
+            # the item's message names its line for the errors file; here the path does
+            reason = item.error.message.removeprefix(f"line {item.line}: ")
+            raise InputError(reason, path=name, line=item.line)
+        yield item
+
+
+def _check_format(format: str) -> None:
+    if format not in _READERS:
+        raise InputError(f"unknown input format {format!r} (expected one of {', '.join(FORMATS)})")
 
 
 def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | None:
@@ -94,20 +115,20 @@ def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | 
     return []
 
 
-def _as_record(value: Any) -> dict[str, Any] | ItemError:
+def _as_record(value: Any) -> dict[str, Any] | RowError:
     if isinstance(value, dict):
         return value
     if isinstance(value, str):
         return {"content": value}
     kind = type(value).__name__ if value is not None else "null"
-    return ItemError("invalid_input", f"expected a JSON object, got {kind}")
+    return RowError(code="invalid_input", message=f"each item must be a JSON object or a string, got {kind}")
 
 
-def _decode_line(raw: bytes, line: int) -> str | ItemError:
+def _decode_line(raw: bytes, line: int) -> str | RowError:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return ItemError("invalid_encoding", f"line {line}: not UTF-8 (byte {exc.start + 1})")
+        return RowError(code="invalid_encoding", message=f"line {line}: not UTF-8 (byte {exc.start + 1})")
 
 
 def _read_jsonl(handle: BinaryIO, path: str) -> Iterator[InputItem]:
@@ -118,16 +139,16 @@ def _read_jsonl(handle: BinaryIO, path: str) -> Iterator[InputItem]:
         if not raw.strip():
             continue
         text = _decode_line(raw, line_no)
-        if isinstance(text, ItemError):
+        if isinstance(text, RowError):
             yield InputItem(index, line_no, None, text)
         else:
             try:
                 parsed = _as_record(json.loads(text))
             except json.JSONDecodeError as exc:
-                parsed = ItemError("invalid_json", f"line {line_no}: invalid JSON: {exc.msg}")
+                parsed = RowError(code="invalid_json", message=f"line {line_no}: invalid JSON: {exc.msg}")
             except RecursionError:
-                parsed = ItemError("invalid_json", f"line {line_no}: JSON nested too deeply")
-            if isinstance(parsed, ItemError):
+                parsed = RowError(code="invalid_json", message=f"line {line_no}: JSON nested too deeply")
+            if isinstance(parsed, RowError):
                 yield InputItem(index, line_no, None, parsed)
             else:
                 yield InputItem(index, line_no, parsed)
@@ -142,7 +163,7 @@ def _read_txt(handle: BinaryIO, path: str) -> Iterator[InputItem]:
         text = _decode_line(raw.rstrip(b"\r\n"), line_no)
         if isinstance(text, str) and not text.strip():
             continue
-        if isinstance(text, ItemError):
+        if isinstance(text, RowError):
             yield InputItem(index, line_no, None, text)
         else:
             yield InputItem(index, line_no, {"content": text})
@@ -170,7 +191,7 @@ def _read_csv(handle: BinaryIO, path: str, *, header_only: bool = False) -> Iter
         except csv.Error as exc:
             if header is None:
                 raise InputError(f"malformed CSV header: {exc}", path=path, line=start) from exc
-            yield InputItem(index, start, None, ItemError("invalid_csv", f"line {start}: {exc}"))
+            yield InputItem(index, start, None, RowError(code="invalid_csv", message=f"line {start}: {exc}"))
             index += 1
             continue
         if header is None:
@@ -190,10 +211,10 @@ def _read_csv(handle: BinaryIO, path: str, *, header_only: bool = False) -> Iter
 def _csv_item(header: list[str], row: list[str], index: int, line: int) -> InputItem:
     if len(row) != len(header):
         message = f"line {line}: row has {len(row)} fields, header has {len(header)}"
-        return InputItem(index, line, None, ItemError("invalid_csv", message))
+        return InputItem(index, line, None, RowError(code="invalid_csv", message=message))
     if any(_NOT_UTF8.search(cell) for cell in row):
         return InputItem(
-            index, line, None, ItemError("invalid_encoding", f"line {line}: not UTF-8")
+            index, line, None, RowError(code="invalid_encoding", message=f"line {line}: not UTF-8")
         )
     return InputItem(index, line, dict(zip(header, row, strict=True)))
 
@@ -274,7 +295,8 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
     if stream.skip_space() == "\ufeff":
         stream.advance(1)
     if stream.skip_space() != "[":
-        raise InputError("expected a JSON array", path=path, line=stream.line)
+        # the shape of the whole file is wrong, not one line of it
+        raise InputError("expected a JSON array", path=path)
     stream.advance(1)
     index = 0
     if stream.skip_space() == "]":
@@ -282,9 +304,9 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
     while True:
         line = stream.line
         parsed = _as_record(stream.value())
-        if isinstance(parsed, ItemError):
+        if isinstance(parsed, RowError):
             yield InputItem(
-                index, line, None, ItemError(parsed.code, f"line {line}: {parsed.message}")
+                index, line, None, RowError(code=parsed.code, message=f"line {line}: {parsed.message}")
             )
         else:
             yield InputItem(index, line, parsed)
@@ -296,3 +318,11 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
             raise InputError("expected ',' or ']' in JSON array", path=path, line=stream.line)
         stream.advance(1)
         stream.skip_space()
+
+
+_READERS: dict[str, Callable[[BinaryIO, str], Iterator[InputItem]]] = {
+    "jsonl": _read_jsonl,
+    "csv": _read_csv,
+    "json": _read_json,
+    "txt": _read_txt,
+}

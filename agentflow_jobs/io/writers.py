@@ -12,12 +12,12 @@ import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Protocol
 
-from agentflow_jobs.errors import InputError
+from agentflow_jobs.errors import OutputError
 
 __all__ = [
     "OUTPUT_FORMATS",
@@ -36,11 +36,16 @@ def _dumps(value: Any) -> str:
 
 
 class AtomicFile:
-    """A text file that replaces ``path`` only when committed; else it vanishes."""
+    """A text file that replaces ``path`` only when committed; else it vanishes.
 
-    def __init__(self, path: str | Path) -> None:
+    Missing parent folders are made unless ``make_parents`` is False (then opening
+    raises ``FileNotFoundError``, as ``open`` would).
+    """
+
+    def __init__(self, path: str | Path, *, make_parents: bool = True) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if make_parents:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self.temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self.handle: IO[str] = open(  # noqa: SIM115 - closed in commit/abort
             self.temp, "w", encoding="utf-8", newline=""
@@ -92,7 +97,7 @@ def _fsync_dir(folder: Path) -> None:
 class RowWriter(Protocol):
     """Writes output rows (dicts) to an atomic file, in the order given."""
 
-    def write(self, row: dict[str, Any]) -> None: ...
+    def write(self, row: Mapping[str, Any]) -> None: ...
 
     def close(self) -> None: ...
 
@@ -101,7 +106,7 @@ class _JsonlWriter:
     def __init__(self, handle: IO[str]) -> None:
         self._handle = handle
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Mapping[str, Any]) -> None:
         self._handle.write(_dumps(row))
         self._handle.write("\n")
 
@@ -115,7 +120,7 @@ class _JsonWriter:
         self._first = True
         handle.write("[")
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Mapping[str, Any]) -> None:
         self._handle.write("\n" if self._first else ",\n")
         self._handle.write(_dumps(row))
         self._first = False
@@ -125,7 +130,10 @@ class _JsonWriter:
 
 
 def csv_cell(value: Any) -> str:
-    """A CSV cell: strings as they are, nested values as JSON, null as empty."""
+    """A CSV cell: strings as they are, nested values as JSON, null as empty.
+
+    The one cell format of the package: output files and batch exports both use it.
+    """
     if value is None:
         return ""
     if isinstance(value, str):
@@ -145,7 +153,7 @@ class _CsvWriter:
         self._columns = columns
         self._writer.writerow(columns)
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Mapping[str, Any]) -> None:
         self._writer.writerow([csv_cell(row.get(name)) for name in self._columns])
 
     def close(self) -> None:
@@ -162,7 +170,7 @@ def open_row_writer(
         return _JsonWriter(handle)
     if format == "csv":
         return _CsvWriter(handle, list(columns or []))
-    raise InputError(
+    raise OutputError(
         f"unknown output format {format!r} (expected one of {', '.join(OUTPUT_FORMATS)})"
     )
 

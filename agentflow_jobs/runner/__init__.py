@@ -9,12 +9,13 @@ Python API (used by the CLI and by ``watch``)::
 
 from __future__ import annotations
 
-from agentflow_jobs.runner.apply import ApplyReport, JobReport, apply_jobs, cancel_job, select_jobs
+from agentflow_jobs.runner.apply import apply_jobs, blocked_by_upstream, cancel_job, select_jobs
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.plan import JobPlan
 from agentflow_jobs.runner.progress import NullProgress, Progress
+from agentflow_jobs.runner.report import ApplyReport, JobReport
 from agentflow_jobs.runner.state import State, default_state_path
-from agentflow_jobs.runner.status import job_statuses, plan_jobs
+from agentflow_jobs.runner.views import job_statuses, plan_jobs
 from agentflow_jobs.runner.workspace import Workspace
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "State",
     "Workspace",
     "apply_jobs",
+    "blocked_by_upstream",
     "cancel_job",
     "default_state_path",
     "job_statuses",

@@ -10,117 +10,40 @@ previous output file as it was.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from agentflow_jobs.errors import AgentFlowError, UsageError
-from agentflow_jobs.runner.batch_mode import (
-    BatchCounts,
-    cancel_batches,
-    collect_batches,
-    submit_batches,
-)
+from agentflow_jobs.runner.counts import RunCounts
+from agentflow_jobs.runner.fingerprints import input_fingerprint
 from agentflow_jobs.runner.job import Job
-from agentflow_jobs.runner.output import OutputSummary, write_output
-from agentflow_jobs.runner.plan import (
-    JobPlan,
-    file_fingerprint,
-    input_fingerprint,
-    job_fingerprint,
-    order_jobs,
-    plan_job,
-    upstream_of,
-)
+from agentflow_jobs.runner.output import write_output
+from agentflow_jobs.runner.plan import JobPlan, order_jobs, plan_job, upstream_of
 from agentflow_jobs.runner.progress import NullProgress, Progress
-from agentflow_jobs.runner.state import JobRecord, State
-from agentflow_jobs.runner.sync_mode import Selector, SyncCounts, run_sync
+from agentflow_jobs.runner.report import ApplyReport, JobReport, finish_job
+from agentflow_jobs.runner.send import RunOptions, cancel_sent, send_job
+from agentflow_jobs.runner.state import State
 from agentflow_jobs.runner.workspace import Workspace, open_workspace
+from agentflow_jobs.spec import JobSpec
 
-__all__ = ["ApplyReport", "JobReport", "apply_jobs", "cancel_job", "select_jobs"]
+__all__ = [
+    "ApplyReport",
+    "JobReport",
+    "apply_jobs",
+    "blocked_by_upstream",
+    "cancel_job",
+    "select_jobs",
+]
 
 log = structlog.get_logger()
 
 
-@dataclass
-class JobReport:
-    """The outcome of one job in one apply."""
-
-    name: str
-    status: str  # up_to_date | applied | failed | incomplete | submitted | error | skipped
-    mode: str = "sync"
-    total: int = 0
-    cached: int = 0
-    sent: int = 0  # sync: items that reached the provider; batch: items submitted
-    requests: int = 0  # provider requests for the results received, re-asks and retries included
-    completed: int = 0
-    failed: int = 0
-    input_errors: int = 0
-    missing: int = 0
-    tokens: int = 0
-    batches: int = 0
-    output: str = ""
-    errors: str | None = None
-    message: str | None = None
-    seconds: float = 0.0
-    exit_code: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class ApplyReport:
-    """The outcome of one apply over several jobs."""
-
-    run_id: str
-    jobs: list[JobReport] = field(default_factory=list)
-    interrupted: bool = False
-
-    @property
-    def exit_code(self) -> int:
-        if self.interrupted:
-            return 130
-        return max((job.exit_code for job in self.jobs), default=0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "exit_code": self.exit_code,
-            "interrupted": self.interrupted,
-            "jobs": [job.to_dict() for job in self.jobs],
-        }
-
-
-@dataclass
-class _Received:
-    """What came back from the provider in this run (answers are completed rows or
-    failures the provider gave; retryable failures are those nobody was charged for)."""
-
-    answered: int = 0
-    retryable: int = 0
-
-    requests: int = 0
-
-    def add(self, counts: SyncCounts | BatchCounts) -> None:
-        self.answered += counts.completed + counts.failed - counts.retryable
-        self.retryable += counts.retryable
-        self.requests += counts.requests
-
-    @property
-    def provider_down(self) -> bool:
-        """Every request of this run failed without an answer."""
-        return self.answered == 0 and self.retryable > 0
-
-
-def select_jobs(specs: Iterable[Any], names: Sequence[str] | None) -> list[Job]:
+def select_jobs(specs: Iterable[JobSpec | Job], names: Sequence[str] | None) -> list[Job]:
     """Jobs from specs, in dependency order; ``names`` (if given) must all exist."""
     jobs = [spec if isinstance(spec, Job) else Job.from_spec(spec) for spec in specs]
     if names:
@@ -134,121 +57,6 @@ def select_jobs(specs: Iterable[Any], names: Sequence[str] | None) -> list[Job]:
     return order_jobs(jobs)
 
 
-def _client(job: Job) -> Any:
-    from agentflow_jobs.sdk.client import AsyncAgentFlow
-
-    return AsyncAgentFlow.from_profile(job.profile)
-
-
-async def _execute(
-    job: Job,
-    state: State,
-    plan: JobPlan,
-    report: JobReport,
-    *,
-    run_id: str,
-    force: bool,
-    retry: bool,
-    detach: bool,
-    stop: threading.Event,
-    progress: Progress,
-    received: _Received,
-) -> None:
-    async with _client(job) as client:
-        if plan.open_batches and not detach:
-            counts = await collect_batches(
-                job, state, client, stop=stop, run_id=run_id, on_progress=_batch_cb(progress, job)
-            )
-            report.batches += counts.collected
-            received.add(counts)
-        if stop.is_set():
-            return
-        skip = state.keys_in_open_batches
-        # re-attached batches may have freed items the plan did not count: read it all then
-        items = None if plan.open_batches else plan.pending_items
-        selector = Selector(job, state, force=force, retry=retry, skip=skip, items=items)
-        if report.mode == "sync":
-
-            def on_chunk(done: int, failed: int) -> None:
-                progress.items_done(job.name, done, failed)
-
-            sync = await run_sync(
-                job, state, client, selector=selector, stop=stop, run_id=run_id, on_chunk=on_chunk
-            )
-            report.sent += sync.sent
-            received.add(sync)
-            return
-        sub = await submit_batches(job, state, client, selector=selector, run_id=run_id, stop=stop)
-        report.sent += sub.sent
-        report.batches += sub.submitted
-        if detach:
-            report.status = "submitted"
-            return
-        received.add(
-            await collect_batches(
-                job, state, client, stop=stop, run_id=run_id, on_progress=_batch_cb(progress, job)
-            )
-        )
-
-
-def _batch_cb(progress: Progress, job: Job) -> Any:
-    def on_progress(done: int, failed: int, total: int) -> None:
-        progress.batch_progress(job.name, done, failed, total)
-
-    return on_progress
-
-
-def _finish(
-    job: Job,
-    state: State,
-    report: JobReport,
-    summary: OutputSummary,
-    input_fp: str | None,
-    run_id: str,
-    received: _Received | None = None,
-) -> None:
-    report.total, report.completed, report.failed = summary.total, summary.completed, summary.failed
-    report.input_errors, report.missing, report.tokens = (
-        summary.input_errors,
-        summary.missing,
-        summary.tokens,
-    )
-    report.errors = str(job.errors_path) if summary.failed or summary.input_errors else None
-    report.requests = received.requests if received is not None else 0
-    if report.status in ("submitted", "error", "cancelled"):
-        pass  # the caller already decided; the state records exactly what it reports
-    elif summary.missing:
-        report.status = "incomplete"
-    elif received is not None and received.provider_down:
-        report.status, report.exit_code = "error", 4
-        report.message = (
-            "the provider failed every request (see the errors file); nothing was paid "
-            "for and a later apply sends these items again"
-        )
-    elif summary.failure_rate > job.max_failure_rate:
-        report.status = "failed"
-        report.exit_code = 1
-        report.message = (
-            f"failure rate {summary.failure_rate:.1%} is above max_failure_rate "
-            f"{job.max_failure_rate:.1%}; good rows were written; "
-            f"`agentflow-jobs retry {job.name}` re-sends the failed items"
-        )
-    else:
-        report.status = "applied"
-    record = JobRecord(
-        name=job.name,
-        spec_hash=job_fingerprint(job),
-        input_fp=input_fp,
-        output_fp=file_fingerprint(job.output_path),
-        output_path=str(job.output_path),
-        last_apply=time.time(),
-        last_run=run_id,
-        status=report.status,
-        summary={**asdict(summary), "mode": report.mode},
-    )
-    state.record_job(record)
-
-
 def _unchanged(job: Job, state: State, plan: JobPlan, report: JobReport) -> None:
     record = state.job(job.name)
     report.tokens = int(record.summary.get("tokens", 0)) if record else 0
@@ -260,70 +68,51 @@ def _unchanged(job: Job, state: State, plan: JobPlan, report: JobReport) -> None
     )
 
 
-def _apply_one(
-    job: Job,
-    state: State,
-    *,
-    run_id: str,
-    mode: str | None,
-    force: bool,
-    retry: bool,
-    detach: bool,
-    stop: threading.Event,
-    progress: Progress,
-) -> JobReport:
+def _apply_one(job: Job, state: State, run: RunOptions) -> JobReport:
     """Plan, send, write one job; a job that cannot run is reported, never raised."""
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(job=job.name)
-    report = JobReport(name=job.name, status="new", output=str(job.output_path))
+    report = JobReport(name=job.name, status="new", output=str(job.spec.output_path))
     try:
-        input_fp = input_fingerprint(job.input_path)
-        plan = plan_job(job, state, mode=mode, force=force, retry=retry)
-        report.status, report.mode, report.total, report.cached = (
-            plan.status,
-            plan.mode,
-            plan.total,
-            plan.cached,
-        )
+        input_fp = input_fingerprint(job.spec.input_path)
+        plan = plan_job(job, state, mode=run.mode, force=run.force, retry=run.retry)
+        report.status, report.mode = plan.status, plan.mode
+        report.total, report.cached = plan.total, plan.cached
         if plan.status in ("up_to_date", "failed"):
             _unchanged(job, state, plan, report)
         else:
-            progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
-            log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
-            received = _Received()
-            if plan.to_send or plan.open_batches:
-                _run_execute(
-                    job,
-                    state,
-                    plan,
-                    report,
-                    run_id=run_id,
-                    force=force,
-                    retry=retry,
-                    detach=detach,
-                    stop=stop,
-                    progress=progress,
-                    received=received,
-                )
-            keep = _keep_output(report, received)
-            existed = job.output_path.is_file()
-            summary = write_output(job, state, keep_output=keep)
-            _finish(job, state, report, summary, input_fp, run_id, received)
-            if keep:
-                kept = (f"the previous output {job.output_path.name} was left as it was"
-                        if existed else f"no output was written to {job.output_path.name}")
-                report.message = (report.message or "nothing was answered") + (
-                    f"; {kept} (the next apply that gets answers writes it)"
-                )
+            _apply_changed(job, state, plan, report, run, input_fp)
     except AgentFlowError as exc:
         report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
         log.error("job failed to run", error=str(exc))
     report.seconds = time.monotonic() - started
-    progress.job_finished(report)
+    run.progress.job_finished(report)
     return report
 
 
-def _keep_output(report: JobReport, received: _Received) -> bool:
+def _apply_changed(
+    job: Job, state: State, plan: JobPlan, report: JobReport, run: RunOptions, input_fp: str | None
+) -> None:
+    """Send what is pending, then write the output from the ledger and remember the job."""
+    run.progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
+    log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
+    counts = RunCounts()
+    if plan.to_send or plan.open_batches:
+        counts = send_job(job, state, plan, report, run)
+    keep = _keep_output(report, counts)
+    output = job.spec.output_path
+    existed = output.is_file()
+    summary = write_output(job, state, keep_output=keep)
+    finish_job(job, state, report, summary, input_fp, run.run_id, counts)
+    if keep:
+        kept = (f"the previous output {output.name} was left as it was"
+                if existed else f"no output was written to {output.name}")
+        report.message = (report.message or "nothing was answered") + (
+            f"; {kept} (the next apply that gets answers writes it)"
+        )
+
+
+def _keep_output(report: JobReport, counts: RunCounts) -> bool:
     """Whether this run must leave the output as it was (write no new file).
 
     A run that got no answer at all and ended with the provider unreachable (exit 4),
@@ -333,22 +122,19 @@ def _keep_output(report: JobReport, received: _Received) -> bool:
     retries anyway. Their items stay in the errors file and the ledger. A run that got
     answers writes them, however it ended.
     """
-    if received.answered:
+    if counts.answered:
         return False
-    return report.exit_code == 4 or received.provider_down or report.status == "error"
+    return report.exit_code == 4 or counts.provider_down or report.status == "error"
 
 
-def _run_execute(job: Job, state: State, plan: JobPlan, report: JobReport, **kwargs: Any) -> None:
-    """Send the job's items; a failure of the whole service still lets the output be written."""
-    try:
-        asyncio.run(_execute(job, state, plan, report, **kwargs))
-    except AgentFlowError as exc:
-        report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
-        log.error("job stopped", error=str(exc))
+def blocked_by_upstream(
+    job: Job, jobs: Sequence[Job], finished: Mapping[str, JobReport]
+) -> JobReport | None:
+    """A skipped report when the job producing this job's input ran and did not finish.
 
-
-def _blocked(job: Job, jobs: Sequence[Job], finished: dict[str, JobReport]) -> JobReport | None:
-    """A skipped report when the job producing this job's input did not finish."""
+    ``finished`` holds the reports of the jobs run so far; an upstream job that did not
+    run (up to date, or not selected) blocks nothing. Apply and watch both decide here.
+    """
     upstream = upstream_of(job, jobs)
     done = finished.get(upstream.name) if upstream is not None else None
     if upstream is None or done is None or done.status in ("applied", "up_to_date"):
@@ -356,13 +142,13 @@ def _blocked(job: Job, jobs: Sequence[Job], finished: dict[str, JobReport]) -> J
     return JobReport(
         name=job.name,
         status="skipped",
-        output=str(job.output_path),
+        output=str(job.spec.output_path),
         message=f"upstream job {upstream.name} did not finish ({done.status})",
     )
 
 
 def apply_jobs(
-    specs: Iterable[Any],
+    specs: Iterable[JobSpec | Job],
     *,
     state: Workspace | str | Path,
     mode: str | None = None,
@@ -376,63 +162,53 @@ def apply_jobs(
 ) -> ApplyReport:
     """Apply ``specs`` against the state (a held Workspace, or a path to lock for this call)."""
     jobs = select_jobs(specs, job_names)
-    stop = stop or threading.Event()
-    progress = progress or NullProgress()
-    run_id = uuid.uuid4().hex[:12]
-    report = ApplyReport(run_id=run_id)
+    run = RunOptions(
+        run_id=uuid.uuid4().hex[:12], stop=stop or threading.Event(),
+        progress=progress or NullProgress(), mode=mode, force=force, retry=retry, detach=detach,
+    )
+    report = ApplyReport(run_id=run.run_id)
     with open_workspace(state, lock_timeout=lock_timeout, command="apply") as ws:
-        structlog.contextvars.bind_contextvars(run_id=run_id)
-        ws.state.start_run(run_id, "retry" if retry else "apply")
-        finished: dict[str, JobReport] = {}
+        structlog.contextvars.bind_contextvars(run_id=run.run_id)
+        ws.state.start_run(run.run_id, "retry" if retry else "apply")
         try:
-            for job in jobs:
-                if stop.is_set():
-                    report.interrupted = True
-                    break
-                blocked = _blocked(job, jobs, finished)
-                if blocked is not None:
-                    report.jobs.append(blocked)
-                    finished[job.name] = blocked
-                    continue
-                job_report = _apply_one(
-                    job,
-                    ws.state,
-                    run_id=run_id,
-                    mode=mode,
-                    force=force,
-                    retry=retry,
-                    detach=detach,
-                    stop=stop,
-                    progress=progress,
-                )
-                report.jobs.append(job_report)
-                finished[job.name] = job_report
-            report.interrupted = report.interrupted or stop.is_set()
+            _apply_all(jobs, ws.state, run, report)
         finally:
-            ws.state.finish_run(run_id, "interrupted" if report.interrupted else "done")
+            ws.state.finish_run(run.run_id, "interrupted" if report.interrupted else "done")
             structlog.contextvars.unbind_contextvars("run_id", "job")
     return report
 
 
+def _apply_all(jobs: list[Job], state: State, run: RunOptions, report: ApplyReport) -> None:
+    """Each job in dependency order, skipping those whose upstream job did not finish."""
+    finished: dict[str, JobReport] = {}
+    for job in jobs:
+        if run.stop.is_set():
+            report.interrupted = True
+            break
+        job_report = blocked_by_upstream(job, jobs, finished) or _apply_one(job, state, run)
+        report.jobs.append(job_report)
+        finished[job.name] = job_report
+    report.interrupted = report.interrupted or run.stop.is_set()
+
+
 def _cancel(job: Job, state: State, run_id: str) -> JobReport:
-    report = JobReport(name=job.name, status="cancelled", mode="batch", output=str(job.output_path))
+    output = str(job.spec.output_path)
+    report = JobReport(name=job.name, status="cancelled", mode="batch", output=output)
     open_batches = state.batches(job.name, open_only=True)
     if open_batches:
-
-        async def run() -> None:
-            async with _client(job) as client:
-                counts = await cancel_batches(job, state, client, run_id=run_id)
-                report.batches = counts.collected
-
-        asyncio.run(run())
+        report.batches = cancel_sent(job, state, run_id).collected
     summary = write_output(job, state)
-    _finish(job, state, report, summary, input_fingerprint(job.input_path), run_id)
+    finish_job(job, state, report, summary, input_fingerprint(job.spec.input_path), run_id)
     report.message = f"{len(open_batches)} batch(es) cancelled"
     return report
 
 
 def cancel_job(
-    specs: Iterable[Any], name: str, *, state: Workspace | str | Path, lock_timeout: float = 0.0
+    specs: Iterable[JobSpec | Job],
+    name: str,
+    *,
+    state: Workspace | str | Path,
+    lock_timeout: float = 0.0,
 ) -> JobReport:
     """Cancel the job's in-flight batches, record what they finished, rewrite its output."""
     (job,) = select_jobs(specs, [name])

@@ -15,53 +15,36 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from agentflow_jobs.errors import NotFoundError
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.job import Job
-from agentflow_jobs.runner.ledger import Ledger, is_retryable, provider_requests
+from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import BatchRecord, State
 from agentflow_jobs.runner.sync_mode import Selector, wait_or_stop
+from agentflow_jobs.sdk.client import AsyncAgentFlow
+from agentflow_jobs.wire import Batch, BatchProgress, ResultRow
 
-__all__ = ["BatchCounts", "cancel_batches", "collect_batches", "submit_batches"]
+__all__ = ["cancel_batches", "collect_batches", "submit_batches"]
 
 log = structlog.get_logger()
 _PAGE = 500
-_TERMINAL = ("completed", "failed", "cancelled")
 
 
-@dataclass
-class BatchCounts:
-    """What batch mode submitted and collected in this run."""
-
-    submitted: int = 0
-    sent: int = 0  # items submitted
-    collected: int = 0
-    completed: int = 0
-    failed: int = 0
-    retryable: int = 0  # of the failed: the provider never answered
-    requests: int = 0  # provider requests of the collected rows, re-asks and retries included
-
-
-def _operation(job: Job) -> str:
-    return job.operation
-
-
-async def _submit(job: Job, state: State, client: Any, record: BatchRecord) -> None:
+async def _submit(job: Job, state: State, client: AsyncAgentFlow, record: BatchRecord) -> None:
     items = record.items(state)
     structlog.contextvars.bind_contextvars(chunk=record.chunk)
     batch = await client.batches.submit(
-        operation=_operation(job),
-        items=items,
-        model=job.model,
+        job.operation.kind,
+        items,
+        job.spec.model,
         idempotency_key=record.idempotency_key,
         metadata={"job": job.name, "chunk": str(record.chunk)},
-        **job.request_kwargs(),
+        **job.send_fields(),
     )
     crash_point("after_submit")
     state.update_batch(record.seq, status=str(batch.status), batch_id=batch.id)
@@ -71,19 +54,19 @@ async def _submit(job: Job, state: State, client: Any, record: BatchRecord) -> N
 async def submit_batches(
     job: Job,
     state: State,
-    client: Any,
+    client: AsyncAgentFlow,
     *,
     selector: Selector,
     run_id: str,
     stop: threading.Event,
-) -> BatchCounts:
+    counts: RunCounts,
+) -> None:
     """Re-submit unrecorded intents, then submit new chunks of pending items."""
-    counts = BatchCounts()
     for record in state.batches(job.name, open_only=True):
         if record.batch_id is None and not stop.is_set():
             await _submit(job, state, client, record)
     chunk_no = len(state.batches(job.name))
-    for chunk in selector.chunks(job.batch_size):
+    for chunk in selector.chunks(job.spec.execution.batch_size):
         if stop.is_set():
             break
         keys = [r.key or "" for r in chunk]
@@ -95,11 +78,10 @@ async def submit_batches(
         counts.submitted += 1
         counts.sent += len(chunk)
         chunk_no += 1
-    return counts
 
 
-async def _pages(client: Any, batch_id: str) -> AsyncIterator[list[dict[str, Any]]]:
-    page: list[dict[str, Any]] = []
+async def _pages(client: AsyncAgentFlow, batch_id: str) -> AsyncIterator[list[ResultRow]]:
+    page: list[ResultRow] = []
     async for row in client.batches.iter_output(batch_id, page_size=_PAGE):
         page.append(row)
         if len(page) >= _PAGE:
@@ -112,10 +94,10 @@ async def _pages(client: Any, batch_id: str) -> AsyncIterator[list[dict[str, Any
 async def _collect(
     job: Job,
     state: State,
-    client: Any,
+    client: AsyncAgentFlow,
     record: BatchRecord,
     status: str,
-    counts: BatchCounts,
+    counts: RunCounts,
     run_id: str | None,
 ) -> None:
     ledger = Ledger(state)
@@ -125,78 +107,75 @@ async def _collect(
         crash_point("before_ledger_commit")
         ledger.commit(job.name, "batch", triples, run_id=run_id)
         crash_point("after_ledger_commit")
-        done = sum(row.get("status") == "completed" for row in page)
-        counts.completed += done
-        counts.failed += len(page) - done
-        counts.retryable += sum(is_retryable(row) for row in page)
-        counts.requests += sum(provider_requests(row) for row in page)
+        counts.add_rows(page)
     state.update_batch(record.seq, status=f"collected:{status}")
     counts.collected += 1
     log.info("batch collected", batch_id=record.batch_id, status=status)
 
 
+async def _check(
+    job: Job,
+    state: State,
+    client: AsyncAgentFlow,
+    record: BatchRecord,
+    counts: RunCounts,
+    run_id: str | None,
+) -> BatchProgress:
+    """Look at one recorded batch: collect it when terminal, else record its progress."""
+    assert record.batch_id is not None
+    structlog.contextvars.bind_contextvars(batch_id=record.batch_id)
+    try:
+        batch: Batch = await client.batches.retrieve(record.batch_id)
+    except NotFoundError:
+        # the service forgot it (store wiped): its items become pending again
+        log.warning("batch not found; its items will be sent again")
+        state.update_batch(record.seq, status="collected:lost")
+        return BatchProgress()
+    progress = batch.progress
+    if batch.is_terminal:
+        await _collect(job, state, client, record, str(batch.status), counts, run_id)
+    elif batch.status != record.status or progress.completed != record.completed:
+        state.update_batch(
+            record.seq, status=str(batch.status), completed=progress.completed, failed=progress.failed
+        )
+    return progress
+
+
 async def collect_batches(
     job: Job,
     state: State,
-    client: Any,
+    client: AsyncAgentFlow,
     *,
     stop: threading.Event,
+    counts: RunCounts,
     run_id: str | None = None,
     on_progress: Callable[[int, int, int], None] | None = None,
     poll: float = 0.2,
-) -> BatchCounts:
+) -> None:
     """Wait for the job's recorded batches and page their output into the ledger."""
-    counts = BatchCounts()
     while not stop.is_set():
         open_records = [r for r in state.batches(job.name, open_only=True) if r.batch_id]
         if not open_records:
             break
-        done = failed = total = 0
-        for record in open_records:
-            assert record.batch_id is not None
-            structlog.contextvars.bind_contextvars(batch_id=record.batch_id)
-            try:
-                batch = await client.batches.retrieve(record.batch_id)
-            except NotFoundError:
-                # the service forgot it (store wiped): its items become pending again
-                log.warning("batch not found; its items will be sent again")
-                state.update_batch(record.seq, status="collected:lost")
-                continue
-            progress = batch.progress
-            done, failed, total = (
-                done + progress.completed,
-                failed + progress.failed,
-                total + progress.total,
-            )
-            if batch.status in _TERMINAL:
-                await _collect(job, state, client, record, str(batch.status), counts, run_id)
-            elif batch.status != record.status or progress.completed != record.completed:
-                state.update_batch(
-                    record.seq,
-                    status=str(batch.status),
-                    completed=progress.completed,
-                    failed=progress.failed,
-                )
+        seen = [await _check(job, state, client, r, counts, run_id) for r in open_records]
         structlog.contextvars.unbind_contextvars("batch_id")
         if on_progress:
-            on_progress(done, failed, total)
+            done, failed = sum(p.completed for p in seen), sum(p.failed for p in seen)
+            on_progress(done, failed, sum(p.total for p in seen))
         await wait_or_stop(stop, poll)
         poll = min(poll * 1.5, 2.0)
-    return counts
 
 
 async def cancel_batches(
-    job: Job, state: State, client: Any, *, run_id: str | None = None
-) -> BatchCounts:
+    job: Job, state: State, client: AsyncAgentFlow, *, counts: RunCounts, run_id: str | None = None
+) -> None:
     """Cancel the job's in-flight batches and record what they finished."""
-    counts = BatchCounts()
     for record in state.batches(job.name, open_only=True):
         if record.batch_id is None:
             state.update_batch(record.seq, status="collected:cancelled")
             continue
         batch = await client.batches.cancel(record.batch_id)
-        while batch.status not in _TERMINAL:
+        while not batch.is_terminal:
             await asyncio.sleep(0.1)
             batch = await client.batches.retrieve(record.batch_id)
         await _collect(job, state, client, record, str(batch.status), counts, run_id)
-    return counts

@@ -16,27 +16,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.runner.counts import is_retryable
 from agentflow_jobs.runner.state import State
+from agentflow_jobs.wire import ResultRow
 
-__all__ = ["TRANSIENT_CODES", "Ledger", "LedgerEntry", "is_retryable", "ledger_key", "provider_requests"]
+__all__ = ["Ledger", "LedgerEntry", "ledger_key"]
 
 _BLOCK = 500
-# failures nobody was charged for (the provider never answered): kept as "retryable",
-# which a normal apply sends again; any other failure is final until `retry`
-TRANSIENT_CODES = frozenset(
-    {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
+_UPSERT = (
+    "INSERT INTO ledger (key, job, idx, status, row, attempts, tokens, mode, created)"
+    " VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(key) DO UPDATE SET"
+    " job = excluded.job, idx = excluded.idx, status = excluded.status,"
+    " row = excluded.row, attempts = ledger.attempts + 1,"
+    " tokens = ledger.tokens + excluded.tokens, mode = excluded.mode,"
+    " created = excluded.created"
 )
-
-
-def is_retryable(row: dict[str, Any]) -> bool:
-    """A failed row nobody was charged for: kept as "retryable", which apply sends again."""
-    code = (row.get("error") or {}).get("code")
-    return (row.get("status") or "failed") == "failed" and code in TRANSIENT_CODES
-
-
-def provider_requests(row: dict[str, Any]) -> int:
-    """The provider requests a result row took (0: the engine failed it without one)."""
-    return int((row.get("usage") or {}).get("requests") or 0)
 
 
 def ledger_key(
@@ -48,13 +42,10 @@ def ledger_key(
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One answered (or failed) item."""
+    """One item's answer (its result row) and what the ledger adds to it."""
 
-    key: str
-    status: str
-    result: dict[str, Any] | None
-    error: dict[str, Any] | None
-    usage: dict[str, Any]
+    row: ResultRow
+    status: str  # completed | failed | retryable (failed, nobody charged: sent again)
     attempts: int
     mode: str
     run_id: str | None = None  # the run that got this answer (None: written before runs were kept)
@@ -84,26 +75,16 @@ class Ledger:
         for start in range(0, len(keys), _BLOCK):
             block = list(dict.fromkeys(keys[start : start + _BLOCK]))
             marks = ",".join("?" * len(block))
-            query = f"SELECT key, status, row, attempts, mode FROM ledger WHERE key IN ({marks})"
-            for key, status, row, attempts, mode in self._db.execute(query, block):
-                data = json.loads(row)
-                found[key] = LedgerEntry(
-                    key,
-                    status,
-                    data.get("result"),
-                    data.get("error"),
-                    data.get("usage") or {},
-                    attempts,
-                    mode,
-                    data.get("run"),
-                )
+            query = f"SELECT key, idx, status, row, attempts, mode FROM ledger WHERE key IN ({marks})"
+            for key, index, status, row, attempts, mode in self._db.execute(query, block):
+                found[key] = _entry(index, status, json.loads(row), attempts, mode)
         return found
 
     def commit(
         self,
         job: str,
         mode: str,
-        rows: Iterable[tuple[str, int, dict[str, Any]]],
+        rows: Iterable[tuple[str, int, ResultRow]],
         *,
         run_id: str | None = None,
     ) -> int:
@@ -113,38 +94,9 @@ class Ledger:
         ``run_id`` names the run that got these answers.
         """
         now = time.time()
-        params = []
-        for key, index, row in rows:
-            usage = row.get("usage") or {}
-            status = "retryable" if is_retryable(row) else row.get("status") or "failed"
-            data = {
-                "result": row.get("result"),
-                "error": row.get("error"),
-                "usage": usage,
-                "run": run_id,
-            }
-            params.append(
-                (
-                    key,
-                    job,
-                    index,
-                    status,
-                    json.dumps(data),
-                    int(usage.get("total_tokens") or 0),
-                    mode,
-                    now,
-                )
-            )
+        params = [(key, job, index, *_stored(row, run_id), mode, now) for key, index, row in rows]
         with self._state.transaction() as db:
-            db.executemany(
-                "INSERT INTO ledger (key, job, idx, status, row, attempts, tokens, mode, created)"
-                " VALUES (?,?,?,?,?,1,?,?,?) ON CONFLICT(key) DO UPDATE SET"
-                " job = excluded.job, idx = excluded.idx, status = excluded.status,"
-                " row = excluded.row, attempts = ledger.attempts + 1,"
-                " tokens = ledger.tokens + excluded.tokens, mode = excluded.mode,"
-                " created = excluded.created",
-                params,
-            )
+            db.executemany(_UPSERT, params)
         return len(params)
 
     def job_counts(self, job: str) -> dict[str, int]:
@@ -155,3 +107,24 @@ class Ledger:
             counts[status] = int(count)
             counts["tokens"] += int(tokens or 0)
         return counts
+
+
+def _stored(row: ResultRow, run_id: str | None) -> tuple[str, str, int]:
+    """A row as the ledger keeps it: ``(status, row JSON, tokens)``."""
+    usage = row.get("usage") or {}
+    status = "retryable" if is_retryable(row) else row.get("status") or "failed"
+    data = {"result": row.get("result"), "error": row.get("error"), "usage": usage, "run": run_id}
+    return status, json.dumps(data), int(usage.get("total_tokens") or 0)
+
+
+def _entry(index: int, status: str, data: dict[str, Any], attempts: int, mode: str) -> LedgerEntry:
+    """A ledger row read back (the JSON keeps result, error, usage and the run)."""
+    row = ResultRow(
+        index=index,
+        id=None,
+        status="completed" if status == "completed" else "failed",
+        result=data.get("result"),
+        error=data.get("error"),
+        usage=data.get("usage") or {},
+    )
+    return LedgerEntry(row, status, attempts, mode, data.get("run"))

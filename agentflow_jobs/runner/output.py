@@ -10,7 +10,7 @@ so a CSV output takes one extra streaming pass to collect them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -18,9 +18,9 @@ from typing import Any, BinaryIO
 from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
 from agentflow_jobs.runner.crash import crash_point
-from agentflow_jobs.runner.job import Job, RenderedItem
+from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
+from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger, LedgerEntry
-from agentflow_jobs.runner.plan import blocks
 from agentflow_jobs.runner.state import State
 
 __all__ = ["OutputSummary", "write_output"]
@@ -52,28 +52,38 @@ Joined = tuple[RenderedItem, LedgerEntry | None]
 
 
 def _joined(job: Job, ledger: Ledger) -> Iterator[Joined]:
-    for block in blocks(job.items()):
+    for block in blocks(job_items(job)):
         found = ledger.lookup([r.key for r in block if r.key is not None])
         for rendered in block:
             yield rendered, found.get(rendered.key) if rendered.key else None
 
 
-def _row(job: Job, rendered: RenderedItem, entry: LedgerEntry) -> dict[str, Any]:
-    row: dict[str, Any] = {"id": rendered.id}
-    if job.include_input:
-        row["input"] = rendered.record
-    row["result"] = entry.result
-    if job.include_provenance:
-        row["provenance"] = {
-            "job": job.name,
-            "model": job.model_identity,
-            "spec_hash": job.spec_hash,
-            "run_id": entry.run_id,
-            "mode": entry.mode,
-            "attempts": entry.attempts,
-            "usage": entry.usage,
-        }
-    return row
+class _Rows:
+    """Builds output rows for one job (what every row shares is worked out once)."""
+
+    def __init__(self, job: Job) -> None:
+        out = job.spec.output
+        self.include_input = out.include_input
+        self.provenance = (
+            {"job": job.name, "model": job.model_identity, "spec_hash": job.spec.spec_hash}
+            if out.include_provenance
+            else None
+        )
+
+    def row(self, rendered: RenderedItem, entry: LedgerEntry) -> dict[str, Any]:
+        row: dict[str, Any] = {"id": rendered.id}
+        if self.include_input:
+            row["input"] = rendered.record
+        row["result"] = entry.row["result"]
+        if self.provenance is not None:
+            row["provenance"] = {
+                **self.provenance,
+                "run_id": entry.run_id,
+                "mode": entry.mode,
+                "attempts": entry.attempts,
+                "usage": entry.row["usage"],
+            }
+        return row
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
@@ -142,8 +152,9 @@ class _RawLines:
 def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines) -> dict[str, Any]:
     error = rendered.error
     code, message = (error.code, error.message) if error else ("failed", "")
-    if entry is not None and entry.error:
-        code, message = str(entry.error.get("code", code)), str(entry.error.get("message", ""))
+    failure = entry.row["error"] if entry is not None else None
+    if failure:
+        code, message = str(failure.get("code", code)), str(failure.get("message", ""))
     # what failed, so users need not open the input: the record, else the raw line
     shown = rendered.record if rendered.record is not None else raw.get(rendered.line)
     return {
@@ -158,9 +169,10 @@ def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines
 
 def _csv_columns(job: Job, ledger: Ledger) -> list[str]:
     columns: dict[str, None] = {}
+    rows = _Rows(job)
     for rendered, entry in _joined(job, ledger):
         if entry is not None and entry.status == "completed":
-            columns.update(dict.fromkeys(_flat(_row(job, rendered, entry))))
+            columns.update(dict.fromkeys(_flat(rows.row(rendered, entry))))
     if not columns:
         columns["id"] = None
     return list(columns)
@@ -180,65 +192,90 @@ def write_output(job: Job, state: State, *, keep_output: bool = False) -> Output
         raise OutputError(
             f"cannot write the output ({exc.strerror or exc}); the results are kept in the "
             "state file and written by the next apply",
-            path=str(job.output_path),
+            path=str(job.spec.output_path),
         ) from None
 
 
 class _Discard:
     """The row writer of an output that is kept as it is."""
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, row: Mapping[str, Any]) -> None:
         return None
 
     def close(self) -> None:
         return None
 
 
+class _Files:
+    """The output and errors files of one write, committed together or not at all."""
+
+    def __init__(self, job: Job, ledger: Ledger, keep_output: bool) -> None:
+        spec = job.spec
+        fmt = spec.output_format
+        self.columns = _csv_columns(job, ledger) if fmt == "csv" and not keep_output else None
+        self.out = None if keep_output else AtomicFile(spec.output_path)
+        self.errors = AtomicFile(spec.errors_path)
+        self.errors_path = spec.errors_path
+        self.format = fmt
+        self.raw = _RawLines(spec.input_path)
+        self.writer: RowWriter = _Discard()
+        self.error_writer: RowWriter = _Discard()
+        self.rows = _Rows(job)
+
+    def open(self) -> None:
+        if self.out is not None:
+            self.writer = open_row_writer(self.out.handle, self.format, columns=self.columns)
+        self.error_writer = open_row_writer(self.errors.handle, "jsonl")
+
+    def write(self, rendered: RenderedItem, entry: LedgerEntry | None, summary: OutputSummary) -> None:
+        """Write one item's row (or error row) and count it."""
+        summary.total += 1
+        if entry is not None and entry.status == "completed":
+            if self.out is not None:
+                row = self.rows.row(rendered, entry)
+                self.writer.write(_flat(row) if self.columns is not None else row)
+            summary.completed += 1
+            summary.tokens += int(entry.row["usage"].get("total_tokens") or 0)
+        elif rendered.key is None or entry is not None:
+            self.error_writer.write(_error_row(rendered, entry, self.raw))
+            summary.failed += entry is not None
+            summary.retryable += entry is not None and entry.status == "retryable"
+            summary.input_errors += entry is None
+        else:
+            summary.missing += 1
+
+    def abort(self) -> None:
+        if self.out is not None:
+            self.out.abort()
+        self.errors.abort()
+
+    def commit(self, summary: OutputSummary) -> None:
+        if self.out is not None:
+            self.out.commit()
+        if summary.failed or summary.input_errors:
+            self.errors.commit()
+            return
+        self.errors.abort()
+        if self.out is not None:  # a kept output keeps the errors file that goes with it
+            with contextlib.suppress(FileNotFoundError):
+                self.errors_path.unlink()
+
+
 def _write_output(job: Job, state: State, *, keep_output: bool) -> OutputSummary:
     ledger = Ledger(state)
-    as_csv = job.output_format == "csv" and not keep_output
-    columns = _csv_columns(job, ledger) if as_csv else None
+    files = _Files(job, ledger, keep_output)
     summary = OutputSummary()
-    out = None if keep_output else AtomicFile(job.output_path)
-    errors = AtomicFile(job.errors_path)
-    raw = _RawLines(job.input_path)
     try:
-        writer: RowWriter = _Discard()
-        if out is not None:
-            writer = open_row_writer(out.handle, job.output_format, columns=columns)
-        error_writer = open_row_writer(errors.handle, "jsonl")
+        files.open()
         for rendered, entry in _joined(job, ledger):
-            summary.total += 1
-            if entry is not None and entry.status == "completed":
-                if out is not None:
-                    row = _row(job, rendered, entry)
-                    writer.write(_flat(row) if columns is not None else row)
-                summary.completed += 1
-                summary.tokens += int(entry.usage.get("total_tokens") or 0)
-            elif rendered.key is None or entry is not None:
-                error_writer.write(_error_row(rendered, entry, raw))
-                summary.failed += entry is not None
-                summary.retryable += entry is not None and entry.status == "retryable"
-                summary.input_errors += entry is None
-            else:
-                summary.missing += 1
+            files.write(rendered, entry, summary)
             if summary.total == 1 or summary.total % 500 == 0:
                 crash_point("mid_output_write")
-        writer.close()
+        files.writer.close()
     except BaseException:
-        if out is not None:
-            out.abort()
-        errors.abort()
+        files.abort()
         raise
     finally:
-        raw.close()
-    if out is not None:
-        out.commit()
-    if summary.failed or summary.input_errors:
-        errors.commit()
-    else:
-        errors.abort()
-        if out is not None:  # a kept output keeps the errors file that goes with it
-            with contextlib.suppress(FileNotFoundError):
-                job.errors_path.unlink()
+        files.raw.close()
+    files.commit(summary)
     return summary

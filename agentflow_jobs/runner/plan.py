@@ -8,74 +8,24 @@ failed ones are kept (``retry`` re-sends them), the rest are to send.
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
 from agentflow_jobs.hashing import canonical_json
-from agentflow_jobs.runner.job import Job, RenderedItem
+from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint, same_input
+from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
+from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
 
-__all__ = [
-    "JobPlan",
-    "blocks",
-    "drift",
-    "file_fingerprint",
-    "input_fingerprint",
-    "job_fingerprint",
-    "order_jobs",
-    "plan_job",
-    "resolve_mode",
-    "same_input",
-    "upstream_of",
-]
+__all__ = ["JobPlan", "drift", "order_jobs", "plan_job", "resolve_mode", "upstream_of"]
 
-_BLOCK = 500
 # Token estimate for a job with no earlier answers: the prompt's characters / 4 plus a
 # nominal reply per operation (a label is a word; the others are a few sentences).
 _CHARS_PER_TOKEN = 4
 _REPLY_TOKENS = {"label": 10, "extract": 100, "summarize": 120, "enrich": 100, "run": 150}
-
-
-def file_fingerprint(path: Path) -> str | None:
-    """Size and modification time: cheap, and changes whenever the file is rewritten."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def input_fingerprint(path: Path) -> str | None:
-    """``size:mtime:sha256``: a touched but identical input is still recognised."""
-    quick = file_fingerprint(path)
-    if quick is None:
-        return None
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except OSError:
-        return None
-    return f"{quick}:{digest.hexdigest()}"
-
-
-def same_input(stored: str | None, path: Path) -> bool:
-    """Whether ``path`` still holds what ``stored`` fingerprinted (hashing only if touched)."""
-    if stored is None:
-        return False
-    quick = file_fingerprint(path)
-    if quick is not None and stored.startswith(quick + ":"):
-        return True
-    if quick is None or quick.split(":", 1)[0] != stored.split(":", 1)[0]:
-        return False  # another size: changed, no need to read it
-    current = input_fingerprint(path)
-    return current is not None and current.rsplit(":", 1)[-1] == stored.rsplit(":", 1)[-1]
 
 
 @dataclass
@@ -109,15 +59,15 @@ class JobPlan:
 
 
 def resolve_mode(job: Job, override: str | None, to_send: int) -> str:
-    mode = override or job.mode or "auto"
+    mode = override or job.spec.mode or "auto"
     if mode == "auto":
-        return "batch" if to_send > job.auto_batch_threshold else "sync"
+        return "batch" if to_send > job.spec.execution.auto_batch_threshold else "sync"
     return mode
 
 
 def order_jobs(jobs: Sequence[Job]) -> list[Job]:
     """Jobs whose input is another job's output run after it; a cycle is a spec error."""
-    by_output = {job.output_path.resolve(): job for job in jobs}
+    by_output = {job.spec.output_path.resolve(): job for job in jobs}
     ordered: list[Job] = []
     state: dict[str, str] = {}
 
@@ -128,11 +78,11 @@ def order_jobs(jobs: Sequence[Job]) -> list[Job]:
         if mark == "visiting":
             cycle = " -> ".join([*chain[chain.index(job.name) :], job.name])
             problem = Problem(
-                job.source or job.name, 1, 1, f"jobs form a cycle: {cycle}", job=job.name
+                str(job.spec.source) or job.name, 1, 1, f"jobs form a cycle: {cycle}", job=job.name
             )
             raise SpecError([problem])
         state[job.name] = "visiting"
-        upstream = by_output.get(job.input_path.resolve())
+        upstream = by_output.get(job.spec.input_path.resolve())
         if upstream is not None and upstream is not job:
             visit(upstream, [*chain, job.name])
         state[job.name] = "done"
@@ -145,20 +95,9 @@ def order_jobs(jobs: Sequence[Job]) -> list[Job]:
 
 def upstream_of(job: Job, jobs: Sequence[Job]) -> Job | None:
     for other in jobs:
-        if other is not job and other.output_path.resolve() == job.input_path.resolve():
+        if other is not job and other.spec.output_path.resolve() == job.spec.input_path.resolve():
             return other
     return None
-
-
-def blocks(items: Iterator[RenderedItem], size: int = _BLOCK) -> Iterator[list[RenderedItem]]:
-    block: list[RenderedItem] = []
-    for item in items:
-        block.append(item)
-        if len(block) >= size:
-            yield block
-            block = []
-    if block:
-        yield block
 
 
 def plan_job(
@@ -202,16 +141,11 @@ def drift(
             reasons.append("model")
         if len(old) == 3 and old[1] != new[1]:
             reasons.append("output settings")
-    if not same_input(input_fp, job.input_path):
+    if not same_input(input_fp, job.spec.input_path):
         reasons.append("input")
-    if output_fp != file_fingerprint(job.output_path):
+    if output_fp != file_fingerprint(job.spec.output_path):
         reasons.append("output")
     return reasons
-
-
-def job_fingerprint(job: Job) -> str:
-    """What the state remembers of the spec: spec hash, output settings, model."""
-    return "|".join((job.spec_hash, job.output_identity(), job.model_identity))
 
 
 def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:
@@ -238,7 +172,7 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
     ledger = Ledger(state)
     seen: set[str] = set()
     prompt_chars = 0
-    for block in blocks(job.items()):
+    for block in blocks(job_items(job)):
         keys = [r.key for r in block if r.key is not None]
         statuses = {} if force else ledger.statuses(keys)
         in_batches = state.keys_in_open_batches(keys) if plan.open_batches else set()
@@ -279,6 +213,6 @@ def _item_chars(item: dict[str, Any] | None) -> int:
 def _estimate_tokens(job: Job, item_chars: int, requests: int) -> int:
     """Tokens for ``requests`` new items: prompt characters / 4 plus a nominal reply."""
     # every request repeats the job's own prompt text: prompts, categories, schema
-    per_request = len(canonical_json(job.hash_fields)) // _CHARS_PER_TOKEN
-    per_request += _REPLY_TOKENS.get(job.operation, 150)
+    per_request = len(canonical_json(job.operation.hash_fields)) // _CHARS_PER_TOKEN
+    per_request += _REPLY_TOKENS.get(job.operation.kind, 150)
     return item_chars // _CHARS_PER_TOKEN + per_request * requests

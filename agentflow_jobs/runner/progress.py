@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from agentflow_jobs.runner.apply import JobReport
+    from agentflow_jobs.runner.report import JobReport
 
 __all__ = ["NullProgress", "Progress"]
 

@@ -1,4 +1,4 @@
-"""Sync mode: items flow in chunks to ``client.completions.*``, several in flight.
+"""Sync mode: items flow in chunks to ``client.completions.run``, several in flight.
 
 At most ``execution.concurrency`` items are in flight in all (see ``request_shape``).
 
@@ -16,38 +16,20 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
+from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
-from agentflow_jobs.runner.job import Job, RenderedItem
-from agentflow_jobs.runner.ledger import Ledger, is_retryable, provider_requests
-from agentflow_jobs.runner.plan import blocks
+from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
+from agentflow_jobs.runner.job import Job
+from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
+from agentflow_jobs.sdk.client import AsyncAgentFlow
 
-__all__ = ["Selector", "SyncCounts", "request_shape", "run_sync"]
+__all__ = ["Selector", "request_shape", "run_sync", "wait_or_stop"]
 
 log = structlog.get_logger()
-_METHODS = {
-    "label": "classify",
-    "extract": "extract",
-    "summarize": "summarize",
-    "enrich": "enrich",
-    "run": "run",
-}
-
-
-@dataclass
-class SyncCounts:
-    """What one sync execution sent and got back."""
-
-    sent: int = 0  # items that reached the provider
-    completed: int = 0
-    failed: int = 0
-    retryable: int = 0  # of the failed: the provider never answered
-    requests: int = 0  # provider requests, re-asks and retries included
 
 
 class Selector:
@@ -70,7 +52,7 @@ class Selector:
         items: Iterable[RenderedItem] | None = None,
     ) -> None:
         self._ledger = Ledger(state)
-        self._items = blocks(iter(items) if items is not None else job.items())
+        self._items = blocks(iter(items) if items is not None else job_items(job))
         self._force = force
         self._retry = retry
         self._skip = skip
@@ -132,52 +114,71 @@ def request_shape(concurrency: int, chunk_size: int) -> tuple[int, int]:
     return size, max(1, concurrency // size)
 
 
+class _Sender:
+    """Sends chunks of one job, committing each chunk's rows before it counts as done."""
+
+    def __init__(
+        self,
+        job: Job,
+        state: State,
+        client: AsyncAgentFlow,
+        counts: RunCounts,
+        run_id: str | None,
+        on_chunk: Callable[[int, int], None] | None,
+    ) -> None:
+        self.job, self.client, self.counts = job, client, counts
+        self.ledger = Ledger(state)
+        self.run_id, self.on_chunk = run_id, on_chunk
+        self.failure: list[BaseException] = []
+
+    async def send(self, chunk: list[RenderedItem]) -> None:
+        job = self.job
+        result = await self.client.completions.run(
+            [r.item or {} for r in chunk],
+            job.spec.model,
+            operation=job.operation.kind,
+            **job.send_fields(),
+        )
+        rows = result.results
+        crash_point("before_ledger_commit")
+        triples = [(r.key or "", r.index, row) for r, row in zip(chunk, rows, strict=True)]
+        self.ledger.commit(job.name, "sync", triples, run_id=self.run_id)
+        crash_point("after_ledger_commit")
+        done, failed = self.counts.add_rows(rows, reached=True)
+        if self.on_chunk:
+            self.on_chunk(done, failed)
+
+
 async def run_sync(
     job: Job,
     state: State,
-    client: Any,
+    client: AsyncAgentFlow,
     *,
     selector: Selector,
     stop: threading.Event,
+    counts: RunCounts,
     run_id: str | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
-) -> SyncCounts:
-    """Send every selected item; stop dispatching when ``stop`` is set."""
-    counts = SyncCounts()
-    ledger = Ledger(state)
-    size, window = request_shape(job.concurrency, job.chunk_size)
+) -> None:
+    """Send every selected item, counting into ``counts``; stop dispatching on ``stop``."""
+    execution = job.spec.execution
+    size, window = request_shape(execution.concurrency, execution.chunk_size)
     slots = asyncio.Semaphore(window)
+    sender = _Sender(job, state, client, counts, run_id, on_chunk)
     tasks: set[asyncio.Task[None]] = set()
-    method = getattr(client.completions, _METHODS[job.operation])
-    kwargs = job.request_kwargs()
-    failure: list[BaseException] = []
 
     async def send(chunk: list[RenderedItem]) -> None:
         try:
-            result = await method(items=[r.item for r in chunk], model=job.model, **kwargs)
-            rows = list(result.results)
-            crash_point("before_ledger_commit")
-            triples = [(r.key or "", r.index, row) for r, row in zip(chunk, rows, strict=True)]
-            ledger.commit(job.name, "sync", triples, run_id=run_id)
-            crash_point("after_ledger_commit")
-            done = sum(row.get("status") == "completed" for row in rows)
-            counts.completed += done
-            counts.failed += len(rows) - done
-            counts.retryable += sum(is_retryable(row) for row in rows)
-            requests = [provider_requests(row) for row in rows]
-            counts.sent += sum(n > 0 for n in requests)
-            counts.requests += sum(requests)
-            if on_chunk:
-                on_chunk(done, len(rows) - done)
+            await sender.send(chunk)
         except Exception as exc:  # the whole request failed: stop taking new work
-            failure.append(exc)
+            sender.failure.append(exc)
         finally:
             selector.release([r.key or "" for r in chunk])
             slots.release()
 
     for chunk in selector.chunks(size):
         await slots.acquire()
-        if stop.is_set() or failure:
+        if stop.is_set() or sender.failure:
             slots.release()
             break
         task = asyncio.create_task(send(chunk))
@@ -186,9 +187,8 @@ async def run_sync(
     while tasks:
         # results that arrive after a stop are still kept
         await asyncio.gather(*list(tasks), return_exceptions=True)
-    if failure:
-        raise failure[0]
-    return counts
+    if sender.failure:
+        raise sender.failure[0]
 
 
 async def wait_or_stop(stop: threading.Event, seconds: float) -> None:

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import codecs
 import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, overload
+from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
 from agentflow_jobs.errors import APITimeoutError, InputError, OutputError, status_error
-from agentflow_jobs.hashing import canonical_json
+from agentflow_jobs.io import AtomicFile, extension_format, open_row_writer
 from agentflow_jobs.sdk.completions import Items, request_payload
-from agentflow_jobs.wire import Batch, OutputPage
+from agentflow_jobs.wire import Batch, OutputPage, ResultRow
 
 if TYPE_CHECKING:
-    from agentflow_jobs.sdk.client import AsyncAgentFlow, Runner
+    from agentflow_jobs.sdk.client import AsyncAgentFlow, SyncBridge
 
 __all__ = ["AsyncBatches", "Batches"]
 
@@ -42,8 +42,9 @@ def _check_page_size(page_size: int) -> None:
 
 
 def _format_for(path: Path) -> OutputFormat:
-    suffix = path.suffix.lower()
-    return "csv" if suffix == ".csv" else "json" if suffix == ".json" else "jsonl"
+    """The output format a file's extension names; jsonl for any other extension."""
+    fmt = extension_format(path)
+    return "csv" if fmt == "csv" else "json" if fmt == "json" else "jsonl"
 
 
 class AsyncBatches:
@@ -128,12 +129,12 @@ class AsyncBatches:
         chunks = [chunk async for chunk in transport.export(batch_id, format)]
         return b"".join(chunks).decode("utf-8")
 
-    def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+    def iter_output(self, batch_id: str, page_size: int = 1000) -> AsyncIterator[ResultRow]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
         _check_page_size(page_size)
         return self._iter_output(batch_id, page_size)
 
-    async def _iter_output(self, batch_id: str, page_size: int) -> AsyncIterator[dict[str, Any]]:
+    async def _iter_output(self, batch_id: str, page_size: int) -> AsyncIterator[ResultRow]:
         offset: int | None = 0
         while offset is not None:
             page = await self.output(batch_id, "json", offset, page_size)
@@ -146,38 +147,26 @@ class AsyncBatches:
     ) -> Path:
         """Stream the output to ``path`` (format from its extension unless given), atomically."""
         target = Path(path)
-        format = format or _format_for(target)
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or ".")
-        except OSError as exc:
-            raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
-        try:
-            with os.fdopen(fd, "wb") as out:
-                if format == "json":
-                    await self._write_json(batch_id, out)
-                else:
-                    transport = await self._client._open()
-                    async for chunk in transport.export(batch_id, format):
-                        out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, target)
+            # the caller's folder must exist: a typo in it should not become new folders
+            with AtomicFile(target, make_parents=False) as out:
+                await self._write_output(batch_id, format or _format_for(target), out.handle)
         except OSError as exc:
             # name the file the caller gave, not our temporary sibling of it
-            Path(tmp).unlink(missing_ok=True)
             raise OutputError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         return target
 
-    async def _write_json(self, batch_id: str, out: Any) -> None:
-        out.write(b"[")
-        first = True
-        async for row in self.iter_output(batch_id):
-            out.write((b"\n" if first else b",\n") + canonical_json(row).encode("utf-8"))
-            first = False
-        out.write(b"\n]\n")
+    async def _write_output(self, batch_id: str, format: OutputFormat, out: IO[str]) -> None:
+        if format == "json":  # the export route answers json with pages: write them as one array
+            writer = open_row_writer(out, "json")
+            async for row in self.iter_output(batch_id):
+                writer.write(row)
+            writer.close()
+            return
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        async for chunk in (await self._client._open()).export(batch_id, format):
+            out.write(decoder.decode(chunk))
+        out.write(decoder.decode(b"", final=True))
 
     async def upload_file(
         self,
@@ -211,8 +200,8 @@ class AsyncBatches:
 class Batches:
     """Sync ``client.batches``: each call runs the async twin on the client's loop."""
 
-    def __init__(self, runner: Runner, core: AsyncBatches) -> None:
-        self._runner = runner
+    def __init__(self, bridge: SyncBridge, core: AsyncBatches) -> None:
+        self._bridge = bridge
         self._core = core
 
     def submit(
@@ -226,7 +215,7 @@ class Batches:
         **fields: Any,
     ) -> Batch:
         """Submit a batch; the same ``idempotency_key`` and body return the same batch."""
-        return self._runner.run(self._core.submit(
+        return self._bridge.run(self._core.submit(
             operation, items, model, idempotency_key=idempotency_key, metadata=metadata, **fields
         ))
 
@@ -243,18 +232,18 @@ class Batches:
         **fields: Any,
     ) -> Batch:
         """Submit, then poll until the batch completes, fails or is cancelled."""
-        return self._runner.run(self._core.submit_and_wait(
+        return self._bridge.run(self._core.submit_and_wait(
             operation, items, model, timeout=timeout, poll_interval=poll_interval,
             idempotency_key=idempotency_key, metadata=metadata, **fields,
         ))
 
     def retrieve(self, batch_id: str) -> Batch:
         """The batch with its status and progress."""
-        return self._runner.run(self._core.retrieve(batch_id))
+        return self._bridge.run(self._core.retrieve(batch_id))
 
     def wait(self, batch_id: str, timeout: float | None = None, poll_interval: float = 1.0) -> Batch:
         """Poll until the batch is terminal; ``APITimeoutError`` after ``timeout`` seconds."""
-        return self._runner.run(self._core.wait(batch_id, timeout, poll_interval))
+        return self._bridge.run(self._core.wait(batch_id, timeout, poll_interval))
 
     @overload
     def output(
@@ -268,14 +257,14 @@ class Batches:
         self, batch_id: str, format: str = "json", offset: int = 0, limit: int = 1000
     ) -> OutputPage | str:
         """One JSON page of rows (item order), or the whole ``jsonl``/``csv`` export as text."""
-        return self._runner.run(self._core.output(batch_id, format, offset, limit))  # type: ignore[call-overload, no-any-return]
+        return self._bridge.run(self._core.output(batch_id, format, offset, limit))  # type: ignore[call-overload, no-any-return]
 
-    def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[dict[str, Any]]:
+    def iter_output(self, batch_id: str, page_size: int = 1000) -> Iterator[ResultRow]:
         """Every output row in item order, fetching ``page_size`` rows at a time."""
         _check_page_size(page_size)
         return self._iter_output(batch_id, page_size)
 
-    def _iter_output(self, batch_id: str, page_size: int) -> Iterator[dict[str, Any]]:
+    def _iter_output(self, batch_id: str, page_size: int) -> Iterator[ResultRow]:
         offset: int | None = 0
         while offset is not None:
             page = self.output(batch_id, "json", offset, page_size)
@@ -286,7 +275,7 @@ class Batches:
         self, batch_id: str, path: str | os.PathLike[str], format: OutputFormat | None = None
     ) -> Path:
         """Stream the output to ``path`` (format from its extension unless given), atomically."""
-        return self._runner.run(self._core.download_output(batch_id, path, format))
+        return self._bridge.run(self._core.download_output(batch_id, path, format))
 
     def upload_file(
         self,
@@ -299,14 +288,14 @@ class Batches:
         **fields: Any,
     ) -> Batch:
         """Create a batch from a ``.jsonl``, ``.csv``, ``.json`` or ``.txt`` file of items."""
-        return self._runner.run(self._core.upload_file(
+        return self._bridge.run(self._core.upload_file(
             path, operation, model, idempotency_key=idempotency_key, metadata=metadata, **fields
         ))
 
     def cancel(self, batch_id: str) -> Batch:
         """Cancel queued or running work; rows that already finished are kept."""
-        return self._runner.run(self._core.cancel(batch_id))
+        return self._bridge.run(self._core.cancel(batch_id))
 
     def list(self, limit: int = 20) -> builtins.list[Batch]:
         """The most recent batches first."""
-        return self._runner.run(self._core.list(limit))
+        return self._bridge.run(self._core.list(limit))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from agentflow_jobs.sdk.batches import AsyncBatches, Batches
     from agentflow_jobs.sdk.completions import AsyncCompletions, Completions
 
-__all__ = ["DEFAULT_TIMEOUT", "AgentFlow", "AsyncAgentFlow", "Runner"]
+__all__ = ["DEFAULT_TIMEOUT", "AgentFlow", "AsyncAgentFlow", "SyncBridge"]
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT = 600.0
@@ -157,10 +157,10 @@ class _LoopThread:
             self.loop.close()
 
 
-class Runner:
+class SyncBridge:
     """Runs the async core's calls on a loop thread that it starts on demand.
 
-    Resources hold the runner, never the client, so dropping the last reference to a
+    Resources hold the bridge, never the client, so dropping the last reference to a
     client finalizes it at once and its thread is joined (no reference cycle to wait for).
     """
 
@@ -205,11 +205,11 @@ class AgentFlow:
         self._core = AsyncAgentFlow(
             base_url, api_key, timeout=timeout, profile=profile, max_retries=max_retries
         )
-        self._runner = Runner(self._core)
-        weakref.finalize(self, self._runner.close)
+        self._bridge = SyncBridge(self._core)
+        weakref.finalize(self, self._bridge.close)
         try:
             # open now, so an embedded client resumes unfinished batches straight away
-            self._runner.run(self._core._open())
+            self._bridge.run(self._core._open())
         except BaseException:
             self.close()
             raise
@@ -231,17 +231,17 @@ class AgentFlow:
     def completions(self) -> Completions:
         from agentflow_jobs.sdk.completions import Completions
 
-        return Completions(self._runner, self._core.completions)
+        return Completions(self._bridge, self._core.completions)
 
     @cached_property
     def batches(self) -> Batches:
         from agentflow_jobs.sdk.batches import Batches
 
-        return Batches(self._runner, self._core.batches)
+        return Batches(self._bridge, self._core.batches)
 
     def close(self) -> None:
         """Stop embedded workers and the background thread; joins the thread."""
-        self._runner.close()
+        self._bridge.close()
 
     def __enter__(self) -> Self:
         return self

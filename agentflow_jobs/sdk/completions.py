@@ -14,7 +14,7 @@ from agentflow_jobs.errors import status_error
 from agentflow_jobs.wire import CompletionResult
 
 if TYPE_CHECKING:
-    from agentflow_jobs.sdk.client import AsyncAgentFlow, Runner
+    from agentflow_jobs.sdk.client import AsyncAgentFlow, SyncBridge
 
 __all__ = ["AsyncCompletions", "Completions", "request_payload"]
 
@@ -74,28 +74,28 @@ class AsyncCompletions:
 class Completions:
     """Sync ``client.completions``: each call runs the async twin on the client's loop."""
 
-    def __init__(self, runner: Runner, core: AsyncCompletions) -> None:
-        self._runner = runner
+    def __init__(self, bridge: SyncBridge, core: AsyncCompletions) -> None:
+        self._bridge = bridge
         self._core = core
 
     def run(
         self, items: Items, model: str | None = None, *, operation: str = "run", **fields: Any
     ) -> CompletionResult:
         """Run any operation (a custom name makes a custom ``run``) over ``items``."""
-        return self._runner.run(self._core.run(items, model, operation=operation, **fields))
+        return self._bridge.run(self._core.run(items, model, operation=operation, **fields))
 
     def classify(self, items: Items, model: str | None = None, **fields: Any) -> CompletionResult:
         """Label each item with one of ``categories``."""
-        return self._runner.run(self._core.classify(items, model, **fields))
+        return self._bridge.run(self._core.classify(items, model, **fields))
 
     def extract(self, items: Items, model: str | None = None, **fields: Any) -> CompletionResult:
         """Extract a JSON object per item following ``extraction_instructions``."""
-        return self._runner.run(self._core.extract(items, model, **fields))
+        return self._bridge.run(self._core.extract(items, model, **fields))
 
     def summarize(self, items: Items, model: str | None = None, **fields: Any) -> CompletionResult:
         """Summarize each item following ``summary_instructions``."""
-        return self._runner.run(self._core.summarize(items, model, **fields))
+        return self._bridge.run(self._core.summarize(items, model, **fields))
 
     def enrich(self, items: Items, model: str | None = None, **fields: Any) -> CompletionResult:
         """Fill in the declared ``fields`` for each item."""
-        return self._runner.run(self._core.enrich(items, model, **fields))
+        return self._bridge.run(self._core.enrich(items, model, **fields))

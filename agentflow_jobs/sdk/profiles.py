@@ -26,7 +26,14 @@ from agentflow_jobs.errors import ConfigError, InterpolationError
 from agentflow_jobs.interpolate import expand_tree
 from agentflow_jobs.urls import display_url
 
-__all__ = ["Profile", "config_path", "default_store_path", "load_profile", "local_provider"]
+__all__ = [
+    "Profile",
+    "config_path",
+    "default_store_path",
+    "load_profile",
+    "local_provider",
+    "profile_name",
+]
 
 _KNOWN_KEYS = frozenset(
     {"engine", "base_url", "api_key", "model", "store", "provider", "timeout", "description"}
@@ -98,9 +105,14 @@ def default_store_path() -> Path:
     return Path.home() / ".local" / "share" / "agentflow" / "local.db"
 
 
+def profile_name(name: str | None = None) -> str:
+    """The profile to use: ``name``, else ``$AGENTFLOW_PROFILE``, else ``local``."""
+    return name or os.environ.get("AGENTFLOW_PROFILE") or "local"
+
+
 def load_profile(name: str | None = None) -> Profile:
     """Resolve profile ``name`` (default ``$AGENTFLOW_PROFILE``, else ``local``)."""
-    name = name or os.environ.get("AGENTFLOW_PROFILE") or "local"
+    name = profile_name(name)
     path = config_path()
     profiles = _read_profiles(path)
     if name in profiles:

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agentflow_jobs import __version__
-from agentflow_jobs.engine.batches import BatchService, describe_errors, open_service
+from agentflow_jobs.engine.batches import BatchService, open_service
+from agentflow_jobs.engine.requests import describe_errors
 from agentflow_jobs.errors import AgentFlowError, APIStatusError, ConfigError, ProviderError
 from agentflow_jobs.server.auth import LOCAL_OWNER, KeyRing
 from agentflow_jobs.server.metrics import Latency
@@ -180,28 +181,16 @@ def create_app(
     queued) when it shuts down.
     """
     keys = KeyRing(api_keys)
-    if not len(keys) and not no_auth:
-        raise ConfigError(
-            "no API keys configured: pass --api-keys-file FILE or set AGENTFLOW_API_KEYS "
-            "(comma-separated), or run with --no-auth on a trusted network"
-        )
-    if service is None and (provider_config is None or store_path is None):
-        raise ConfigError("create_app needs a service, or provider_config and store_path")
+    assembled = service is not None or (provider_config is not None and store_path is not None)
+    _check_settings(keys, no_auth=no_auth, has_service=assembled)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        running = service or open_service(provider_config or {}, store_path or "",
-                                          default_model=default_model)
-        app.state.service = running
-        running.start()
-        try:
-            yield
-        finally:
-            await running.aclose()
+    def open_running() -> BatchService:
+        return service or open_service(provider_config or {}, store_path or "",
+                                       default_model=default_model)
 
     from agentflow_jobs.server.routes import router
 
-    app = FastAPI(title="AgentFlow", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="AgentFlow", version=__version__, lifespan=_lifespan(open_running),
                   redoc_url=None, docs_url="/docs")
     app.state.latency = Latency()
     _install_error_handlers(app)
@@ -211,3 +200,32 @@ def create_app(
         max_body=max_body_bytes, max_upload=max_upload_bytes,
     )
     return app
+
+
+def _check_settings(keys: KeyRing, *, no_auth: bool, has_service: bool) -> None:
+    """Refuse to build an app that would be open to anyone, or have nothing to serve."""
+    if not len(keys) and not no_auth:
+        raise ConfigError(
+            "no API keys configured: pass --api-keys-file FILE or set AGENTFLOW_API_KEYS "
+            "(comma-separated), or run with --no-auth on a trusted network"
+        )
+    if not has_service:
+        raise ConfigError("create_app needs a service, or provider_config and store_path")
+
+
+def _lifespan(
+    open_running: Callable[[], BatchService],
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Open the service (workers resume unfinished batches) while the app runs."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        running = open_running()
+        app.state.service = running
+        running.start()
+        try:
+            yield
+        finally:
+            await running.aclose()
+
+    return lifespan

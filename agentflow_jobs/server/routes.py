@@ -10,12 +10,9 @@ from fastapi import APIRouter, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
 
-from agentflow_jobs.engine.batches import (
-    BatchService,
-    items_from_file,
-    parse_request,
-    upload_payload,
-)
+from agentflow_jobs.engine.batches import BatchService
+from agentflow_jobs.engine.export import ExportFormat
+from agentflow_jobs.engine.requests import items_from_file, parse_request, upload_payload
 from agentflow_jobs.errors import status_error
 from agentflow_jobs.server.metrics import render
 from agentflow_jobs.wire import Batch, CompletionRequest, CompletionResult, OutputPage
@@ -125,7 +122,7 @@ async def cancel(request: Request, batch_id: str) -> Batch:
 async def output(
     request: Request,
     batch_id: str,
-    format: Literal["json", "jsonl", "csv"] = "json",
+    format: ExportFormat = "json",
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
     limit: Annotated[int, Query(ge=0, le=MAX_INT, description="capped at 10000")] = 1000,
 ) -> Any:

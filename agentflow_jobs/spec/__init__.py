@@ -6,19 +6,21 @@
 
 from __future__ import annotations
 
-from agentflow_jobs.spec.models import ExecutionSpec, FieldSpec, InputSpec, JobSpec, OutputSpec
+from agentflow_jobs.spec.load import discover_spec_files, find_root, load_specs
+from agentflow_jobs.spec.models import ExecutionSpec, InputSpec, JobSpec, OutputSpec
 from agentflow_jobs.spec.schema import job_spec_schema, schema_text
-from agentflow_jobs.spec.validate import discover_spec_files, find_root, load_specs
+from agentflow_jobs.spec.tolerant import SpecLoad, load_tolerant
 
 __all__ = [
     "ExecutionSpec",
-    "FieldSpec",
     "InputSpec",
     "JobSpec",
     "OutputSpec",
+    "SpecLoad",
     "discover_spec_files",
     "find_root",
     "job_spec_schema",
     "load_specs",
+    "load_tolerant",
     "schema_text",
 ]

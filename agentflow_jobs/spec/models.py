@@ -17,14 +17,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from agentflow_jobs.hashing import content_hash
-from agentflow_jobs.wire import normalize_operation
+from agentflow_jobs.io.readers import extension_format
+from agentflow_jobs.sdk.profiles import profile_name
+from agentflow_jobs.wire import EnrichField, normalize_operation
 
 __all__ = [
     "API_VERSION",
     "NAME_PATTERN",
     "OPERATION_FIELDS",
     "ExecutionSpec",
-    "FieldSpec",
     "InputSpec",
     "JobSpec",
     "OutputSpec",
@@ -38,7 +39,6 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 Operation = Literal["classify", "label", "extract", "summarize", "enrich", "run"]
 InputFormat = Literal["jsonl", "csv", "json", "txt"]
 OutputFormat = Literal["jsonl", "csv", "json"]
-FieldType = Literal["string", "number", "integer", "boolean", "categorical", "list"]
 Mode = Literal["sync", "batch", "auto"]
 
 # operation kind (after normalisation) -> the operation fields it uses
@@ -56,35 +56,15 @@ OPERATION_FIELDS: dict[str, tuple[str, ...]] = {
         "operation_name",
     ),
 }
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "json", ".txt": "txt"}
 
 
 def default_format(path: str) -> str | None:
-    """The data format a path's extension implies, if any."""
-    return _EXTENSIONS.get(Path(path).suffix.lower())
+    """The data format a path's extension implies, if any (io keeps the one map)."""
+    return extension_format(path)
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class FieldSpec(_Model):
-    """One field an `enrich` job fills in for every item."""
-
-    name: str = Field(min_length=1, description="Name of the output field.")
-    type: FieldType = Field(
-        default="string",
-        description="Type of the value: string, number, integer, boolean, categorical "
-        "(one of `valid_values`) or list (of strings).",
-    )
-    valid_values: list[str] | None = Field(
-        default=None,
-        min_length=1,
-        description="The allowed values of a categorical field (required for `categorical`).",
-    )
-    description: str | None = Field(
-        default=None, description="What the field means; shown to the model."
-    )
 
 
 class ResponseFormat(_Model):
@@ -217,7 +197,7 @@ class JobSpec(_Model):
     summary_instructions: str | None = Field(
         default=None, description="summarize: optional instructions (length, focus, format)."
     )
-    fields: list[FieldSpec] | None = Field(
+    fields: list[EnrichField] | None = Field(
         default=None, description="enrich: the fields to fill in for every item."
     )
     include_context: bool = Field(
@@ -284,7 +264,8 @@ class JobSpec(_Model):
 
     @property
     def resolved_profile(self) -> str:
-        return self.profile or os.environ.get("AGENTFLOW_PROFILE") or "local"
+        """The profile the job runs with (see ``sdk.profiles.profile_name``)."""
+        return profile_name(self.profile)
 
     def resolve_path(self, relative: str) -> Path:
         """A path written in the spec, made absolute against the spec file's directory."""

@@ -20,7 +20,7 @@ from agentflow_jobs.errors import NotRegularFileError, Problem
 from agentflow_jobs.operations.base import fold, look_alike
 from agentflow_jobs.operations.extract import non_object_root
 from agentflow_jobs.operations.templates import template_problems
-from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Document, JsonPath, read_limited
+from agentflow_jobs.spec.documents import MAX_FILE_BYTES, Document, JsonPath, read_limited
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.wire import normalize_operation
 

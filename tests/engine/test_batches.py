@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from agentflow_jobs.engine.batches import BatchService, items_from_file, open_service, parse_request
+from agentflow_jobs.engine.batches import BatchService, open_service
+from agentflow_jobs.engine.requests import parse_request
 from agentflow_jobs.errors import ConflictError, NotFoundError, UnprocessableEntityError
-from agentflow_jobs.wire import ResultRow
+from agentflow_jobs.wire import ResultRow, Usage
 from tests.fakes.handles import FakeProvider
 
 CATS = ["positive", "negative"]
@@ -71,7 +72,7 @@ def test_restart_sends_only_unfinished_items(fake_provider: FakeProvider, tmp_pa
     items = [{"content": f"item {i} good"} for i in range(10)]
     service = service_for(fake_provider, store)  # never started: nothing runs
     batch, _ = service.submit("me", label(items))
-    service.store.record(batch.id, [ResultRow(index=i, status="completed", result={"label": "positive", "confidence": 1.0}) for i in (0, 3, 4, 9)])
+    service.store.record(batch.id, [ResultRow(index=i, id=None, status="completed", result={"label": "positive", "confidence": 1.0}, error=None, usage=Usage().as_dict()) for i in (0, 3, 4, 9)])
     asyncio.run(service.aclose())
 
     async def body(restarted: BatchService) -> None:
@@ -128,32 +129,3 @@ def test_csv_flattens_result_fields(fake_provider: FakeProvider, tmp_path: Path)
     assert table[0] == ["index", "id", "status", "tags", "size", "error_code", "error_message"]
     assert table[1][:3] == ["0", "A", "completed"] and isinstance(json.loads(table[1][3]), list)
     assert table[2][:3] == ["1", "B", "failed"] and table[2][3:5] == ["", ""] and table[2][5]
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "expected"),
-    [
-        ("a.jsonl", b'{"content": "x"}\n\n"y"\n', [{"content": "x"}, {"content": "y"}]),
-        ("a.ndjson", b'{"content": "x"}\n', [{"content": "x"}]),
-        ("a.csv", b"\xef\xbb\xbfcontent,n\nx,1\n", [{"content": "x", "n": "1"}]),
-        ("a.json", b'[{"content": "x"}, "y"]', [{"content": "x"}, {"content": "y"}]),
-        ("a.txt", b"x\n\ny\n", [{"content": "x"}, {"content": "y"}]),
-    ],
-)
-def test_items_from_files(name: str, data: bytes, expected: list[dict[str, Any]]) -> None:
-    assert items_from_file(name, data) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "data", "message"),
-    [
-        ("a.jsonl", b'{"content": "x"}\n[1, 2]\n', "a.jsonl:2: each item must be"),
-        ("a.jsonl", b'{"content": "x"}\n{\n', "a.jsonl:2: invalid JSON"),
-        ("a.json", b'{"content": "x"}', "a.json: expected a JSON array"),
-        ("a.txt", b"\xff\xfe", "not UTF-8"),
-        ("a.parquet", b"x", "unsupported file type"),
-    ],
-)
-def test_bad_files_name_where(name: str, data: bytes, message: str) -> None:
-    with pytest.raises(UnprocessableEntityError, match=message):
-        items_from_file(name, data)

@@ -377,8 +377,8 @@ def test_stream_yields_every_row_with_the_given_indices(fake_provider: FakeProvi
         operation="classify", categories=CATS, items=[{"content": f"good {i}"} for i in range(10)]
     )
     rows = stream(fake_provider, request, indices=list(range(100, 110)))
-    assert sorted(r.index for r in rows) == list(range(100, 110))
-    assert all(r.status == "completed" for r in rows)
+    assert sorted(r["index"] for r in rows) == list(range(100, 110))
+    assert all(r["status"] == "completed" for r in rows)
 
 
 # -- the executor's own guarantees, with a provider that is not HTTP -------------------

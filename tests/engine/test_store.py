@@ -25,9 +25,10 @@ def new_batch(store: BatchStore, n: int = 5, **kwargs: object) -> str:
 
 def row(index: int, status: str = "completed") -> ResultRow:
     if status == "failed":
-        return ResultRow(index=index, status="failed", error=RowError(code="x", message="bad"))
-    return ResultRow(index=index, status="completed", result={"label": "a"},
-                     usage=Usage(prompt_tokens=3, completion_tokens=1, total_tokens=4, requests=1))
+        return ResultRow(index=index, id=None, status="failed", result=None,
+                         error=RowError(code="x", message="bad").model_dump(), usage=Usage().as_dict())
+    return ResultRow(index=index, id=None, status="completed", result={"label": "a"}, error=None,
+                     usage=Usage(prompt_tokens=3, completion_tokens=1, total_tokens=4, requests=1).as_dict())
 
 
 def test_create_and_read_back(tmp_path: Path) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
 import pytest
 
 from agentflow_jobs.errors import InputError
-from agentflow_jobs.io import read_columns, read_items
+from agentflow_jobs.io import detect_format, extension_format, read_columns, read_items, read_stream
 
 
 def _items(path: Path, **kwargs: object) -> list[tuple[int, int, object, object]]:
@@ -136,3 +137,21 @@ def test_read_columns_is_a_csv_header_and_none_for_other_formats(tmp_path: Path)
     assert read_columns(tmp_path / "in.jsonl", format="csv") == ['{"id": 1}']
     with pytest.raises(InputError, match="cannot read input"):
         read_columns(tmp_path / "nowhere.csv")
+
+
+def test_one_extension_map_strict_or_defaulting_to_jsonl() -> None:
+    assert [extension_format(f"a{ext}") for ext in (".JSONL", ".ndjson", ".csv", ".json", ".txt")] == [
+        "jsonl", "jsonl", "csv", "json", "txt"
+    ]
+    assert extension_format("a.parquet") is None and extension_format("noext") is None
+    assert detect_format("a.parquet") == "jsonl" and detect_format("a.csv") == "csv"
+
+
+def test_read_stream_reads_an_open_file_and_names_it_once_per_error() -> None:
+    data = io.BytesIO(b'{"content": "a"}\n{bad\n')
+    with pytest.raises(InputError) as info:
+        list(read_stream(data, "jsonl", name="up.jsonl", on_error="fail"))
+    assert str(info.value).startswith("up.jsonl:2: invalid JSON")
+    assert info.value.line == 2
+    items = list(read_stream(io.BytesIO(b"x\n\ny\n"), "txt", name="up.txt"))
+    assert [i.record for i in items] == [{"content": "x"}, {"content": "y"}]

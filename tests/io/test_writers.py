@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, write_rows
 
 
@@ -49,3 +50,15 @@ def test_atomic_file_creates_parent_folders(tmp_path: Path) -> None:
     with AtomicFile(tmp_path / "a" / "b" / "o.txt") as out:
         out.handle.write("hi")
     assert (tmp_path / "a" / "b" / "o.txt").read_text() == "hi"
+
+
+def test_atomic_file_without_make_parents_leaves_a_missing_folder_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        AtomicFile(tmp_path / "nodir" / "o.txt", make_parents=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_output_format_is_an_output_error(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match="unknown output format 'xml'"):
+        write_rows(tmp_path / "o.xml", "xml", iter([{"id": 1}]))
+    assert list(tmp_path.iterdir()) == []

@@ -44,7 +44,7 @@ def test_lock_waits_up_to_the_timeout(tmp_path: Path) -> None:
 
 def test_a_held_workspace_spans_several_applies(ws: Workspace, fake_provider: Any) -> None:
     from agentflow_jobs.runner import apply_jobs
-    from agentflow_jobs.spec.validate import load_specs
+    from agentflow_jobs.spec.load import load_specs
 
     ws.write_input("reviews.jsonl", reviews(4))
     ws.write_spec()

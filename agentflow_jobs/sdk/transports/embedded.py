@@ -10,13 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from agentflow_jobs.engine.batches import (
-    BatchService,
-    items_from_file,
-    open_service,
-    parse_request,
-    upload_payload,
-)
+from agentflow_jobs.engine.batches import BatchService, open_service
+from agentflow_jobs.engine.requests import items_from_file, parse_request, upload_payload
 from agentflow_jobs.errors import ProviderError, status_error
 from agentflow_jobs.sdk.profiles import Profile, default_store_path, local_provider
 from agentflow_jobs.sdk.transports import UploadForm

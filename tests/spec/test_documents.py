@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agentflow_jobs.errors import Problem, SpecError
 from agentflow_jobs.spec import load_specs
-from agentflow_jobs.spec.loader import MAX_FILE_BYTES, Mark, load_documents
+from agentflow_jobs.spec.documents import MAX_FILE_BYTES, Mark, load_documents
 
 
 def _load(tmp_path: Path, text: str | bytes) -> tuple[list[object], list[Problem]]:

@@ -1,6 +1,6 @@
 """Load and validate job specs: every problem in every file, each one located.
 
-Phases per document: safe YAML loading (``loader``), the JSON Schema over the raw
+Phases per document: safe YAML loading (``documents``), the JSON Schema over the raw
 document (errors mapped to node positions, best match first), the semantic ``rules``,
 then the models. Across files: unique job names, one writer per output file, no
 dependency cycles. ``load_specs`` raises one ``SpecError`` holding all of it.
@@ -26,7 +26,7 @@ from jsonschema.exceptions import (
 )
 
 from agentflow_jobs.errors import Problem, SpecError, UsageError
-from agentflow_jobs.spec.loader import Document, JsonPath, Mark, load_documents
+from agentflow_jobs.spec.documents import Document, JsonPath, Mark, load_documents
 from agentflow_jobs.spec.models import JobSpec
 from agentflow_jobs.spec.rules import RULES, Reporter, display_path, dotted, resolve_spec_path
 from agentflow_jobs.spec.schema import job_spec_schema

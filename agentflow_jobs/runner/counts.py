@@ -1,0 +1,73 @@
+"""What one run sent and got back: the counts of sync and batch mode alike.
+
+A failed row nobody was charged for (the provider never answered: rate limited, down,
+timed out) is *retryable*: the ledger keeps it as such and a normal apply sends it
+again. Every other failure is final until ``retry``. A run whose every request went
+unanswered found the provider down: its output is left as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from agentflow_jobs.wire import ResultRow
+
+__all__ = ["TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests"]
+
+TRANSIENT_CODES = frozenset(
+    {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
+)
+
+
+def is_retryable(row: ResultRow) -> bool:
+    """A failed row nobody was charged for: kept as "retryable", which apply sends again."""
+    code = (row.get("error") or {}).get("code")
+    return (row.get("status") or "failed") == "failed" and code in TRANSIENT_CODES
+
+
+def provider_requests(row: ResultRow) -> int:
+    """The provider requests a result row took (0: the engine failed it without one)."""
+    return int((row.get("usage") or {}).get("requests") or 0)
+
+
+@dataclass
+class RunCounts:
+    """What one job's run sent and got back, in either mode."""
+
+    sent: int = 0  # sync: items that reached the provider; batch: items submitted
+    completed: int = 0
+    failed: int = 0
+    retryable: int = 0  # of the failed: the provider never answered
+    requests: int = 0  # provider requests, re-asks and retries included
+    submitted: int = 0  # batches submitted
+    collected: int = 0  # batches whose output was paged into the ledger
+
+    def add_rows(self, rows: Iterable[ResultRow], *, reached: bool = False) -> tuple[int, int]:
+        """Count rows that came back; returns ``(completed, failed)`` among them.
+
+        ``reached`` (sync mode) also counts as sent each item that reached the provider.
+        """
+        done = failed = 0
+        for row in rows:
+            requests = provider_requests(row)
+            self.requests += requests
+            self.sent += reached and requests > 0
+            if row.get("status") == "completed":
+                done += 1
+            else:
+                failed += 1
+                self.retryable += is_retryable(row)
+        self.completed += done
+        self.failed += failed
+        return done, failed
+
+    @property
+    def answered(self) -> int:
+        """Rows the provider answered (completed, or failed by its answer)."""
+        return self.completed + self.failed - self.retryable
+
+    @property
+    def provider_down(self) -> bool:
+        """Every request of this run failed without an answer."""
+        return self.answered == 0 and self.retryable > 0

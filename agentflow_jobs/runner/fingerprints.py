@@ -1,0 +1,78 @@
+"""Fingerprints: how the runner tells that a spec, an input or an output has changed.
+
+A file's quick fingerprint is its size and modification time; an input's adds its
+SHA-256, so a touched but identical input still plans as unchanged. A job's fingerprint
+is what the state remembers of its spec: the spec hash, the output settings and the
+model that answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.runner.job import Job
+
+__all__ = [
+    "file_fingerprint",
+    "input_fingerprint",
+    "job_fingerprint",
+    "output_identity",
+    "same_input",
+]
+
+
+def file_fingerprint(path: Path) -> str | None:
+    """Size and modification time: cheap, and changes whenever the file is rewritten."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def input_fingerprint(path: Path) -> str | None:
+    """``size:mtime:sha256``: a touched but identical input is still recognised."""
+    quick = file_fingerprint(path)
+    if quick is None:
+        return None
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(1 << 20):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return f"{quick}:{digest.hexdigest()}"
+
+
+def same_input(stored: str | None, path: Path) -> bool:
+    """Whether ``path`` still holds what ``stored`` fingerprinted (hashing only if touched)."""
+    if stored is None:
+        return False
+    quick = file_fingerprint(path)
+    if quick is not None and stored.startswith(quick + ":"):
+        return True
+    if quick is None or quick.split(":", 1)[0] != stored.split(":", 1)[0]:
+        return False  # another size: changed, no need to read it
+    current = input_fingerprint(path)
+    return current is not None and current.rsplit(":", 1)[-1] == stored.rsplit(":", 1)[-1]
+
+
+def job_fingerprint(job: Job) -> str:
+    """What the state remembers of the spec: spec hash, output settings, model."""
+    return "|".join((job.spec.spec_hash, output_identity(job), job.model_identity))
+
+
+def output_identity(job: Job) -> str:
+    """What the output file depends on besides the ledger (format, columns, paths)."""
+    spec = job.spec
+    return content_hash(
+        str(spec.output_path),
+        spec.output_format,
+        spec.output.include_input,
+        spec.output.include_provenance,
+        str(spec.errors_path),
+        spec.input.id_field,
+    )

@@ -1,0 +1,127 @@
+"""Sending one job's pending items in one run, through a typed ``AsyncAgentFlow``.
+
+First the job's batches still in flight are re-attached and collected (unless the run
+detaches), then what is left is sent in sync mode, or submitted as batches and, unless
+detached, collected. Everything that comes back is counted in one ``RunCounts``. A
+failure of the whole service ends the sending, never the job: the output is still
+written from what the ledger holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from agentflow_jobs.errors import AgentFlowError
+from agentflow_jobs.runner.batch_mode import cancel_batches, collect_batches, submit_batches
+from agentflow_jobs.runner.counts import RunCounts
+from agentflow_jobs.runner.job import Job
+from agentflow_jobs.runner.plan import JobPlan
+from agentflow_jobs.runner.progress import Progress
+from agentflow_jobs.runner.report import JobReport
+from agentflow_jobs.runner.state import State
+from agentflow_jobs.runner.sync_mode import Selector, run_sync
+from agentflow_jobs.sdk.client import AsyncAgentFlow
+
+__all__ = ["RunOptions", "cancel_sent", "send_job"]
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this apply runs its jobs."""
+
+    run_id: str
+    stop: threading.Event
+    progress: Progress
+    mode: str | None = None
+    force: bool = False
+    retry: bool = False
+    detach: bool = False
+
+
+def _client(job: Job) -> AsyncAgentFlow:
+    return AsyncAgentFlow.from_profile(job.spec.resolved_profile)
+
+
+def send_job(job: Job, state: State, plan: JobPlan, report: JobReport, run: RunOptions) -> RunCounts:
+    """Send the job's items; a failure of the whole service is reported, not raised."""
+    counts = RunCounts()
+    try:
+        asyncio.run(_send(job, state, plan, report, run, counts))
+    except AgentFlowError as exc:
+        report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
+        log.error("job stopped", error=str(exc))
+    return counts
+
+
+async def _send(
+    job: Job, state: State, plan: JobPlan, report: JobReport, run: RunOptions, counts: RunCounts
+) -> None:
+    async with _client(job) as client:
+        if plan.open_batches and not run.detach:
+            await _collect(job, state, client, run, counts)
+            report.batches += counts.collected
+        if run.stop.is_set():
+            return
+        # re-attached batches may have freed items the plan did not count: read it all then
+        items = None if plan.open_batches else plan.pending_items
+        selector = Selector(
+            job, state, force=run.force, retry=run.retry, skip=state.keys_in_open_batches, items=items
+        )
+        if report.mode == "sync":
+            await run_sync(
+                job, state, client, selector=selector, stop=run.stop, counts=counts,
+                run_id=run.run_id, on_chunk=_items_cb(run.progress, job),
+            )
+            report.sent += counts.sent
+            return
+        await submit_batches(
+            job, state, client, selector=selector, run_id=run.run_id, stop=run.stop, counts=counts
+        )
+        report.sent += counts.sent
+        report.batches += counts.submitted
+        if run.detach:
+            report.status = "submitted"
+            return
+        await _collect(job, state, client, run, counts)
+
+
+async def _collect(
+    job: Job, state: State, client: AsyncAgentFlow, run: RunOptions, counts: RunCounts
+) -> None:
+    await collect_batches(
+        job, state, client, stop=run.stop, counts=counts, run_id=run.run_id,
+        on_progress=_batch_cb(run.progress, job),
+    )
+
+
+def _items_cb(progress: Progress, job: Job) -> Callable[[int, int], None]:
+    def on_chunk(done: int, failed: int) -> None:
+        progress.items_done(job.name, done, failed)
+
+    return on_chunk
+
+
+def _batch_cb(progress: Progress, job: Job) -> Callable[[int, int, int], None]:
+    def on_progress(done: int, failed: int, total: int) -> None:
+        progress.batch_progress(job.name, done, failed, total)
+
+    return on_progress
+
+
+def cancel_sent(job: Job, state: State, run_id: str) -> RunCounts:
+    """Cancel the job's batches in flight and page what they finished into the ledger."""
+    counts = RunCounts()
+
+    async def cancel() -> None:
+        async with _client(job) as client:
+            await cancel_batches(job, state, client, counts=counts, run_id=run_id)
+
+    asyncio.run(cancel())
+    return counts
