@@ -104,3 +104,19 @@ def test_builtin_local_without_a_provider_says_how_to_configure() -> None:
         AgentFlow()
     assert "agentflow-jobs[local]" in str(caught.value)
     assert caught.value.exit_code == 2
+
+
+def test_a_profile_timeout_reaches_its_embedded_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", """
+profiles:
+  slow:
+    timeout: 240
+    provider: {type: openai, base_url: "http://127.0.0.1:8080/v1"}
+  own:
+    timeout: 240
+    provider: {type: openai, base_url: "http://127.0.0.1:8080/v1", timeout: 30}
+""")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    assert load_profile("slow").provider == {"type": "openai", "base_url": "http://127.0.0.1:8080/v1",
+                                             "timeout": 240.0}
+    assert load_profile("own").provider["timeout"] == 30  # type: ignore[index]
