@@ -123,6 +123,7 @@ def measure(count: int) -> dict[str, Any]:
         "items": count, "concurrency": CONCURRENCY, "latency_ms": LATENCY_MS, "ideal_items_per_s": IDEAL,
         "clean": clean, "stray_429": stray, "bare_loop": bare,
         "stray_vs_clean": round(stray["items_per_s"] / clean["items_per_s"], 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "apply_vs_bare_loop": round(clean["items_per_s"] / bare["items_per_s"], 3),
     }
     failures = [f"{name} exited {run['exit_code']}" for name, run in (("clean", clean), ("stray_429", stray))
