@@ -20,8 +20,9 @@ Gates, taken in this order for each attempt:
   Anthropic's) sets it, from the first reply that carries it (``observe``).
 - **pause**: an exhausted bucket stops every start (also those already queued for a
   pacing slot inside the pause) until it refills: the 429's Retry-After, else the
-  bucket's reset. A reply whose headers show fewer requests remaining than are in
-  flight, or no tokens remaining, pauses the same way before any 429 comes. After a
+  bucket's reset. A reply whose headers show fewer requests remaining than have been
+  sent and not answered, or no tokens remaining, pauses the same way before any 429
+  comes. After a
   pause, starts resume one pacing step apart (no burst), or, without an rpm, spread over
   up to ``RESTART_SPREAD_S`` seconds, so they do not come back as one thundering herd.
   A stray 429 pauses nothing: only its own request waits its Retry-After (the provider's
@@ -80,7 +81,8 @@ class Limiter:
             raise ValueError("concurrency must be at least 1")
         self.max_concurrency = concurrency
         self.limit = concurrency
-        self.in_flight = 0
+        self.in_flight = 0  # holding a place (some still waiting for their start)
+        self.sent = 0  # started and not yet answered: what the provider is counting
         self.recover_after = recover_after
         self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -114,6 +116,7 @@ class Limiter:
         else:
             tokens = 0
         self._starts += 1
+        self.sent += 1
         return Permit(tokens=tokens, epoch=self._starts)
 
     def _set_rpm(self, rpm: float | None) -> None:
@@ -188,8 +191,9 @@ class Limiter:
             if self._learn_rpm and requests.limit and requests.limit != self.requests_per_minute:
                 self.requests_per_minute = requests.limit
                 self._set_rpm(requests.limit)
-            # the other requests in flight may each take one of what remains
-            self._hold(requests, needed=self.in_flight)
+            # the other requests sent may each take one of what remains (those still
+            # waiting for their start are paced anyway)
+            self._hold(requests, needed=self.sent)
         if tokens is not None:
             self._hold(tokens, needed=1)
 
@@ -273,22 +277,27 @@ class _Slot:
     """``Limiter.slot``'s context manager: a plain class, as it runs once per request
     (a generator-based one costs several µs more each time)."""
 
-    __slots__ = ("_limiter", "_tokens")
+    __slots__ = ("_limiter", "_sent", "_tokens")
 
     def __init__(self, limiter: Limiter, tokens: int) -> None:
         self._limiter = limiter
         self._tokens = tokens
+        self._sent = False
 
     async def __aenter__(self) -> Permit:
         limiter = self._limiter
         await limiter._enter()
         try:
-            return await limiter._admit(self._tokens)
+            permit = await limiter._admit(self._tokens)
         except BaseException:
             limiter._leave()
             raise
+        self._sent = True
+        return permit
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._sent:
+            self._limiter.sent -= 1
         self._limiter._leave()
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from agentflow_jobs.errors import ProviderError
 from agentflow_jobs.providers.limiter import Limiter
+from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import make_provider, request
 
@@ -240,3 +241,24 @@ def test_cancelled_waiters_do_not_leak_slots() -> None:
 async def _hold(limiter: Limiter) -> None:
     async with limiter.slot():
         await asyncio.sleep(10)
+
+
+def test_starts_still_waiting_for_their_pace_do_not_count_against_what_remains() -> None:
+    # 64 places held, one request sent: 5 remaining is room enough (counting the places
+    # paused the conformance benchmark at 91 % of its limit)
+    async def run() -> tuple[float, float]:
+        limiter = Limiter(concurrency=64, requests_per_minute=600)
+        async with limiter.slot():
+            waiting = [asyncio.create_task(_hold(limiter)) for _ in range(63)]
+            await asyncio.sleep(0.01)
+            limiter.observe(RateHeaders(Bucket(600.0, 5.0, 1.0), None))
+            roomy = limiter._paused_until
+            limiter.observe(RateHeaders(Bucket(600.0, 0.0, 1.0), None))
+            spent = limiter._paused_until
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        return roomy, spent
+
+    roomy, spent = asyncio.run(run())
+    assert roomy == 0.0 and spent > 0.0
