@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench.runner",
     "bench.ratelimit",
     "bench.costs",
+    "bench.e2e",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

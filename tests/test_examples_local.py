@@ -76,3 +76,9 @@ def test_examples_apply_on_the_offline_model_with_nothing_configured(
         result = row["result"]
         assert isinstance(result, dict)
         assert result["company_segment"] in {"enterprise", "mid-market", "smb"}
+    # what a first run shows must not look broken: whole-sentence summaries, short topics
+    for row in _rows(out / "meeting-summaries.jsonl"):
+        assert row["result"]["summary"].rstrip().endswith((".", "!", "?")), row
+    for row in _rows(out / "feedback-analysis.json"):
+        topic = row["result"]["topic"]
+        assert isinstance(topic, str) and 0 < len(topic.split()) <= 3 and not any(c.isdigit() for c in topic), row

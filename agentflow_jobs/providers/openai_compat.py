@@ -12,6 +12,16 @@ pool, called directly), which keeps its rate with hundreds of requests in flight
 A model whose server refuses a feature of the request (``json_schema``, ``json_object``,
 ``logprobs``; see ``openai_request``) gets the request again without it. Such a resend
 is not a retry attempt, and happens at most once per feature.
+
+Every reply's rate-limit headers go to the limiter (``ratelimits``, ``Limiter.observe``);
+a 429 is an exhausted bucket (the limiter pauses every start) or a stray (only this
+request waits its Retry-After).
+
+A self-hosted server (``self_hosted``: a loopback or private address unless the profile
+says otherwise) that times out is busy with the request, not gone: sending it again at
+once doubles its work. There a timed-out request halves the in-flight limit and is sent
+again at most once (``SELF_HOSTED_TIMEOUT_ATTEMPTS``), with twice the time; a hosted API's
+timeouts are retried like any transient failure.
 """
 
 from __future__ import annotations
@@ -31,12 +41,15 @@ from agentflow_jobs.providers.failures import gave_up, status_failure, transport
 from agentflow_jobs.providers.limiter import Limiter, Permit
 from agentflow_jobs.providers.openai_reply import parse_reply
 from agentflow_jobs.providers.openai_request import RequestBodies, estimate_tokens
+from agentflow_jobs.providers.ratelimits import RateHeaders, is_exhausted, read_headers
 from agentflow_jobs.providers.transport import Endpoint, RawResponse
 from agentflow_jobs.urls import display_url
 
-__all__ = ["DEFAULT_TIMEOUT", "OpenAICompatProvider"]
+__all__ = ["DEFAULT_TIMEOUT", "SELF_HOSTED_TIMEOUT_ATTEMPTS", "OpenAICompatProvider"]
 
 DEFAULT_TIMEOUT = 60.0
+# attempts a request that timed out against a self-hosted server gets in all
+SELF_HOSTED_TIMEOUT_ATTEMPTS = 2
 _TRANSPORT_ERRORS = (httpx.TransportError, aiohttp.ClientError, OSError, TimeoutError)
 
 
@@ -62,8 +75,10 @@ class OpenAICompatProvider:
         retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
         transport: str = "aiohttp",
+        self_hosted: bool = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.self_hosted = self_hosted
         self.default_model = model
         self._where = f"provider {display_url(self.base_url)}"
         self._api_key = api_key or None
@@ -92,11 +107,12 @@ class OpenAICompatProvider:
         body = self._bodies.encode(payload)
         limit = request.max_attempts or self.retry.max_attempts
         attempt = sent = 0  # retry attempts; HTTP requests (fallback resends included)
+        timeout: float | None = None  # the endpoint's own, until a self-hosted timeout
         while True:
             attempt += 1
             sent += 1
             try:
-                reply = await self._attempt(payload, body)
+                reply = await self._attempt(payload, body, timeout)
             except UnsupportedFeatureError:
                 # the new payload leaves the features out, so no feature is refused twice
                 payload = self.payload(request)
@@ -104,55 +120,80 @@ class OpenAICompatProvider:
                 attempt -= 1  # a different request, not a retry of this one
                 continue
             except ProviderError as error:
-                if not error.retryable or attempt >= limit:
+                wait = self._retry_wait(error, attempt, limit)
+                if wait is None:
                     final = gave_up(error, attempt)
                     final.attempts = sent
                     raise final from None
-                await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
+                if error.code == "timeout" and self.self_hosted:
+                    timeout = 2.0 * (timeout or self._endpoint.timeout)
+                await asyncio.sleep(wait)
                 continue
             if sent > 1:  # the usage of one reply says one request; this one took more
                 usage = reply.usage.model_copy(update={"requests": sent})
                 reply = dataclasses.replace(reply, usage=usage)
             return reply
 
+    def _retry_wait(self, error: ProviderError, attempt: int, limit: int) -> float | None:
+        """Seconds before the next attempt after ``error``, or None to give up."""
+        if error.code == "timeout" and self.self_hosted:
+            limit = min(limit, SELF_HOSTED_TIMEOUT_ATTEMPTS)
+        if not error.retryable or attempt >= limit:
+            return None
+        return self.retry.delay(attempt, error.retry_after)
+
     async def aclose(self) -> None:
         await self._endpoint.aclose()
 
     # ---- one attempt -----------------------------------------------------------------
 
-    async def _attempt(self, payload: dict[str, Any], body: bytes) -> ChatReply:
+    async def _attempt(self, payload: dict[str, Any], body: bytes, timeout: float | None) -> ChatReply:
         # the estimate only matters to a tokens-per-minute budget
         tokens = estimate_tokens(payload) if self.limiter.tokens_per_minute else 0
         async with self.limiter.slot(tokens) as permit:
-            response = await self._post(body)
+            response = await self._post(body, timeout, permit)
+            rates = read_headers(response.headers)
+            if rates is not None:
+                self.limiter.observe(rates)
             if response.status >= 400:
-                self._failed(permit, response, payload)
+                self._failed(permit, response, payload, rates)
             reply = parse_reply(response.content, where=self._where, secret=self._api_key)
             self.limiter.settle(permit, reply.usage.total_tokens or None)
             self.limiter.on_success()
             return reply
 
-    def _failed(self, permit: Permit, response: RawResponse, payload: dict[str, Any]) -> None:
+    def _failed(
+        self, permit: Permit, response: RawResponse, payload: dict[str, Any], rates: RateHeaders | None
+    ) -> None:
         body = response.content.decode("utf-8", "replace")
         error = status_failure(
             response.status, body, response.headers, where=self._where, secret=self._api_key
         )
         self.limiter.settle(permit, 0)  # a refused request used no tokens
         if response.status == 429:
-            pause = error.retry_after
-            if pause is not None:
-                pause = min(pause, self.retry.max_retry_after)
-            self.limiter.on_rate_limited(permit, pause)
+            self._rate_limited(permit, error, rates, body)
         refused = self._bodies.refused(response.status, body, payload)
         if refused:
             raise UnsupportedFeatureError(refused, status_code=response.status)
         raise error
 
-    async def _post(self, body: bytes) -> RawResponse:
+    def _rate_limited(self, permit: Permit, error: ProviderError, rates: RateHeaders | None, body: str) -> None:
+        """Tell the limiter whether this 429 shows a spent bucket (pause) or is a stray."""
+        pause = error.retry_after
+        if pause is None and rates is not None:
+            pause = rates.reset_s()
+        if pause is not None:
+            pause = min(pause, self.retry.max_retry_after)
+        self.limiter.on_rate_limited(permit, pause, exhausted=is_exhausted(rates, body))
+
+    async def _post(self, body: bytes, timeout: float | None, permit: Permit) -> RawResponse:
         try:
-            return await self._endpoint.post(body)
+            return await self._endpoint.post(body, timeout=timeout)
         except _TRANSPORT_ERRORS as exc:
-            raise transport_failure(exc, where=self._where, secret=self._api_key) from None
+            error = transport_failure(exc, where=self._where, secret=self._api_key)
+            if error.code == "timeout" and self.self_hosted:
+                self.limiter.on_overloaded(permit)  # it is still working on what we sent
+            raise error from None
 
 
 def _headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -4,12 +4,16 @@
 ``encode`` writes it as bytes, encoding the parts every item of a request shares (the
 system prompt, the response format and the other settings after the messages) once.
 
-A model whose server says it cannot take ``response_format: json_schema`` (a 400/422
-saying the type is unsupported, unknown, not allowed, ...) gets ``json_object`` instead,
-with the schema written into a system message; ``refused`` reads that from the error
-body and the bodies remember it for the model, since support differs per model. A 400
-about the schema itself (OpenAI's "Invalid schema for response_format ...") is the
-request's own error, not a fallback. Likewise a model whose server refuses
+A model whose server says it cannot take ``response_format: json_schema`` gets
+``json_object`` instead, carrying the schema (``{"type": "json_object", "schema": ...}``,
+which llama-cpp-python's server turns into a grammar) and with the schema also written
+into a system message for servers that ignore it; a server that then refuses the
+``schema`` key gets plain ``json_object``. ``refused`` reads that from what the error
+body says, whatever the status: a 400 or 422, and also a 500, since llama-cpp-python's
+server answers ``json_schema`` with HTTP 500 naming ``response_format``. The bodies
+remember it for the model, since support differs per model. An error about the schema
+itself (OpenAI's "Invalid schema for response_format ...") is the request's own error,
+not a fallback. Likewise a model whose server refuses
 ``logprobs``/``top_logprobs`` gets the request without them (label confidence then comes
 from the model's own estimate).
 """
@@ -29,6 +33,8 @@ __all__ = ["DEFAULT_OUTPUT_TOKENS", "RequestBodies", "estimate_tokens"]
 DEFAULT_OUTPUT_TOKENS = 512
 # one object for every fallback request: encode caches the encoded tail by its id
 _JSON_OBJECT: dict[str, Any] = {"type": "json_object"}
+# the statuses whose body may say a feature is refused (a 500: llama-cpp-python's server)
+_REFUSAL_STATUSES = frozenset({400, 422, 500})
 # distinct encoded tails and system messages kept (one or two per request in practice)
 _CACHE_SIZE = 64
 
@@ -41,6 +47,8 @@ class RequestBodies:
         self._unsupported: dict[str, set[str | None]] = {feature: set() for feature in _REFUSED}
         self._tails: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
         self._systems: dict[tuple[tuple[str, Any], ...], str] = {}
+        # id of a json_schema format -> (it, its json_object fallback): one object each
+        self._fallbacks: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
 
     def payload(self, request: ChatRequest, default_model: str | None) -> dict[str, Any]:
         """The JSON body for ``request``, leaving out what its model's server refused."""
@@ -56,7 +64,7 @@ class RequestBodies:
         fmt = request.response_format
         if fmt and fmt.get("type") == "json_schema" and model in self._unsupported["json_schema"]:
             payload["messages"] = _with_schema_note(messages, fmt)
-            fmt = _JSON_OBJECT
+            fmt = _JSON_OBJECT if model in self._unsupported["json_object_schema"] else self._fallback(fmt)
         if fmt and fmt.get("type") == "json_object" and model in self._unsupported["json_object"]:
             # no response_format at all (the schema note, if any, stays): the operations
             # read a JSON object out of a plain reply and validate it all the same
@@ -68,6 +76,15 @@ class RequestBodies:
             if request.top_logprobs:
                 payload["top_logprobs"] = request.top_logprobs
         return payload
+
+    def _fallback(self, fmt: dict[str, Any]) -> dict[str, Any]:
+        """``json_object`` with ``fmt``'s schema, the same object for the same ``fmt``."""
+        found = self._fallbacks.get(id(fmt))
+        if found is None or found[0] is not fmt:
+            if len(self._fallbacks) >= _CACHE_SIZE:
+                self._fallbacks.clear()
+            found = self._fallbacks[id(fmt)] = (fmt, {**_JSON_OBJECT, "schema": _schema_of(fmt)})
+        return found[1]
 
     def refused(self, status: int, body: str, payload: dict[str, Any]) -> frozenset[str]:
         """The features of ``payload`` an error answer says its model cannot take; they
@@ -136,6 +153,8 @@ _REFUSED = {
     # a server that takes no response_format at all (LiteLLM: "does not support
     # parameters: ['response_format']") refuses json_object too: then none is sent
     "json_object": _refusal_of("json_object|response_format"),
+    # a json_object with a schema key: a server that wants none there (its name for it)
+    "json_object_schema": _refusal_of(r"\bschema\b"),
     "logprobs": _refusal_of("logprobs"),
 }
 # The schema itself is wrong (OpenAI: "Invalid schema for response_format 'x': In
@@ -144,13 +163,18 @@ _SCHEMA_ERROR = re.compile(r"invalid[ _](?:json[ _])?schema|schema is invalid|js
 
 
 def _refused_features(status: int, body: str, payload: dict[str, Any]) -> frozenset[str]:
-    """The features of ``payload`` that a 400/422 ``body`` says the model cannot take."""
-    if status not in (400, 422):
+    """The features of ``payload`` that a 400/422/500 ``body`` says the model cannot take."""
+    if status not in _REFUSAL_STATUSES:
         return frozenset()
     lowered = body.lower()
     if _SCHEMA_ERROR.search(lowered):
         return frozenset()
-    return frozenset(f for f in _sent_features(payload) if _REFUSED[f].search(lowered))
+    found = {f for f in _sent_features(payload) if _REFUSED[f].search(lowered)}
+    if "json_object_schema" in found:
+        # a complaint naming the schema key is about that key: json_object itself may
+        # be fine, and if not, the next request (without the key) says so
+        found.discard("json_object")
+    return frozenset(found)
 
 
 def _sent_features(payload: dict[str, Any]) -> Iterator[str]:
@@ -159,13 +183,18 @@ def _sent_features(payload: dict[str, Any]) -> Iterator[str]:
         yield "json_schema"
     if fmt.get("type") == "json_object":
         yield "json_object"
+        if "schema" in fmt:
+            yield "json_object_schema"
     if payload.get("logprobs"):
         yield "logprobs"
 
 
 def _with_schema_note(messages: list[dict[str, str]], fmt: dict[str, Any]) -> list[dict[str, str]]:
     """Say the schema in words: json_object mode only promises *some* JSON object."""
-    spec = fmt.get("json_schema") or {}
-    schema = spec.get("schema", spec) if isinstance(spec, dict) else spec
-    note = "Reply with one JSON object that follows this JSON Schema:\n" + json.dumps(schema)
+    note = "Reply with one JSON object that follows this JSON Schema:\n" + json.dumps(_schema_of(fmt))
     return [{"role": "system", "content": note}, *messages]
+
+
+def _schema_of(fmt: dict[str, Any]) -> Any:
+    spec = fmt.get("json_schema") or {}
+    return spec.get("schema", spec) if isinstance(spec, dict) else spec

@@ -140,7 +140,7 @@ class Endpoint:
         self._headers = httpx.Headers(headers)
         self._header_map = dict(self._headers.items())
         self._url_object = httpx.URL(url)
-        self._total_timeout = timeout
+        self.timeout = self._total_timeout = timeout
         connect = connect_timeout or min(10.0, timeout)
         self._extensions = {"timeout": httpx.Timeout(
             timeout, connect=connect, read=read_timeout or timeout, pool=connect
@@ -153,15 +153,22 @@ class Endpoint:
         self._http: httpx.AsyncBaseTransport | None = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
 
-    async def post(self, body: bytes) -> RawResponse:
-        """POST ``body`` and read the whole answer."""
+    async def post(self, body: bytes, *, timeout: float | None = None) -> RawResponse:
+        """POST ``body`` and read the whole answer, within ``timeout`` seconds if given
+        (else the endpoint's own timeouts)."""
         http = self._transport_for_loop()
         if isinstance(http, AiohttpPoolTransport):
-            return await http.post(self.url, body, self._header_map, self._aiohttp_timeout)
+            limits = self._aiohttp_timeout
+            if timeout is not None:
+                limits = http.client_timeout({"connect": limits.sock_connect, "total": timeout})
+            return await http.post(self.url, body, self._header_map, limits)
+        extensions = self._extensions
+        if timeout is not None:
+            extensions = {"timeout": {**extensions["timeout"], "read": timeout}}
         request = httpx.Request(
-            "POST", self._url_object, headers=self._headers, content=body, extensions=self._extensions
+            "POST", self._url_object, headers=self._headers, content=body, extensions=extensions
         )
-        async with asyncio.timeout(self._total_timeout):
+        async with asyncio.timeout(timeout or self._total_timeout):
             response = await http.handle_async_request(request)
             await response.aread()
         return RawResponse(response.status_code, response.headers, response.content)

@@ -1,14 +1,20 @@
-"""Sync mode: items flow in chunks to ``client.completions.run``, several in flight.
+"""Sync mode: each item is its own ``client.completions.run`` request, the window kept full.
 
-At most ``execution.concurrency`` items are in flight in all (see ``request_shape``).
-No request is dispatched once the job's spend in this run reached a budget
-(``budget.py``): those in flight finish and are kept.
+A window of ``execution.concurrency`` places: an item takes one when it is sent and
+gives it back once its row is committed, so the items in flight plus the rows received
+and not yet committed are never more than ``concurrency``, and the next item starts as
+soon as any place frees. (Chunks of items per request held every place of a chunk until
+its slowest item answered: one item waiting out a Retry-After idled the rest.)
+No item is dispatched once the job's spend in this run reached a budget (``budget.py``):
+those in flight finish and are kept.
 
-Each chunk's rows are committed to the ledger (one transaction) before the chunk
-counts as done, so a kill loses at most the chunks in flight. Which items to send is
-decided right before dispatch, on the event loop thread: the ledger is checked and the
-keys claimed in one step with no await in between, so duplicates in the input are sent
-once and a result that just arrived is never asked for again.
+Rows are committed to the ledger in groups (one transaction each, see ``commit_group``):
+when a group is full, or ``FLUSH_S`` after its first row arrived, and at the end. A kill
+loses at most the ``concurrency`` items in the window, as when chunks were in flight.
+Which items to send is decided right before dispatch, on the event loop thread: the
+ledger is checked and the keys claimed in one step with no await in between, so
+duplicates in the input are sent once and a result that just arrived is never asked for
+again.
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
 from agentflow_jobs.sdk.client import AsyncAgentFlow
+from agentflow_jobs.wire import ResultRow
 
-__all__ = ["Selector", "request_shape", "run_sync", "wait_or_stop"]
+__all__ = ["FLUSH_S", "Selector", "commit_group", "run_sync", "wait_or_stop"]
 
 log = structlog.get_logger()
 
@@ -105,20 +112,18 @@ class Selector:
             yield buffer
 
 
-def request_shape(concurrency: int, chunk_size: int) -> tuple[int, int]:
-    """Items per request and requests in flight: together at most ``concurrency`` items.
+def commit_group(concurrency: int, chunk_size: int) -> int:
+    """Rows per ledger transaction: a sixteenth of the window (never above ``chunk_size``),
+    so a row waits a few ms for its group, not a quarter of the window's turnover."""
+    return max(1, min(chunk_size, concurrency // 16))
 
-    The engine works on every item of a request at once (one provider request each, up
-    to the provider's own limit), so items in flight are bounded here, by splitting: about
-    four requests of ``concurrency / 4`` items (never more than ``chunk_size``), so one
-    slow item holds back only its own small request while the others keep going.
-    """
-    size = max(1, min(chunk_size, concurrency // 4))
-    return size, max(1, concurrency // size)
+
+# the longest a received row waits for its group to fill before it is committed anyway
+FLUSH_S = 0.02
 
 
 class _Sender:
-    """Sends chunks of one job, committing each chunk's rows before it counts as done."""
+    """Sends one job's items one request each; commits their rows in groups."""
 
     def __init__(
         self,
@@ -126,30 +131,61 @@ class _Sender:
         state: State,
         client: AsyncAgentFlow,
         counts: RunCounts,
+        selector: Selector,
         run_id: str | None,
         on_chunk: Callable[[int, int], None] | None,
     ) -> None:
-        self.job, self.client, self.counts = job, client, counts
+        self.job, self.client, self.counts, self.selector = job, client, counts, selector
         self.ledger = Ledger(state)
         self.run_id, self.on_chunk = run_id, on_chunk
+        execution = job.spec.execution
+        self.places = asyncio.Semaphore(execution.concurrency)
+        self.group = commit_group(execution.concurrency, execution.chunk_size)
+        self.fields = job.send_fields()
+        self.received: list[tuple[RenderedItem, ResultRow]] = []
         self.failure: list[BaseException] = []
+        self._timer: asyncio.TimerHandle | None = None
 
-    async def send(self, chunk: list[RenderedItem]) -> None:
+    async def send(self, rendered: RenderedItem) -> None:
+        """One item's request; its place is given back when its row is committed."""
         job = self.job
-        result = await self.client.completions.run(
-            [r.item or {} for r in chunk],
-            job.spec.model,
-            operation=job.operation.kind,
-            **job.send_fields(),
-        )
-        rows = result.results
-        crash_point("before_ledger_commit")
-        triples = [(r.key or "", r.index, row) for r, row in zip(chunk, rows, strict=True)]
-        self.ledger.commit(job.name, "sync", triples, run_id=self.run_id)
-        crash_point("after_ledger_commit")
-        done, failed = self.counts.add_rows(rows, reached=True)
-        if self.on_chunk:
-            self.on_chunk(done, failed)
+        try:
+            result = await self.client.completions.run(
+                [rendered.item or {}], job.spec.model, operation=job.operation.kind, **self.fields
+            )
+        except Exception as exc:  # the whole request failed: stop taking new work
+            self.failure.append(exc)
+            self.selector.release([rendered.key or ""])
+            self.places.release()
+            return
+        self.received.append((rendered, result.results[0]))
+        if len(self.received) >= self.group:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_S, self.flush)
+
+    def flush(self) -> None:
+        """Commit the rows received so far in one transaction, then free their places."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        group, self.received = self.received, []
+        if not group:
+            return
+        try:
+            crash_point("before_ledger_commit")
+            triples = [(r.key or "", r.index, row) for r, row in group]
+            self.ledger.commit(self.job.name, "sync", triples, run_id=self.run_id)
+            crash_point("after_ledger_commit")
+            done, failed = self.counts.add_rows([row for _, row in group], reached=True)
+            if self.on_chunk:
+                self.on_chunk(done, failed)
+        except Exception as exc:  # the ledger refused: stop taking new work
+            self.failure.append(exc)
+        finally:
+            self.selector.release([r.key or "" for r, _ in group])
+            for _ in group:
+                self.places.release()
 
 
 async def run_sync(
@@ -165,33 +201,27 @@ async def run_sync(
     budget: Budget | None = None,
 ) -> None:
     """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``."""
-    size, window = request_shape(job.spec.execution.concurrency, job.spec.execution.chunk_size)
-    slots = asyncio.Semaphore(window)
-    sender = _Sender(job, state, client, counts, run_id, on_chunk)
+    sender = _Sender(job, state, client, counts, selector, run_id, on_chunk)
     tasks: set[asyncio.Task[None]] = set()
-
-    async def send(chunk: list[RenderedItem]) -> None:
-        try:
-            await sender.send(chunk)
-        except Exception as exc:  # the whole request failed: stop taking new work
-            sender.failure.append(exc)
-        finally:
-            selector.release([r.key or "" for r in chunk])
-            slots.release()
-
-    for chunk in selector.chunks(size):
-        await slots.acquire()
+    for rendered in _flat(selector.chunks(sender.group)):
+        await sender.places.acquire()
         if stop.is_set() or sender.failure or (budget and budget.reached(counts)):
-            slots.release()
+            sender.places.release()
             break
-        task = asyncio.create_task(send(chunk))
+        task = asyncio.create_task(sender.send(rendered))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
     while tasks:
         # results that arrive after a stop are still kept
         await asyncio.gather(*list(tasks), return_exceptions=True)
+    sender.flush()
     if sender.failure:
         raise sender.failure[0]
+
+
+def _flat(chunks: Iterator[list[RenderedItem]]) -> Iterator[RenderedItem]:
+    for chunk in chunks:
+        yield from chunk
 
 
 async def wait_or_stop(stop: threading.Event, seconds: float) -> None:

@@ -5,6 +5,10 @@ the engine in-process (``engine: embedded`` with a ``provider:`` block). Profile
 ``$AGENTFLOW_CONFIG``, else ``~/.config/agentflow/profiles.yaml``; string values may use
 ``${VAR}`` / ``${VAR:-default}``. A built-in ``local`` profile exists whenever the file
 does not define one: embedded, with the provider taken from the environment.
+
+A profile's ``timeout`` (seconds) bounds one request either way: to the AgentFlow
+service over HTTP, or, for an embedded engine, to the model provider (a
+``provider.timeout`` of its own wins).
 """
 
 from __future__ import annotations
@@ -195,6 +199,9 @@ def _build(name: str, raw: Any, source: str) -> Profile:
         provider = local_provider()
     if provider is not None:
         _check_prices(provider.get("prices"), source, f"{key}.provider.prices")
+    timeout = _number(values.get("timeout"), source, f"{key}.timeout")
+    if provider is not None and timeout is not None and provider.get("timeout") is None:
+        provider = {**provider, "timeout": timeout}
     return Profile(
         name=name,
         engine=engine,
@@ -204,7 +211,7 @@ def _build(name: str, raw: Any, source: str) -> Profile:
         model=values.get("model"),
         store=str(Path(values["store"]).expanduser()) if values.get("store") else None,
         provider=provider,
-        timeout=_number(values.get("timeout"), source, f"{key}.timeout"),
+        timeout=timeout,
     )
 
 

@@ -21,7 +21,9 @@ CATS = ["positive", "negative", "mixed"]
 
 
 def provider_config(fake: FakeProvider, **extra: Any) -> dict[str, Any]:
-    return {"type": "openai", "base_url": fake.base_url, "api_key": "k", "model": "m", **extra}
+    # the fake on loopback stands for a hosted API here, not a self-hosted server
+    return {"type": "openai", "base_url": fake.base_url, "api_key": "k", "model": "m",
+            "self_hosted": False, **extra}
 
 
 def complete(

@@ -41,8 +41,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from tests.fakes import replies
-from tests.fakes.script import FAULTS, Effects, FakeState, Rule
+from tests.fakes.answers import error_json, reply_for
+from tests.fakes.script import FAULTS, FakeState, Rule
 
 __all__ = ["FAULTS", "Answer", "FakeCore", "Front", "RawServer", "Rule", "main"]
 
@@ -97,7 +97,7 @@ class FakeCore:
             return self._chat(headers, body, arrived)
         route = self._admin.get((method, route_path))
         if route is None:
-            return Answer("reply", arrived, 404, _error_json(f"no route {method} {path}"))
+            return Answer("reply", arrived, 404, error_json(f"no route {method} {path}"))
         try:
             status, payload = route(body)
         except (ValueError, TypeError) as exc:
@@ -136,7 +136,7 @@ class FakeCore:
         generation = state.generation
 
         def error(status: int, message: str, extra: dict[str, str] | None = None) -> Answer:
-            return Answer("reply", arrived, status, _error_json(message, status), extra or {}, True, generation)
+            return Answer("reply", arrived, status, error_json(message, status), extra or {}, True, generation)
 
         try:
             body = json.loads(raw)
@@ -148,9 +148,12 @@ class FakeCore:
         state.headers.append(headers)
         if state.require_api_key and headers.get("authorization") != f"Bearer {state.require_api_key}":
             return error(401, "Incorrect API key provided")
-        wait = state.rpm_wait(time.monotonic())
+        now = time.monotonic()
+        wait = state.rpm_wait(now)
+        limits = state.limit_headers(now)
         if wait is not None:
-            return error(429, "Rate limit reached for requests", {"retry-after": str(max(1, math.ceil(wait)))})
+            limits["retry-after"] = str(max(1, math.ceil(wait)))
+            return error(429, "Rate limit reached for requests", limits)
         effects = state.plan(body)
         if effects.fault == "hang":
             state.by_status["hang"] += 1
@@ -158,8 +161,8 @@ class FakeCore:
         due = arrived + effects.latency_ms / 1000.0
         if effects.fault == "reset":
             return Answer("reset", due, chat=True, generation=generation)
-        status, payload, extra = _reply(body, effects, number)
-        return Answer("reply", due, status, payload, extra, True, generation)
+        status, payload, extra = reply_for(body, effects, number)
+        return Answer("reply", due, status, payload, {**limits, **extra}, True, generation)
 
 
 class Front(Protocol):
@@ -332,61 +335,6 @@ def make_front(core: FakeCore, front: str, *, host: str = "127.0.0.1", port: int
 
         return UvicornServer(core, host=host, port=port, log_config=log_config)
     raise ValueError(f"unknown front {front!r}; one of {FRONTS}")
-
-
-# fault -> the parameter a server without the feature names, and OpenAI's message
-REJECTIONS = {
-    "reject_json_schema": (
-        "response_format", "Invalid parameter: response_format of type 'json_schema' is not supported with this model."),
-    "reject_logprobs": ("logprobs", "Unsupported parameter: 'logprobs' is not supported with this model."),
-}
-
-
-def _error_json(message: str, status: int = 400) -> bytes:
-    kind = {429: "rate_limit_error", 401: "authentication_error"}.get(status, "invalid_request_error")
-    if status >= 500:
-        kind = "server_error"
-    return json.dumps({"error": {"message": message, "type": kind, "code": None}}).encode()
-
-
-def _reply(body: dict[str, Any], effects: Effects, number: int) -> tuple[int, bytes, dict[str, str]]:
-    """Status, payload and headers of an answered request."""
-    headers: dict[str, str] = {}
-    if effects.retry_after is not None:
-        headers["retry-after"] = f"{effects.retry_after:g}"
-    if effects.retry_after_ms is not None:
-        headers["retry-after-ms"] = f"{effects.retry_after_ms:g}"
-    fault = effects.fault
-    if effects.status is not None and effects.status != 200:
-        message = effects.body or f"fake provider scripted status {effects.status}"
-        return effects.status, _error_json(message, effects.status), headers
-    if fault in REJECTIONS:
-        param, default = REJECTIONS[fault]
-        return 400, json.dumps({"error": {"message": effects.body or default, "type": "invalid_request_error",
-                                          "param": param, "code": None}}).encode(), headers
-    if fault == "malformed":
-        return 200, b'{"id": "chatcmpl-fake", "choices": [{"message": {"content": "', headers
-    if fault == "missing_choices":
-        return 200, json.dumps({"id": f"chatcmpl-fake-{number}", "object": "chat.completion"}).encode(), headers
-    if fault == "refusal":
-        reply = replies.completion_body(body, None, number=number, refusal=replies.REFUSAL)
-        return 200, json.dumps(reply).encode(), headers
-    if fault == "content_filter":
-        reply = replies.completion_body(body, None, number=number, finish_reason="content_filter")
-        return 200, json.dumps(reply).encode(), headers
-    content, picks = replies.content_for(body, wrong_label=fault == "wrong_label")
-    finish = "stop"
-    if fault == "non_json":
-        content = "Sure! Here is what I found: it looks fine to me."
-    elif fault == "empty":
-        content = ""
-    elif fault == "truncated":
-        content, finish = content[: max(1, len(content) // 2)], "length"
-    logprobs = None
-    if effects.logprobs:
-        logprobs = replies.logprobs_for(content, picks, int(body.get("top_logprobs") or 5))
-    reply = replies.completion_body(body, content, number=number, finish_reason=finish, logprobs=logprobs)
-    return 200, json.dumps(reply).encode(), headers
 
 
 async def serve(args: argparse.Namespace) -> None:

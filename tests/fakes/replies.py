@@ -3,9 +3,9 @@
 Pure functions, no I/O, so the server's hot path stays a few dictionary walks. Choices
 are deterministic: an enum takes a value containing "neg" when the prompt says something
 bad, "pos" when it says something good, else its first value. A json_object request
-that spells out a JSON Schema in a message (the provider's fallback for servers without
-json_schema) is answered as if that schema had come as json_schema, as a model that
-follows the instruction would.
+that carries a ``schema`` (as llama-cpp-python's server accepts) or spells out a JSON
+Schema in a message (the provider's fallback for servers without json_schema) is answered
+as if that schema had come as json_schema, as a model that follows the instruction would.
 """
 
 from __future__ import annotations
@@ -211,8 +211,10 @@ def content_for(body: dict[str, Any], *, wrong_label: bool = False) -> tuple[str
         schema = spec.get("schema") if isinstance(spec, dict) else None
         schema = schema if isinstance(schema, dict) else {"type": "object"}
     elif kind in ("json_object", None):
-        # a schema spelled out in a message is followed, with or without JSON mode
-        schema = noted_schema(body)
+        # json_object's own schema (llama-cpp-python's server takes one), else a schema
+        # spelled out in a message, is followed, with or without JSON mode
+        given = fmt.get("schema") if isinstance(fmt, dict) else None
+        schema = given if isinstance(given, dict) else noted_schema(body)
     if schema is not None:
         # A request that asks for logprobs gets a self-estimated number (0.5) unlike the
         # chosen token's probability (0.9, see logprobs_for), so a test can tell which

@@ -31,6 +31,7 @@ FAULTS = frozenset(
         "hang",  # never answers until reset/close
         "reset",  # the connection is reset instead of answered
         "reject_json_schema",  # 400 for response_format json_schema, like older servers
+        "reject_json_schema_500",  # 500 naming response_format, like llama-cpp-python's server
         "reject_logprobs",  # 400 for a request with logprobs, like reasoning models
     }
 )
@@ -44,9 +45,11 @@ def _asks_json_schema(body: dict[str, Any]) -> bool:
 # The rejections hit only requests that use the feature the server lacks.
 _USES_FEATURE: dict[str, Callable[[dict[str, Any]], bool]] = {
     "reject_json_schema": _asks_json_schema,
+    "reject_json_schema_500": _asks_json_schema,
     "reject_logprobs": lambda body: bool(body.get("logprobs")),
 }
-SETTINGS = ("rpm", "rpm_window_s", "require_api_key")
+# rate_headers: with an rpm, every reply says x-ratelimit-{limit,remaining,reset}-requests
+SETTINGS = ("rpm", "rpm_window_s", "require_api_key", "rate_headers")
 KEPT_REQUESTS = 2000
 
 
@@ -72,6 +75,7 @@ class Rule:
     match: str | None = None
     model: str | None = None  # only this model's requests: support differs per model
     body: str | None = None
+    headers: dict[str, str] | None = None  # added to the scripted reply (e.g. x-ratelimit-*)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,11 +111,13 @@ class Effects:
     fault: str | None = None
     logprobs: bool = False
     body: str | None = None
+    headers: dict[str, str] | None = None
 
     def merge(self, rule: Rule) -> None:
         self.latency_ms = max(self.latency_ms, rule.latency_ms)
         if self.status is None and self.fault is None and (rule.status or rule.fault):
             self.status, self.fault, self.body = rule.status, rule.fault, rule.body
+            self.headers = rule.headers
             self.retry_after, self.retry_after_ms = rule.retry_after, rule.retry_after_ms
         if rule.logprobs is not None:
             self.logprobs = rule.logprobs
@@ -136,6 +142,7 @@ class FakeState:
         self.rpm: int | None = self.base_rpm
         self.rpm_window_s = 60.0
         self.require_api_key: str | None = None
+        self.rate_headers = True
         self.count = 0
         self.by_status: Counter[str] = Counter()
         self.in_flight = 0
@@ -188,6 +195,17 @@ class FakeState:
             return self.accepted[0] + window - now
         self.accepted.append(now)
         return None
+
+    def limit_headers(self, now: float) -> dict[str, str]:
+        """OpenAI's x-ratelimit-*-requests for the RPM limit (after ``rpm_wait``), if any."""
+        if not self.rpm or not self.rate_headers:
+            return {}
+        window = self.rpm_window_s
+        allowed = max(1, int(self.rpm * window / 60.0))
+        reset = self.accepted[0] + window - now if self.accepted else 0.0
+        return {"x-ratelimit-limit-requests": str(self.rpm),
+                "x-ratelimit-remaining-requests": str(max(0, allowed - len(self.accepted))),
+                "x-ratelimit-reset-requests": f"{max(0.0, reset):.3f}s"}
 
     def stats(self) -> dict[str, Any]:
         return {

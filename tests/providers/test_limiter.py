@@ -1,4 +1,5 @@
-"""The shared limiter: in-flight cap, RPM pacing, TPM reservations, AIMD on 429."""
+"""The shared limiter: in-flight cap, RPM pacing, TPM reservations, AIMD on 429, and
+what the provider's own rate-limit headers and 429s say (exhausted bucket or stray)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 from agentflow_jobs.errors import ProviderError
 from agentflow_jobs.providers.limiter import Limiter
+from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import make_provider, request
 
@@ -69,8 +71,14 @@ def test_pacing_at_the_providers_own_limit_gets_no_429s(fake_provider: FakeProvi
     assert stats["requests"] == 150
 
 
-def test_a_retry_after_pauses_every_start_and_they_resume_paced(fake_provider: FakeProvider) -> None:
-    fake_provider.script(status=429, retry_after=1.0, times=1)  # the first request only
+# a 429 whose headers show the request bucket spent, as OpenAI sends it
+EXHAUSTED = {"x-ratelimit-limit-requests": "6000", "x-ratelimit-remaining-requests": "0",
+             "x-ratelimit-reset-requests": "1s"}
+SPENT_BODY = "Rate limit reached for fake-model on requests per min (RPM): Limit 6000, Used 6000"
+
+
+def test_an_exhausted_bucket_pauses_every_start_and_they_resume_paced(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=429, retry_after=1.0, times=1, headers=EXHAUSTED)  # the first request only
     fake_provider.script(rpm=6000, rpm_window_s=1.0)
     provider = make_provider(fake_provider.base_url, requests_per_minute=6000, concurrency=64)
 
@@ -119,8 +127,30 @@ def test_without_pacing_the_same_burst_is_rate_limited(fake_provider: FakeProvid
     assert len(errors) == 10 and {e.code for e in errors} == {"rate_limited"}
 
 
-def test_a_429_halves_the_concurrency(fake_provider: FakeProvider) -> None:
-    fake_provider.script(status=429, retry_after=0.01, times=1)
+def test_a_stray_429_delays_only_its_own_request(fake_provider: FakeProvider) -> None:
+    # no headers, no spent limit named: an overloaded server turning one request away
+    fake_provider.script(status=429, retry_after=1.0, times=1)
+    provider = make_provider(fake_provider.base_url, concurrency=64)
+
+    async def run() -> tuple[int, list[Any]]:
+        try:
+            jobs = asyncio.gather(*(provider.chat(request(f"item {i}")) for i in range(60)),
+                                  return_exceptions=True)
+            await asyncio.sleep(0.5)  # while the refused request waits its Retry-After
+            during = await asyncio.to_thread(lambda: fake_provider.count)
+            return during, await jobs
+        finally:
+            await provider.aclose()
+
+    during, results = asyncio.run(run())
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert during == 60  # every other request went; only the refused one waits
+    assert fake_provider.stats()["by_status"] == {"429": 1, "200": 60}
+    assert provider.limiter.limit == 63  # nudged down by one, not halved
+
+
+def test_a_spent_limit_named_in_the_body_halves_the_concurrency(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=429, retry_after=0.01, times=1, body=SPENT_BODY)
     fake_provider.script(latency_ms=40)
     provider = make_provider(fake_provider.base_url, concurrency=8)
 
@@ -136,9 +166,31 @@ def test_a_429_halves_the_concurrency(fake_provider: FakeProvider) -> None:
     assert fake_provider.stats()["max_in_flight"] <= 5  # 4, maybe one recovered step
 
 
+def test_the_providers_headers_set_the_pace_when_no_rpm_is_configured(fake_provider: FakeProvider) -> None:
+    # the fake allows 20 per 0.5 s and says so in x-ratelimit-*-requests on every reply
+    fake_provider.script(rpm=2400, rpm_window_s=0.5)
+    results, provider = burst(fake_provider.base_url, 50, concurrency=8, max_attempts=1)
+    assert not [r for r in results if isinstance(r, BaseException)]
+    assert fake_provider.stats()["by_status"] == {"200": 50}
+    assert provider.limiter.requests_per_minute == 2400
+
+
+def test_without_headers_the_same_burst_is_rate_limited(fake_provider: FakeProvider) -> None:
+    fake_provider.script(rpm=2400, rpm_window_s=0.5, rate_headers=False)
+    results, _ = burst(fake_provider.base_url, 50, concurrency=8, max_attempts=1)
+    assert {e.code for e in results if isinstance(e, ProviderError)} == {"rate_limited"}
+
+
 def test_aimd_cuts_once_per_window_and_recovers_slowly() -> None:
     async def run() -> None:
         limiter = Limiter(concurrency=16, recover_after=3)
+        async with limiter.slot() as stray, limiter.slot() as other:
+            limiter.on_rate_limited(stray, 1.0, exhausted=False)
+            limiter.on_rate_limited(other, 1.0, exhausted=False)  # same window: no second nudge
+        assert limiter.limit == 15 and not limiter._paused_until
+        for _ in range(15):
+            limiter.on_success()
+        assert limiter.limit == 16
         async with limiter.slot() as early, limiter.slot() as late:
             limiter.on_rate_limited(early)
             limiter.on_rate_limited(late)  # same window: no second cut
@@ -189,3 +241,24 @@ def test_cancelled_waiters_do_not_leak_slots() -> None:
 async def _hold(limiter: Limiter) -> None:
     async with limiter.slot():
         await asyncio.sleep(10)
+
+
+def test_starts_still_waiting_for_their_pace_do_not_count_against_what_remains() -> None:
+    # 64 places held, one request sent: 5 remaining is room enough (counting the places
+    # paused the conformance benchmark at 91 % of its limit)
+    async def run() -> tuple[float, float]:
+        limiter = Limiter(concurrency=64, requests_per_minute=600)
+        async with limiter.slot():
+            waiting = [asyncio.create_task(_hold(limiter)) for _ in range(63)]
+            await asyncio.sleep(0.01)
+            limiter.observe(RateHeaders(Bucket(600.0, 5.0, 1.0), None))
+            roomy = limiter._paused_until
+            limiter.observe(RateHeaders(Bucket(600.0, 0.0, 1.0), None))
+            spent = limiter._paused_until
+            for task in waiting:
+                task.cancel()
+            await asyncio.gather(*waiting, return_exceptions=True)
+        return roomy, spent
+
+    roomy, spent = asyncio.run(run())
+    assert roomy == 0.0 and spent > 0.0

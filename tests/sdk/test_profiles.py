@@ -140,3 +140,19 @@ def test_provider_prices_that_are_right_load(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
     provider = load_profile("own").provider or {}
     assert provider["prices"] == {"input_per_mtok": 0.1, "output_per_mtok": 0.4, "batch_discount": 0.5}
+
+
+def test_a_profile_timeout_reaches_its_embedded_provider(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path / "p.yaml", """
+profiles:
+  slow:
+    timeout: 240
+    provider: {type: openai, base_url: "http://127.0.0.1:8080/v1"}
+  own:
+    timeout: 240
+    provider: {type: openai, base_url: "http://127.0.0.1:8080/v1", timeout: 30}
+""")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    assert load_profile("slow").provider == {"type": "openai", "base_url": "http://127.0.0.1:8080/v1",
+                                             "timeout": 240.0}
+    assert load_profile("own").provider["timeout"] == 30  # type: ignore[index]
