@@ -8,8 +8,9 @@ an ``wire.RowError`` naming that line, so one bad row never stops the job; with
 ``read_stream`` reads an already open binary file (an upload) the same way.
 
 Formats: ``jsonl`` (one JSON object per line), ``csv`` (header row), ``json`` (one
-top-level array, streamed element by element), ``txt`` (one item per line). The one
-map from file extensions to formats lives here (``extension_format``).
+top-level array, streamed element by element), ``txt`` (one item per line), ``parquet``
+(row by row, a batch of a row group at a time: see ``io.parquet``). The one map from file
+extensions to formats lives here (``extension_format``).
 """
 
 from __future__ import annotations
@@ -36,10 +37,18 @@ __all__ = [
     "read_stream",
 ]
 
-FORMATS = ("jsonl", "csv", "json", "txt")
+FORMATS = ("jsonl", "csv", "json", "txt", "parquet")
 OnError = Literal["skip", "fail"]
 
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "json", ".txt": "txt"}
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".json": "json",
+    ".txt": "txt",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 # bytes that were not UTF-8 survive decoding as lone surrogates, so rows can name them
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _READ_SIZE = 1 << 16
@@ -103,11 +112,16 @@ def _check_format(format: str) -> None:
 
 def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | None:
     """The fields every item of ``path`` has: a CSV file's header (``[]`` when the file is
-    empty); None for the formats whose fields vary per item."""
-    if (format or detect_format(path)) != "csv":
+    empty) or a Parquet file's columns; None for the formats whose fields vary per item."""
+    fmt = format or detect_format(path)
+    if fmt not in ("csv", "parquet"):
         return None
     try:
         with open(path, "rb") as handle:
+            if fmt == "parquet":
+                from agentflow_jobs.io.parquet import parquet_columns
+
+                return parquet_columns(handle, str(path))
             for item in _read_csv(handle, str(path), header_only=True):
                 return list(item.record or {})
     except OSError as exc:
@@ -320,9 +334,17 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
         stream.skip_space()
 
 
+def _read_parquet(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+    # pyarrow loads on first use: the other formats (and the CLI's start) never pay for it
+    from agentflow_jobs.io.parquet import read_parquet
+
+    return read_parquet(handle, path)
+
+
 _READERS: dict[str, Callable[[BinaryIO, str], Iterator[InputItem]]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
     "json": _read_json,
     "txt": _read_txt,
+    "parquet": _read_parquet,
 }

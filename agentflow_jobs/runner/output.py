@@ -3,8 +3,9 @@
 The input is streamed again and each item's row looked up by its ledger key, so the
 output never needs every row in memory and always reflects exactly the current input:
 items removed from the input disappear from the output, duplicates share one answer.
-Both files are atomic (see ``io.writers``). CSV needs its columns before the first row,
-so a CSV output takes one extra streaming pass to collect them.
+Both files are atomic (see ``io.writers``). CSV and Parquet need their columns (Parquet
+also their kinds, see ``io.columns``) before the first row, so they take one extra
+streaming pass to collect them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO
 
 from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
+from agentflow_jobs.io.columns import ColumnKind, declared_kinds, observe, widen
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
@@ -26,6 +28,8 @@ from agentflow_jobs.runner.state import State
 __all__ = ["OutputSummary", "write_output"]
 
 _PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens", "_spec_hash", "_run_id")
+# formats whose rows are flat columns, known before the first row
+_FLAT = ("csv", "parquet")
 # an unparsable line longer than this is cut in the errors file (it may be megabytes)
 _RAW_LIMIT = 10_000
 
@@ -167,15 +171,21 @@ def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines
     }
 
 
-def _csv_columns(job: Job, ledger: Ledger) -> list[str]:
-    columns: dict[str, None] = {}
+def _columns(job: Job, ledger: Ledger) -> dict[str, ColumnKind]:
+    """The flat columns of the output and their kinds (one streaming pass): the result
+    fields' kinds are the job's own, the others are those of their values."""
+    spec = job.spec
+    declared = declared_kinds(spec.operation_kind, spec.fields)
+    kinds: dict[str, ColumnKind | None] = {"id": None}
     rows = _Rows(job)
     for rendered, entry in _joined(job, ledger):
         if entry is not None and entry.status == "completed":
-            columns.update(dict.fromkeys(_flat(rows.row(rendered, entry))))
-    if not columns:
-        columns["id"] = None
-    return list(columns)
+            observe(kinds, _flat(rows.row(rendered, entry)))
+    for name, kind in declared.items():
+        column = f"result.{name}" if f"result.{name}" in kinds else name
+        if column in kinds:
+            kinds[column] = widen(kind, kinds[column])
+    return {name: kind or "string" for name, kind in kinds.items()}
 
 
 def write_output(job: Job, state: State, *, keep_output: bool = False) -> OutputSummary:
@@ -212,7 +222,7 @@ class _Files:
     def __init__(self, job: Job, ledger: Ledger, keep_output: bool) -> None:
         spec = job.spec
         fmt = spec.output_format
-        self.columns = _csv_columns(job, ledger) if fmt == "csv" and not keep_output else None
+        self.columns = _columns(job, ledger) if fmt in _FLAT and not keep_output else None
         self.out = None if keep_output else AtomicFile(spec.output_path)
         self.errors = AtomicFile(spec.errors_path)
         self.errors_path = spec.errors_path
@@ -223,7 +233,11 @@ class _Files:
         self.rows = _Rows(job)
 
     def open(self) -> None:
-        if self.out is not None:
+        if self.out is not None and self.format == "parquet":
+            from agentflow_jobs.io.parquet import ParquetRowWriter  # pyarrow only when used
+
+            self.writer = ParquetRowWriter(self.out.stream, self.columns or {})
+        elif self.out is not None:
             self.writer = open_row_writer(self.out.handle, self.format, columns=self.columns)
         self.error_writer = open_row_writer(self.errors.handle, "jsonl")
 

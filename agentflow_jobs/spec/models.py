@@ -37,8 +37,8 @@ API_VERSION = "agentflow-jobs/v1"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
 Operation = Literal["classify", "label", "extract", "summarize", "enrich", "run"]
-InputFormat = Literal["jsonl", "csv", "json", "txt"]
-OutputFormat = Literal["jsonl", "csv", "json"]
+InputFormat = Literal["jsonl", "csv", "json", "txt", "parquet"]
+OutputFormat = Literal["jsonl", "csv", "json", "parquet"]
 Mode = Literal["sync", "batch", "auto"]
 
 # operation kind (after normalisation) -> the operation fields it uses
@@ -88,7 +88,8 @@ class InputSpec(_Model):
         description="Input file, relative to the spec file; must stay inside the workspace.",
     )
     format: InputFormat | None = Field(
-        default=None, description="jsonl, csv, json or txt; by default from the file extension."
+        default=None,
+        description="jsonl, csv, json, txt or parquet; by default from the file extension.",
     )
     content_field: str = Field(
         default="content",
@@ -115,7 +116,9 @@ class OutputSpec(_Model):
         description="Output file, relative to the spec file; must stay inside the workspace.",
     )
     format: OutputFormat | None = Field(
-        default=None, description="jsonl, csv or json; by default from the file extension."
+        default=None,
+        description="jsonl, csv, json or parquet (typed columns); by default from the file "
+        "extension.",
     )
     include_input: bool = Field(
         default=False, description="Copy each input item's fields into its output row."

@@ -302,8 +302,8 @@ def check_data_paths(data: dict[str, Any], report: Reporter) -> None:
             path = resolve_spec_path(report.doc, value)
             if _inside_root(report, (section, key), value, path):
                 resolved[f"{section}.{key}"] = path
-    _check_format(data, report, "input", ("jsonl", "csv", "json", "txt"))
-    _check_format(data, report, "output", ("jsonl", "csv", "json"))
+    _check_format(data, report, "input", ("jsonl", "csv", "json", "txt", "parquet"))
+    _check_format(data, report, "output", ("jsonl", "csv", "json", "parquet"))
     out = resolved.get("output.path")
     if out is not None and out == resolved.get("input.path"):
         report.at_value(("output", "path"), "`output.path` is the same file as `input.path`")
