@@ -12,6 +12,7 @@ import hashlib
 from pathlib import Path
 
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.io.locations import location_kind
 from agentflow_jobs.runner.job import Job
 
 __all__ = [
@@ -23,8 +24,14 @@ __all__ = [
 ]
 
 
-def file_fingerprint(path: Path) -> str | None:
-    """Size and modification time: cheap, and changes whenever the file is rewritten."""
+def file_fingerprint(path: Path | str) -> str | None:
+    """Size and modification time: cheap, and changes whenever the file is rewritten.
+
+    A table has none (None: its drift is not watched; the spec and the ledger decide)."""
+    if isinstance(path, str):
+        if location_kind(path) == "sql":
+            return None
+        path = Path(path)
     try:
         stat = path.stat()
     except OSError:
@@ -32,7 +39,7 @@ def file_fingerprint(path: Path) -> str | None:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def input_fingerprint(path: Path) -> str | None:
+def input_fingerprint(path: Path | str) -> str | None:
     """``size:mtime:sha256``: a touched but identical input is still recognised."""
     quick = file_fingerprint(path)
     if quick is None:
@@ -47,7 +54,7 @@ def input_fingerprint(path: Path) -> str | None:
     return f"{quick}:{digest.hexdigest()}"
 
 
-def same_input(stored: str | None, path: Path) -> bool:
+def same_input(stored: str | None, path: Path | str) -> bool:
     """Whether ``path`` still holds what ``stored`` fingerprinted (hashing only if touched)."""
     if stored is None:
         return False
@@ -68,6 +75,8 @@ def job_fingerprint(job: Job) -> str:
 def output_identity(job: Job) -> str:
     """What the output file depends on besides the ledger (format, columns, paths)."""
     spec = job.spec
+    # a table's name and write mode join only when set: file outputs keep their identity
+    table = (spec.output.table, spec.output.write) if spec.output.table else ()
     return content_hash(
         str(spec.output_path),
         spec.output_format,
@@ -75,4 +84,5 @@ def output_identity(job: Job) -> str:
         spec.output.include_provenance,
         str(spec.errors_path),
         spec.input.id_field,
+        *table,
     )

@@ -14,7 +14,7 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from agentflow_jobs.errors import OutputError
 from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
@@ -24,12 +24,13 @@ from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger, LedgerEntry
 from agentflow_jobs.runner.state import State
+from agentflow_jobs.spec import JobSpec
 
 __all__ = ["OutputSummary", "write_output"]
 
 _PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens", "_spec_hash", "_run_id")
 # formats whose rows are flat columns, known before the first row
-_FLAT = ("csv", "parquet")
+_FLAT = ("csv", "parquet", "table")
 # an unparsable line longer than this is cut in the errors file (it may be megabytes)
 _RAW_LIMIT = 10_000
 
@@ -202,7 +203,7 @@ def write_output(job: Job, state: State, *, keep_output: bool = False) -> Output
         raise OutputError(
             f"cannot write the output ({exc.strerror or exc}); the results are kept in the "
             "state file and written by the next apply",
-            path=str(job.spec.output_path),
+            path=job.spec.output_display,
         ) from None
 
 
@@ -216,6 +217,31 @@ class _Discard:
         return None
 
 
+class _Target(Protocol):
+    """Where the output goes: an atomic file, or a table in its transaction."""
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _open_output(spec: JobSpec, columns: dict[str, ColumnKind]) -> tuple[_Target, RowWriter]:
+    """The output target of ``spec`` and the writer of its rows (heavy modules only when used)."""
+    if spec.output_format == "table":
+        from agentflow_jobs.io.tables import TableWriter
+
+        table = TableWriter(
+            spec.output_location, spec.output.table or "", columns, write=spec.output.write
+        )
+        return table, table
+    out = AtomicFile(spec.output_path)
+    if spec.output_format == "parquet":
+        from agentflow_jobs.io.parquet import ParquetRowWriter
+
+        return out, ParquetRowWriter(out.stream, columns)
+    return out, open_row_writer(out.handle, spec.output_format, columns=columns)
+
+
 class _Files:
     """The output and errors files of one write, committed together or not at all."""
 
@@ -223,7 +249,8 @@ class _Files:
         spec = job.spec
         fmt = spec.output_format
         self.columns = _columns(job, ledger) if fmt in _FLAT and not keep_output else None
-        self.out = None if keep_output else AtomicFile(spec.output_path)
+        self.spec, self.keep_output = spec, keep_output
+        self.out: _Target | None = None
         self.errors = AtomicFile(spec.errors_path)
         self.errors_path = spec.errors_path
         self.format = fmt
@@ -233,12 +260,8 @@ class _Files:
         self.rows = _Rows(job)
 
     def open(self) -> None:
-        if self.out is not None and self.format == "parquet":
-            from agentflow_jobs.io.parquet import ParquetRowWriter  # pyarrow only when used
-
-            self.writer = ParquetRowWriter(self.out.stream, self.columns or {})
-        elif self.out is not None:
-            self.writer = open_row_writer(self.out.handle, self.format, columns=self.columns)
+        if not self.keep_output:
+            self.out, self.writer = _open_output(self.spec, self.columns or {})
         self.error_writer = open_row_writer(self.errors.handle, "jsonl")
 
     def write(self, rendered: RenderedItem, entry: LedgerEntry | None, summary: OutputSummary) -> None:
@@ -265,7 +288,11 @@ class _Files:
 
     def commit(self, summary: OutputSummary) -> None:
         if self.out is not None:
-            self.out.commit()
+            try:
+                self.out.commit()
+            except BaseException:  # a table's commit can fail: the errors file goes with it
+                self.errors.abort()
+                raise
         if summary.failed or summary.input_errors:
             self.errors.commit()
             return

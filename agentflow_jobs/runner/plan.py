@@ -141,9 +141,9 @@ def drift(
             reasons.append("model")
         if len(old) == 3 and old[1] != new[1]:
             reasons.append("output settings")
-    if not same_input(input_fp, job.spec.input_path):
+    if not same_input(input_fp, job.spec.input_location):
         reasons.append("input")
-    if output_fp != file_fingerprint(job.spec.output_path):
+    if output_fp != file_fingerprint(job.spec.output_location):
         reasons.append("output")
     return reasons
 

@@ -81,6 +81,6 @@ def _status(job: Job, state: State) -> dict[str, Any]:
             }
             for b in state.batches(job.name, open_only=True)
         ],
-        "output": str(job.spec.output_path),
+        "output": job.spec.output_display,
         "tokens": Ledger(state).job_counts(job.name)["tokens"],
     }

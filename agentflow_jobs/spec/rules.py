@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema
 
 from agentflow_jobs.errors import NotRegularFileError, Problem
+from agentflow_jobs.io.locations import location_kind
 from agentflow_jobs.operations.base import fold, look_alike
 from agentflow_jobs.operations.extract import non_object_root
 from agentflow_jobs.operations.templates import template_problems
@@ -298,7 +299,7 @@ def check_data_paths(data: dict[str, Any], report: Reporter) -> None:
     resolved: dict[str, Path] = {}
     for section, key in (("input", "path"), ("output", "path"), ("output", "errors_path")):
         value = _get(data, section, key)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and location_kind(value) == "local":
             path = resolve_spec_path(report.doc, value)
             if _inside_root(report, (section, key), value, path):
                 resolved[f"{section}.{key}"] = path
@@ -314,6 +315,8 @@ def check_data_paths(data: dict[str, Any], report: Reporter) -> None:
 def _check_format(data: dict[str, Any], report: Reporter, section: str, allowed: tuple[str, ...]) -> None:
     path = _get(data, section, "path")
     if not isinstance(path, str) or _get(data, section, "format") is not None:
+        return
+    if location_kind(path) == "sql":
         return
     fmt = default_format(path)
     if fmt not in allowed:
