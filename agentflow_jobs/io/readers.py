@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from agentflow_jobs.errors import InputError
+from agentflow_jobs.io.stores import local_path, open_remote
+from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import RowError
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "InputItem",
     "detect_format",
     "extension_format",
+    "open_input",
     "read_columns",
     "read_items",
     "read_stream",
@@ -82,14 +85,22 @@ def read_items(
     """Stream the items of ``path``; malformed ones carry an error (or raise, on_error=fail)."""
     fmt = format or detect_format(path)
     _check_format(fmt)
+    handle = open_input(path)
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
-    except OSError as exc:
-        raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
-    try:
-        yield from read_stream(handle, fmt, name=str(path), on_error=on_error)
+        yield from read_stream(handle, fmt, name=display_url(str(path)), on_error=on_error)
     finally:
         handle.close()
+
+
+def open_input(location: str | Path) -> BinaryIO:
+    """A local file, or an object-store URL (through fsspec), opened for binary reading."""
+    local = local_path(location)
+    if local is None:
+        return open_remote(str(location))
+    try:
+        return open(local, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", path=str(local)) from exc
 
 
 def read_stream(
@@ -116,16 +127,17 @@ def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | 
     fmt = format or detect_format(path)
     if fmt not in ("csv", "parquet"):
         return None
+    name = display_url(str(path))
     try:
-        with open(path, "rb") as handle:
+        with open_input(path) as handle:
             if fmt == "parquet":
                 from agentflow_jobs.io.parquet import parquet_columns
 
-                return parquet_columns(handle, str(path))
-            for item in _read_csv(handle, str(path), header_only=True):
+                return parquet_columns(handle, name)
+            for item in _read_csv(handle, name, header_only=True):
                 return list(item.record or {})
     except OSError as exc:
-        raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
+        raise InputError(f"cannot read input: {exc.strerror or exc}", path=name) from exc
     return []
 
 

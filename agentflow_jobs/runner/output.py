@@ -13,11 +13,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
-from agentflow_jobs.errors import OutputError
-from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
+from agentflow_jobs.errors import InputError, OutputError
+from agentflow_jobs.io import AtomicFile, RowWriter, open_atomic, open_input, open_row_writer
 from agentflow_jobs.io.columns import ColumnKind, declared_kinds, observe, widen
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
@@ -121,7 +120,7 @@ class _RawLines:
     the first unparsable item turns up) serves them all.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self.handle: BinaryIO | None = None
         self.line = 0
@@ -129,7 +128,7 @@ class _RawLines:
     def get(self, line: int) -> str | None:
         try:
             raw = self._advance(line)
-        except OSError:  # the input changed under us: the error row still says which line
+        except (OSError, InputError):  # the input changed under us: the row still says which line
             return None
         if raw is None:
             return None
@@ -139,7 +138,7 @@ class _RawLines:
     def _advance(self, line: int) -> bytes | None:
         if self.handle is None or line <= self.line:
             self.close()
-            self.handle, self.line = open(self.path, "rb"), 0  # noqa: SIM115 (see close)
+            self.handle, self.line = open_input(self.path), 0
         raw = b""
         while self.line < line:
             raw = self.handle.readline()
@@ -234,7 +233,7 @@ def _open_output(spec: JobSpec, columns: dict[str, ColumnKind]) -> tuple[_Target
             spec.output_location, spec.output.table or "", columns, write=spec.output.write
         )
         return table, table
-    out = AtomicFile(spec.output_path)
+    out = open_atomic(spec.output_location)
     if spec.output_format == "parquet":
         from agentflow_jobs.io.parquet import ParquetRowWriter
 
@@ -254,7 +253,7 @@ class _Files:
         self.errors = AtomicFile(spec.errors_path)
         self.errors_path = spec.errors_path
         self.format = fmt
-        self.raw = _RawLines(spec.input_path)
+        self.raw = _RawLines(spec.input_location)
         self.writer: RowWriter = _Discard()
         self.error_writer: RowWriter = _Discard()
         self.rows = _Rows(job)
