@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -36,9 +37,10 @@ def _table(plans: list[JobPlan]) -> Table:
         "to send",
         "est. requests",
         "est. tokens",
+        "output",
     ):
         table.add_column(
-            name, justify="left" if name in ("job", "status", "why", "mode") else "right"
+            name, justify="left" if name in ("job", "status", "why", "mode", "output") else "right"
         )
     for p in plans:
         tokens = "?" if p.est_tokens is None and p.to_send else str(p.est_tokens or 0)
@@ -53,6 +55,7 @@ def _table(plans: list[JobPlan]) -> Table:
             str(p.to_send),
             str(p.to_send),  # one provider request per item, in either mode
             tokens,
+            p.output if "://" in p.output else os.path.relpath(p.output),
         )
     return table
 

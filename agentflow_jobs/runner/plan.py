@@ -44,6 +44,7 @@ class JobPlan:
     in_batches: int = 0
     est_tokens: int | None = None
     open_batches: int = 0
+    output: str = ""  # the destination as people see it (a URL without its password)
     # the items to send, when few: apply sends these instead of reading the input again
     pending_items: list[RenderedItem] | None = field(default=None, repr=False)
 
@@ -106,7 +107,9 @@ def plan_job(
     """Plan one job: fingerprints first, then (if anything changed) a streaming count."""
     record = state.job(job.name)
     open_batches = state.batches(job.name, open_only=True)
-    plan = JobPlan(job=job.name, status="new" if record is None else "changed")
+    plan = JobPlan(
+        job=job.name, status="new" if record is None else "changed", output=job.spec.output_display
+    )
     plan.open_batches = len(open_batches)
     if record is not None:
         plan.reasons = drift(job, record.spec_hash, record.input_fp, record.output_fp)

@@ -21,6 +21,7 @@ from agentflow_jobs.io.locations import location_kind
 from agentflow_jobs.operations.base import fold, look_alike
 from agentflow_jobs.operations.extract import non_object_root
 from agentflow_jobs.operations.templates import template_problems
+from agentflow_jobs.spec.destinations import check_destinations
 from agentflow_jobs.spec.documents import MAX_FILE_BYTES, Document, JsonPath, read_limited
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.wire import normalize_operation
@@ -316,8 +317,8 @@ def _check_format(data: dict[str, Any], report: Reporter, section: str, allowed:
     path = _get(data, section, "path")
     if not isinstance(path, str) or _get(data, section, "format") is not None:
         return
-    if location_kind(path) == "sql":
-        return
+    if location_kind(path) in ("sql", "unknown"):
+        return  # check_destinations reports these
     fmt = default_format(path)
     if fmt not in allowed:
         ext = Path(path).suffix or "(none)"
@@ -346,4 +347,6 @@ def _inside_root(report: Reporter, at: JsonPath, value: str, path: Path) -> bool
     return True
 
 
-RULES: tuple[Rule, ...] = (check_operation_fields, check_templates, check_prompt_files, check_data_paths)
+RULES: tuple[Rule, ...] = (
+    check_operation_fields, check_templates, check_prompt_files, check_data_paths, check_destinations
+)

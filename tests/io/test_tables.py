@@ -122,3 +122,23 @@ def test_a_job_writes_its_rows_into_a_table(ws: Workspace, db: str, table: str, 
     capsys.readouterr()
     assert ws.run("status", "--json") == 0
     assert f"(table {table})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("db", ["postgresql"], indirect=True)
+def test_plan_status_and_state_show_the_table_without_the_password(
+    ws: Workspace, table: str, capsys: Any, db: str
+) -> None:
+    parsed = sa.make_url(PG_URL)
+    secret = parsed.password or "s3cr3t-pw"  # trust auth on the test server ignores it
+    url = parsed.set(password=secret).render_as_string(hide_password=False)
+    ws.write_input("reviews.jsonl", reviews(2))
+    ws.write_spec(output={"path": url, "table": table, "write": "upsert"})
+    capsys.readouterr()
+    assert ws.run("plan", "--json") == 0
+    assert ws.run("apply") == 0
+    assert ws.run("status", "--json") == 0
+    out, err = capsys.readouterr()
+    shown = f"postgresql://{parsed.host}:{parsed.port or 5432}/{parsed.database} (table {table})"
+    assert out.count(shown) == 2  # plan, then status
+    assert secret not in out and secret not in err
+    assert secret.encode() not in ws.state.read_bytes()
