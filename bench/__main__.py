@@ -21,6 +21,7 @@ BENCHMARKS = [
     "bench.engine",
     "bench.runner",
     "bench.ratelimit",
+    "bench.destinations",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

@@ -31,6 +31,7 @@ __all__ = ["ROW_GROUP_SIZE", "ParquetRowWriter", "parquet_columns", "read_parque
 
 ROW_GROUP_SIZE = 10_000
 _BATCH = 1024
+_READ_BUFFER = 1 << 16
 _ARROW: dict[ColumnKind, pa.DataType] = {
     "string": pa.string(),
     "integer": pa.int64(),
@@ -41,7 +42,8 @@ _ARROW: dict[ColumnKind, pa.DataType] = {
 
 def _open(handle: BinaryIO, name: str) -> pq.ParquetFile:
     try:
-        return pq.ParquetFile(handle)
+        # read in small buffered pieces, not a whole row group's column chunks at once
+        return pq.ParquetFile(handle, pre_buffer=False, buffer_size=_READ_BUFFER)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"not a readable Parquet file ({exc})", path=name) from None
 
@@ -56,7 +58,8 @@ def read_parquet(handle: BinaryIO, name: str) -> Iterator[InputItem]:
     parquet = _open(handle, name)
     index = 0
     try:
-        for batch in parquet.iter_batches(batch_size=_BATCH):
+        # one thread: decoding threads each keep their own buffers (memory, not speed, matters)
+        for batch in parquet.iter_batches(batch_size=_BATCH, use_threads=False):
             for record in batch.to_pylist():
                 yield InputItem(index, index + 1, {k: _plain(v) for k, v in record.items()})
                 index += 1
@@ -98,18 +101,23 @@ class ParquetRowWriter:
         self._schema = pa.schema([(name, _ARROW[kind]) for name, kind in self._kinds.items()])
         self._writer = pq.ParquetWriter(stream, self._schema)
         self._size = row_group_size
-        self._rows: list[dict[str, Any]] = []
+        # buffered column by column: a list per column is far lighter than a dict per row
+        self._columns: dict[str, list[Any]] = {name: [] for name in self._kinds}
+        self._count = 0
 
     def write(self, row: Mapping[str, Any]) -> None:
-        self._rows.append({name: cell(kind, row.get(name)) for name, kind in self._kinds.items()})
-        if len(self._rows) >= self._size:
+        for name, kind in self._kinds.items():
+            self._columns[name].append(cell(kind, row.get(name)))
+        self._count += 1
+        if self._count >= self._size:
             self._flush()
 
     def _flush(self) -> None:
-        if self._rows:
-            table = pa.Table.from_pylist(self._rows, schema=self._schema)
+        if self._count:
+            table = pa.Table.from_pydict(self._columns, schema=self._schema)
             self._writer.write_table(table, row_group_size=self._size)
-            self._rows = []
+            self._columns = {name: [] for name in self._kinds}
+            self._count = 0
 
     def close(self) -> None:
         self._flush()
