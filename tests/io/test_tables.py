@@ -142,3 +142,17 @@ def test_plan_status_and_state_show_the_table_without_the_password(
     assert out.count(shown) == 2  # plan, then status
     assert secret not in out and secret not in err
     assert secret.encode() not in ws.state.read_bytes()
+
+
+def test_two_jobs_may_write_two_tables_of_one_database_but_not_one_table(
+    ws: Workspace, capsys: Any
+) -> None:
+    ws.write_input("a.jsonl", reviews(1))
+    ws.write_input("b.jsonl", reviews(1))
+    ws.write_spec("a", output={"path": "sqlite:///../out/all.db", "table": "a_rows"})
+    ws.write_spec("b", output={"path": "sqlite:///../out/all.db", "table": "b_rows"})
+    assert ws.run("validate", "specs") == 0
+    ws.write_spec("b", output={"path": "sqlite:///../out/all.db", "table": "a_rows"})
+    capsys.readouterr()
+    assert ws.run("validate", "specs") == 3
+    assert "job `a` writes the same output file" in capsys.readouterr().out
