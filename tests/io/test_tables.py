@@ -156,3 +156,23 @@ def test_two_jobs_may_write_two_tables_of_one_database_but_not_one_table(
     capsys.readouterr()
     assert ws.run("validate", "specs") == 3
     assert "job `a` writes the same output file" in capsys.readouterr().out
+
+
+def test_kill_9_mid_write_leaves_the_previous_rows_then_the_next_apply_writes_all(
+    ws: Workspace, db: str, table: str, fake_provider: Any
+) -> None:
+    from tests.runner.test_crash import _finish
+
+    url = db if db.startswith("postgresql") else "sqlite:///../out/results.db"
+    read_url = db if db.startswith("postgresql") else f"sqlite:///{ws.root / 'out' / 'results.db'}"
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec(output={"path": url, "table": table})
+    assert _finish(ws, fake_provider)[0] == 0
+    before = _rows(read_url, table)
+    ws.write_input("reviews.jsonl", reviews(2500, start=3), append=True)
+    # the 5th crash point is at row 2000: two batches of 1000 rows were sent in the transaction
+    code, _ = _finish(ws, fake_provider, AGENTFLOW_CRASH_AT="mid_output_write:5")
+    assert code == 137
+    assert _rows(read_url, table) == before
+    assert _finish(ws, fake_provider)[0] == 0
+    assert len(_rows(read_url, table)) == 2503
