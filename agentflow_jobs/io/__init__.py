@@ -1,4 +1,8 @@
-"""Streaming input readers and atomic output writers."""
+"""Streaming input readers and atomic output writers.
+
+Local files and object-store URLs (``stores``: fsspec), in jsonl, csv, json, txt and
+Parquet (``parquet``, loaded on first use); SQL table outputs live in ``tables``.
+"""
 
 from __future__ import annotations
 
