@@ -262,7 +262,7 @@ class Watcher:
             log.exception("job crashed", job=job.name)
             result = _error_report(job, f"{type(exc).__name__}: {exc}", 1)
         if result is None:  # stopped before it started
-            result = JobReport(name=job.name, status="incomplete", output=str(job.output_path))
+            result = JobReport(name=job.name, status="incomplete", output=job.spec.output_display)
         if result.status in ("failed", "error", "over_budget"):
             log.error("job failed", job=job.name, location=_location(spec), reason=result.message)
         return result
@@ -322,7 +322,7 @@ def _error_report(job: Job, message: str, exit_code: int) -> JobReport:
     return JobReport(
         name=job.name,
         status="error",
-        output=str(job.output_path),
+        output=job.spec.output_display,
         message=message,
         exit_code=exit_code,
     )

@@ -23,6 +23,7 @@ BENCHMARKS = [
     "bench.ratelimit",
     "bench.costs",
     "bench.e2e",
+    "bench.destinations",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

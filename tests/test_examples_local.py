@@ -6,12 +6,15 @@ example's output from the packaged Gemma model through the built-in `local` prof
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import importlib.util
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from agentflow_jobs.cli import main
@@ -67,6 +70,14 @@ def test_examples_apply_on_the_offline_model_with_nothing_configured(
     for output, source in inputs.items():
         rows = _rows(out / output)
         assert len(rows) == len(_rows(data / source)), output
+    # the Parquet and SQL-table examples: the same answers, typed
+    segments = pq.read_table(out / "company-segments.parquet")
+    assert segments.num_rows == len(_rows(data / "companies.csv"))
+    assert str(segments.schema.field("employee_count").type) == "int64"
+    with contextlib.closing(sqlite3.connect(out / "reviews.db")) as db:
+        labels = [r[0] for r in db.execute("SELECT label FROM review_sentiment")]
+    assert len(labels) == len(_rows(data / "reviews.jsonl"))
+    assert set(labels) <= {"positive", "negative", "mixed"}
     for row in _rows(out / "review-sentiment.jsonl"):
         result = row["result"]
         assert isinstance(result, dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -39,9 +40,10 @@ def _table(plans: list[JobPlan]) -> Table:
         "est. in/out tokens",
         "est. sync $",
         "est. batch $",
+        "output",
     ):
         table.add_column(
-            name, justify="left" if name in ("job", "status", "why", "mode") else "right"
+            name, justify="left" if name in ("job", "status", "why", "mode", "output") else "right"
         )
     for p in plans:
         tokens = "?" if p.est_tokens is None and p.to_send else str(p.est_tokens or 0)
@@ -59,6 +61,7 @@ def _table(plans: list[JobPlan]) -> Table:
             f"{p.est_input_tokens:,}/{p.est_output_tokens:,}",
             usd(p.cost.sync_usd),
             usd(p.cost.batch_usd),
+            p.output if "://" in p.output else os.path.relpath(p.output),
         )
     return table
 

@@ -71,7 +71,8 @@ def _report_row(r: JobReport) -> list[str]:
         str(r.failed + r.input_errors),
         str(r.tokens),
         usd(r.cost_usd),
-        os.path.relpath(r.output) if r.output else "",
+        # a URL (object store, database) is shown as it is, a file relative to here
+        os.path.relpath(r.output) if r.output and "://" not in r.output else r.output or "",
     ]
 
 

@@ -23,6 +23,8 @@ from agentflow_jobs.wire import CompletionRequest
 __all__ = ["describe_errors", "items_from_file", "parse_request", "upload_payload"]
 
 _UPLOAD_TYPES = ".jsonl, .csv, .json or .txt"
+# the text formats; Parquet is a job input (io.parquet), not an upload type of the API
+_UPLOAD_FORMATS = ("jsonl", "csv", "json", "txt")
 
 
 def parse_request(payload: Mapping[str, Any]) -> CompletionRequest:
@@ -82,7 +84,7 @@ def items_from_file(filename: str, data: bytes) -> list[dict[str, Any]]:
     """Items from an uploaded file, by extension: .jsonl (.ndjson), .csv, .json or .txt."""
     name = Path(filename).name
     fmt = extension_format(name)
-    if fmt is None:
+    if fmt not in _UPLOAD_FORMATS:
         raise _unprocessable(f"file: {name}: unsupported file type (use {_UPLOAD_TYPES})")
     try:
         items = read_stream(io.BytesIO(data), fmt, name=name, on_error="fail")

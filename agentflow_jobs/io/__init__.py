@@ -1,4 +1,8 @@
-"""Streaming input readers and atomic output writers."""
+"""Streaming input readers and atomic output writers.
+
+Local files and object-store URLs (``stores``: fsspec), in jsonl, csv, json, txt and
+Parquet (``parquet``, loaded on first use); SQL table outputs live in ``tables``.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ from agentflow_jobs.io.readers import (
     InputItem,
     detect_format,
     extension_format,
+    open_input,
     read_columns,
     read_items,
     read_stream,
 )
+from agentflow_jobs.io.stores import AtomicObject, open_atomic, remote_fingerprint
 from agentflow_jobs.io.writers import (
     OUTPUT_FORMATS,
     AtomicFile,
@@ -24,14 +30,18 @@ __all__ = [
     "FORMATS",
     "OUTPUT_FORMATS",
     "AtomicFile",
+    "AtomicObject",
     "InputItem",
     "RowWriter",
     "csv_cell",
     "detect_format",
     "extension_format",
+    "open_atomic",
+    "open_input",
     "open_row_writer",
     "read_columns",
     "read_items",
     "read_stream",
+    "remote_fingerprint",
     "write_rows",
 ]

@@ -8,8 +8,9 @@ an ``wire.RowError`` naming that line, so one bad row never stops the job; with
 ``read_stream`` reads an already open binary file (an upload) the same way.
 
 Formats: ``jsonl`` (one JSON object per line), ``csv`` (header row), ``json`` (one
-top-level array, streamed element by element), ``txt`` (one item per line). The one
-map from file extensions to formats lives here (``extension_format``).
+top-level array, streamed element by element), ``txt`` (one item per line), ``parquet``
+(row by row, a batch of a row group at a time: see ``io.parquet``). The one map from file
+extensions to formats lives here (``extension_format``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from agentflow_jobs.errors import InputError
+from agentflow_jobs.io.stores import local_path, open_remote
+from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import RowError
 
 __all__ = [
@@ -31,15 +34,24 @@ __all__ = [
     "InputItem",
     "detect_format",
     "extension_format",
+    "open_input",
     "read_columns",
     "read_items",
     "read_stream",
 ]
 
-FORMATS = ("jsonl", "csv", "json", "txt")
+FORMATS = ("jsonl", "csv", "json", "txt", "parquet")
 OnError = Literal["skip", "fail"]
 
-_EXTENSIONS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".json": "json", ".txt": "txt"}
+_EXTENSIONS = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".json": "json",
+    ".txt": "txt",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
 # bytes that were not UTF-8 survive decoding as lone surrogates, so rows can name them
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _READ_SIZE = 1 << 16
@@ -73,14 +85,22 @@ def read_items(
     """Stream the items of ``path``; malformed ones carry an error (or raise, on_error=fail)."""
     fmt = format or detect_format(path)
     _check_format(fmt)
+    handle = open_input(path)
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator's finally
-    except OSError as exc:
-        raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
-    try:
-        yield from read_stream(handle, fmt, name=str(path), on_error=on_error)
+        yield from read_stream(handle, fmt, name=display_url(str(path)), on_error=on_error)
     finally:
         handle.close()
+
+
+def open_input(location: str | Path) -> BinaryIO:
+    """A local file, or an object-store URL (through fsspec), opened for binary reading."""
+    local = local_path(location)
+    if local is None:
+        return open_remote(str(location))
+    try:
+        return open(local, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read input: {exc.strerror}", path=str(local)) from exc
 
 
 def read_stream(
@@ -103,15 +123,21 @@ def _check_format(format: str) -> None:
 
 def read_columns(path: str | Path, *, format: str | None = None) -> list[str] | None:
     """The fields every item of ``path`` has: a CSV file's header (``[]`` when the file is
-    empty); None for the formats whose fields vary per item."""
-    if (format or detect_format(path)) != "csv":
+    empty) or a Parquet file's columns; None for the formats whose fields vary per item."""
+    fmt = format or detect_format(path)
+    if fmt not in ("csv", "parquet"):
         return None
+    name = display_url(str(path))
     try:
-        with open(path, "rb") as handle:
-            for item in _read_csv(handle, str(path), header_only=True):
+        with open_input(path) as handle:
+            if fmt == "parquet":
+                from agentflow_jobs.io.parquet import parquet_columns
+
+                return parquet_columns(handle, name)
+            for item in _read_csv(handle, name, header_only=True):
                 return list(item.record or {})
     except OSError as exc:
-        raise InputError(f"cannot read input: {exc.strerror}", path=str(path)) from exc
+        raise InputError(f"cannot read input: {exc.strerror or exc}", path=name) from exc
     return []
 
 
@@ -320,9 +346,17 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
         stream.skip_space()
 
 
+def _read_parquet(handle: BinaryIO, path: str) -> Iterator[InputItem]:
+    # pyarrow loads on first use: the other formats (and the CLI's start) never pay for it
+    from agentflow_jobs.io.parquet import read_parquet
+
+    return read_parquet(handle, path)
+
+
 _READERS: dict[str, Callable[[BinaryIO, str], Iterator[InputItem]]] = {
     "jsonl": _read_jsonl,
     "csv": _read_csv,
     "json": _read_json,
     "txt": _read_txt,
+    "parquet": _read_parquet,
 }

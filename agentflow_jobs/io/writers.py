@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol
+from typing import IO, Any, BinaryIO, Protocol
 
 from agentflow_jobs.errors import OutputError
 
@@ -65,13 +66,13 @@ class AtomicFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # unique per writer: two writers of one path (SDK downloads) never share a temp file
         self.temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        self.handle: IO[str] = open(  # noqa: SIM115 - closed in commit/abort
-            self.temp, "w", encoding="utf-8", newline=""
-        )
+        # ``stream`` is the binary side (Parquet), ``handle`` the text side over it
+        self.stream: BinaryIO = open(self.temp, "wb")  # noqa: SIM115 - closed in commit/abort
+        self.handle: IO[str] = io.TextIOWrapper(self.stream, encoding="utf-8", newline="")
 
     def commit(self) -> None:
         self.handle.flush()
-        os.fsync(self.handle.fileno())
+        os.fsync(self.stream.fileno())
         self.handle.close()
         os.replace(self.temp, self.path)
         _fsync_dir(self.path.parent)

@@ -77,9 +77,9 @@ def _apply_one(job: Job, state: State, run: RunOptions) -> JobReport:
     """Plan, send, write one job; a job that cannot run is reported, never raised."""
     started = time.monotonic()
     structlog.contextvars.bind_contextvars(job=job.name)
-    report = JobReport(name=job.name, status="new", output=str(job.spec.output_path))
+    report = JobReport(name=job.name, status="new", output=job.spec.output_display)
     try:
-        input_fp = input_fingerprint(job.spec.input_path)
+        input_fp = input_fingerprint(job.spec.input_location)
         plan = plan_job(job, state, mode=run.mode, force=run.force, retry=run.retry)
         report.status, report.mode = plan.status, plan.mode
         report.total, report.cached = plan.total, plan.cached
@@ -166,7 +166,7 @@ def blocked_by_upstream(
     return JobReport(
         name=job.name,
         status="skipped",
-        output=str(job.spec.output_path),
+        output=job.spec.output_display,
         message=f"upstream job {upstream.name} did not finish ({done.status})",
     )
 
@@ -224,13 +224,13 @@ def _apply_all(jobs: list[Job], state: State, run: RunOptions, report: ApplyRepo
 
 
 def _cancel(job: Job, state: State, run_id: str) -> JobReport:
-    output = str(job.spec.output_path)
+    output = job.spec.output_display
     report = JobReport(name=job.name, status="cancelled", mode="batch", output=output)
     open_batches = state.batches(job.name, open_only=True)
     if open_batches:
         report.batches = cancel_sent(job, state, run_id).collected
     summary = write_output(job, state)
-    finish_job(job, state, report, summary, input_fingerprint(job.spec.input_path), run_id)
+    finish_job(job, state, report, summary, input_fingerprint(job.spec.input_location), run_id)
     report.message = f"{len(open_batches)} batch(es) cancelled"
     return report
 

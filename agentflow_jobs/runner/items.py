@@ -20,6 +20,7 @@ from agentflow_jobs.errors import InputError
 from agentflow_jobs.io import InputItem, read_columns, read_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import ledger_key
+from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import RowError
 
 __all__ = [
@@ -52,7 +53,7 @@ class RenderedItem:
 def job_items(job: Job) -> Iterator[RenderedItem]:
     """Every input item, rendered and keyed, in input order (streaming)."""
     spec = job.spec
-    path, fmt = spec.input_path, spec.input_format
+    path, fmt = spec.input_location, spec.input_format
     columns = read_columns(path, format=fmt)
     for raw in read_items(path, format=fmt, on_error=spec.input.on_error):
         if columns is not None:  # checked once there is a row that would fail
@@ -83,7 +84,7 @@ def check_columns(job: Job, columns: list[str]) -> None:
         have = ", ".join(repr(c) for c in columns) if columns else "none"
         raise InputError(
             f"the header has no column {', '.join(missing)}; its columns are: {have}",
-            path=str(job.spec.input_path),
+            path=display_url(job.spec.input_location),
             line=1,
         )
 

@@ -3,8 +3,9 @@
 The input is streamed again and each item's row looked up by its ledger key, so the
 output never needs every row in memory and always reflects exactly the current input:
 items removed from the input disappear from the output, duplicates share one answer.
-Both files are atomic (see ``io.writers``). CSV needs its columns before the first row,
-so a CSV output takes one extra streaming pass to collect them.
+Both files are atomic (see ``io.writers``). CSV and Parquet need their columns (Parquet
+also their kinds, see ``io.columns``) before the first row, so they take one extra
+streaming pass to collect them.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
-from agentflow_jobs.errors import OutputError
-from agentflow_jobs.io import AtomicFile, RowWriter, open_row_writer
+from agentflow_jobs.errors import InputError, OutputError
+from agentflow_jobs.io import AtomicFile, RowWriter, open_atomic, open_input, open_row_writer
+from agentflow_jobs.io.columns import ColumnKind, declared_kinds, observe, widen
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger, LedgerEntry
 from agentflow_jobs.runner.state import State
+from agentflow_jobs.spec import JobSpec
 
 __all__ = ["OutputSummary", "write_output"]
 
 _PROVENANCE = ("_job", "_model", "_mode", "_attempts", "_total_tokens", "_spec_hash", "_run_id")
+# formats whose rows are flat columns, known before the first row
+_FLAT = ("csv", "parquet", "table")
 # an unparsable line longer than this is cut in the errors file (it may be megabytes)
 _RAW_LIMIT = 10_000
 
@@ -116,7 +120,7 @@ class _RawLines:
     the first unparsable item turns up) serves them all.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str) -> None:
         self.path = path
         self.handle: BinaryIO | None = None
         self.line = 0
@@ -124,7 +128,7 @@ class _RawLines:
     def get(self, line: int) -> str | None:
         try:
             raw = self._advance(line)
-        except OSError:  # the input changed under us: the error row still says which line
+        except (OSError, InputError):  # the input changed under us: the row still says which line
             return None
         if raw is None:
             return None
@@ -134,7 +138,7 @@ class _RawLines:
     def _advance(self, line: int) -> bytes | None:
         if self.handle is None or line <= self.line:
             self.close()
-            self.handle, self.line = open(self.path, "rb"), 0  # noqa: SIM115 (see close)
+            self.handle, self.line = open_input(self.path), 0
         raw = b""
         while self.line < line:
             raw = self.handle.readline()
@@ -167,15 +171,21 @@ def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines
     }
 
 
-def _csv_columns(job: Job, ledger: Ledger) -> list[str]:
-    columns: dict[str, None] = {}
+def _columns(job: Job, ledger: Ledger) -> dict[str, ColumnKind]:
+    """The flat columns of the output and their kinds (one streaming pass): the result
+    fields' kinds are the job's own, the others are those of their values."""
+    spec = job.spec
+    declared = declared_kinds(spec.operation_kind, spec.fields)
+    kinds: dict[str, ColumnKind | None] = {"id": None}
     rows = _Rows(job)
     for rendered, entry in _joined(job, ledger):
         if entry is not None and entry.status == "completed":
-            columns.update(dict.fromkeys(_flat(rows.row(rendered, entry))))
-    if not columns:
-        columns["id"] = None
-    return list(columns)
+            observe(kinds, _flat(rows.row(rendered, entry)))
+    for name, kind in declared.items():
+        column = f"result.{name}" if f"result.{name}" in kinds else name
+        if column in kinds:
+            kinds[column] = widen(kind, kinds[column])
+    return {name: kind or "string" for name, kind in kinds.items()}
 
 
 def write_output(job: Job, state: State, *, keep_output: bool = False) -> OutputSummary:
@@ -192,7 +202,7 @@ def write_output(job: Job, state: State, *, keep_output: bool = False) -> Output
         raise OutputError(
             f"cannot write the output ({exc.strerror or exc}); the results are kept in the "
             "state file and written by the next apply",
-            path=str(job.spec.output_path),
+            path=job.spec.output_display,
         ) from None
 
 
@@ -206,25 +216,51 @@ class _Discard:
         return None
 
 
+class _Target(Protocol):
+    """Where the output goes: an atomic file, or a table in its transaction."""
+
+    def commit(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+def _open_output(spec: JobSpec, columns: dict[str, ColumnKind]) -> tuple[_Target, RowWriter]:
+    """The output target of ``spec`` and the writer of its rows (heavy modules only when used)."""
+    if spec.output_format == "table":
+        from agentflow_jobs.io.tables import TableWriter
+
+        table = TableWriter(
+            spec.output_location, spec.output.table or "", columns, write=spec.output.write
+        )
+        return table, table
+    out = open_atomic(spec.output_location)
+    if spec.output_format == "parquet":
+        from agentflow_jobs.io.parquet import ParquetRowWriter
+
+        return out, ParquetRowWriter(out.stream, columns)
+    return out, open_row_writer(out.handle, spec.output_format, columns=columns)
+
+
 class _Files:
     """The output and errors files of one write, committed together or not at all."""
 
     def __init__(self, job: Job, ledger: Ledger, keep_output: bool) -> None:
         spec = job.spec
         fmt = spec.output_format
-        self.columns = _csv_columns(job, ledger) if fmt == "csv" and not keep_output else None
-        self.out = None if keep_output else AtomicFile(spec.output_path)
+        self.columns = _columns(job, ledger) if fmt in _FLAT and not keep_output else None
+        self.spec, self.keep_output = spec, keep_output
+        self.out: _Target | None = None
         self.errors = AtomicFile(spec.errors_path)
         self.errors_path = spec.errors_path
         self.format = fmt
-        self.raw = _RawLines(spec.input_path)
+        self.raw = _RawLines(spec.input_location)
         self.writer: RowWriter = _Discard()
         self.error_writer: RowWriter = _Discard()
         self.rows = _Rows(job)
 
     def open(self) -> None:
-        if self.out is not None:
-            self.writer = open_row_writer(self.out.handle, self.format, columns=self.columns)
+        if not self.keep_output:
+            self.out, self.writer = _open_output(self.spec, self.columns or {})
         self.error_writer = open_row_writer(self.errors.handle, "jsonl")
 
     def write(self, rendered: RenderedItem, entry: LedgerEntry | None, summary: OutputSummary) -> None:
@@ -251,7 +287,11 @@ class _Files:
 
     def commit(self, summary: OutputSummary) -> None:
         if self.out is not None:
-            self.out.commit()
+            try:
+                self.out.commit()
+            except BaseException:  # a table's commit can fail: the errors file goes with it
+                self.errors.abort()
+                raise
         if summary.failed or summary.input_errors:
             self.errors.commit()
             return

@@ -51,6 +51,7 @@ class JobPlan:
     est_output_tokens: int = 0
     cost: CostEstimate = NOTHING_TO_SEND
     open_batches: int = 0
+    output: str = ""  # the destination as people see it (a URL without its password)
     # the items to send, when few: apply sends these instead of reading the input again
     pending_items: list[RenderedItem] | None = field(default=None, repr=False)
     # characters the items to send add to their prompts (the rule-of-thumb est_tokens)
@@ -119,7 +120,9 @@ def plan_job(
     """Plan one job: fingerprints first, then (if anything changed) a streaming count."""
     record = state.job(job.name)
     open_batches = state.batches(job.name, open_only=True)
-    plan = JobPlan(job=job.name, status="new" if record is None else "changed")
+    plan = JobPlan(
+        job=job.name, status="new" if record is None else "changed", output=job.spec.output_display
+    )
     plan.open_batches = len(open_batches)
     if record is not None:
         plan.reasons = drift(job, record.spec_hash, record.input_fp, record.output_fp)
@@ -154,9 +157,9 @@ def drift(
             reasons.append("model")
         if len(old) == 3 and old[1] != new[1]:
             reasons.append("output settings")
-    if not same_input(input_fp, job.spec.input_path):
+    if not same_input(input_fp, job.spec.input_location):
         reasons.append("input")
-    if output_fp != file_fingerprint(job.spec.output_path):
+    if output_fp != file_fingerprint(job.spec.output_location):
         reasons.append("output")
     return reasons
 

@@ -81,7 +81,7 @@ def _status(job: Job, state: State) -> dict[str, Any]:
             }
             for b in state.batches(job.name, open_only=True)
         ],
-        "output": str(job.spec.output_path),
+        "output": job.spec.output_display,
         "tokens": Ledger(state).job_counts(job.name)["tokens"],
         # USD its recorded answers cost, over every run; None: some were not priced
         "cost_usd": Ledger(state).job_cost(job.name),

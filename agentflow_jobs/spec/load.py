@@ -230,7 +230,11 @@ def _raw_name(doc: Document) -> str | None:
 def _raw_output(doc: Document) -> Path | None:
     output = doc.data.get("output") if isinstance(doc.data, dict) else None
     path = output.get("path") if isinstance(output, dict) else None
-    return resolve_spec_path(doc, path) if isinstance(path, str) and path else None
+    if not isinstance(path, str) or not path:
+        return None
+    table = output.get("table") if isinstance(output, dict) else None
+    # one database holds many outputs: a table output is the URL and the table
+    return resolve_spec_path(doc, f"{path}#{table}" if isinstance(table, str) else path)
 
 
 def _cross_file_problems(named: list[tuple[str, Document]]) -> list[Problem]:

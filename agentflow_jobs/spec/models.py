@@ -17,14 +17,17 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from agentflow_jobs.hashing import content_hash
+from agentflow_jobs.io.locations import location_kind, url_scheme
 from agentflow_jobs.io.readers import extension_format
 from agentflow_jobs.sdk.profiles import profile_name
+from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import EnrichField, normalize_operation
 
 __all__ = [
     "API_VERSION",
     "NAME_PATTERN",
     "OPERATION_FIELDS",
+    "TABLE_PATTERN",
     "ExecutionSpec",
     "InputSpec",
     "JobSpec",
@@ -35,10 +38,11 @@ __all__ = [
 
 API_VERSION = "agentflow-jobs/v1"
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+TABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 Operation = Literal["classify", "label", "extract", "summarize", "enrich", "run"]
-InputFormat = Literal["jsonl", "csv", "json", "txt"]
-OutputFormat = Literal["jsonl", "csv", "json"]
+InputFormat = Literal["jsonl", "csv", "json", "txt", "parquet"]
+OutputFormat = Literal["jsonl", "csv", "json", "parquet"]
 Mode = Literal["sync", "batch", "auto"]
 
 # operation kind (after normalisation) -> the operation fields it uses
@@ -88,7 +92,8 @@ class InputSpec(_Model):
         description="Input file, relative to the spec file; must stay inside the workspace.",
     )
     format: InputFormat | None = Field(
-        default=None, description="jsonl, csv, json or txt; by default from the file extension."
+        default=None,
+        description="jsonl, csv, json, txt or parquet; by default from the file extension.",
     )
     content_field: str = Field(
         default="content",
@@ -112,10 +117,26 @@ class OutputSpec(_Model):
 
     path: str = Field(
         min_length=1,
-        description="Output file, relative to the spec file; must stay inside the workspace.",
+        description="Output file, relative to the spec file (must stay inside the workspace); "
+        "or an object-store URL (s3://, gs://, az://, memory://, file://); or a database URL "
+        "(postgresql://…, sqlite:///…, relative to the spec file) together with `table`.",
+    )
+    table: str | None = Field(
+        default=None,
+        pattern=TABLE_PATTERN,
+        max_length=63,
+        description="With a database URL as `path`: the table to write, created with typed "
+        "columns if missing; written in one transaction per apply.",
+    )
+    write: Literal["replace", "upsert"] = Field(
+        default="replace",
+        description="Table outputs: `replace` the table's rows with the job's, or `upsert` by "
+        "`id` (the primary key of a table this creates).",
     )
     format: OutputFormat | None = Field(
-        default=None, description="jsonl, csv or json; by default from the file extension."
+        default=None,
+        description="jsonl, csv, json or parquet (typed columns); by default from the file "
+        "extension.",
     )
     include_input: bool = Field(
         default=False, description="Copy each input item's fields into its output row."
@@ -278,18 +299,55 @@ class JobSpec(_Model):
         """A path written in the spec, made absolute against the spec file's directory."""
         return Path(os.path.normpath(self._source.parent / os.path.expanduser(relative)))
 
+    def resolve_location(self, written: str) -> str:
+        """A location written in the spec: a local path made absolute (a relative SQLite
+        file too, against the spec file's directory); other URLs as written."""
+        kind = location_kind(written)
+        if kind == "local":
+            return str(self.resolve_path(written))
+        if url_scheme(written) == "sqlite" and written.startswith("sqlite:///"):
+            file = written.removeprefix("sqlite:///")
+            if file and not file.startswith(("/", ":memory:")):
+                return f"sqlite:///{self.resolve_path(file)}"
+        return written
+
+    def _path_of(self, written: str) -> Path:
+        if location_kind(written) == "local":
+            return self.resolve_path(written)
+        # a URL stands for itself (password-free), so jobs chained through it still match
+        return Path(display_url(self.resolve_location(written)))
+
     @property
     def input_path(self) -> Path:
-        return self.resolve_path(self.input.path)
+        return self._path_of(self.input.path)
 
     @property
     def output_path(self) -> Path:
-        return self.resolve_path(self.output.path)
+        return self._path_of(self.output.path)
+
+    @property
+    def input_location(self) -> str:
+        """The input as io reads it: a local path or a URL."""
+        return self.resolve_location(self.input.path)
+
+    @property
+    def output_location(self) -> str:
+        """The output as io writes it: a local path, an object-store or database URL."""
+        return self.resolve_location(self.output.path)
+
+    @property
+    def output_display(self) -> str:
+        """The output for people: the path or the URL without its password (and the table)."""
+        shown = display_url(self.output_location)
+        return f"{shown} (table {self.output.table})" if self.output.table else shown
 
     @property
     def errors_path(self) -> Path:
         if self.output.errors_path:
             return self.resolve_path(self.output.errors_path)
+        if location_kind(self.output.path) != "local":
+            # a table or an object has no folder of its own: beside the spec file
+            return self.resolve_path(f"{self.name}.errors.jsonl")
         out = self.output_path
         return out.with_name(f"{out.name.rsplit('.', 1)[0]}.errors.jsonl")
 
@@ -299,6 +357,9 @@ class JobSpec(_Model):
 
     @property
     def output_format(self) -> str:
+        """The output's format; ``table`` for a database table."""
+        if self.output.table is not None:
+            return "table"
         return self.output.format or default_format(self.output.path) or "jsonl"
 
     def referenced_files(self) -> list[Path]:

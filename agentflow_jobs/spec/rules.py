@@ -17,9 +17,11 @@ from typing import Any
 import jsonschema
 
 from agentflow_jobs.errors import NotRegularFileError, Problem
+from agentflow_jobs.io.locations import location_kind
 from agentflow_jobs.operations.base import fold, look_alike
 from agentflow_jobs.operations.extract import non_object_root
 from agentflow_jobs.operations.templates import template_problems
+from agentflow_jobs.spec.destinations import check_destinations
 from agentflow_jobs.spec.documents import MAX_FILE_BYTES, Document, JsonPath, read_limited
 from agentflow_jobs.spec.models import OPERATION_FIELDS, JobSpec, default_format
 from agentflow_jobs.wire import normalize_operation
@@ -298,12 +300,12 @@ def check_data_paths(data: dict[str, Any], report: Reporter) -> None:
     resolved: dict[str, Path] = {}
     for section, key in (("input", "path"), ("output", "path"), ("output", "errors_path")):
         value = _get(data, section, key)
-        if isinstance(value, str) and value:
+        if isinstance(value, str) and value and location_kind(value) == "local":
             path = resolve_spec_path(report.doc, value)
             if _inside_root(report, (section, key), value, path):
                 resolved[f"{section}.{key}"] = path
-    _check_format(data, report, "input", ("jsonl", "csv", "json", "txt"))
-    _check_format(data, report, "output", ("jsonl", "csv", "json"))
+    _check_format(data, report, "input", ("jsonl", "csv", "json", "txt", "parquet"))
+    _check_format(data, report, "output", ("jsonl", "csv", "json", "parquet"))
     out = resolved.get("output.path")
     if out is not None and out == resolved.get("input.path"):
         report.at_value(("output", "path"), "`output.path` is the same file as `input.path`")
@@ -315,6 +317,8 @@ def _check_format(data: dict[str, Any], report: Reporter, section: str, allowed:
     path = _get(data, section, "path")
     if not isinstance(path, str) or _get(data, section, "format") is not None:
         return
+    if location_kind(path) in ("sql", "unknown"):
+        return  # check_destinations reports these
     fmt = default_format(path)
     if fmt not in allowed:
         ext = Path(path).suffix or "(none)"
@@ -343,4 +347,6 @@ def _inside_root(report: Reporter, at: JsonPath, value: str, path: Path) -> bool
     return True
 
 
-RULES: tuple[Rule, ...] = (check_operation_fields, check_templates, check_prompt_files, check_data_paths)
+RULES: tuple[Rule, ...] = (
+    check_operation_fields, check_templates, check_prompt_files, check_data_paths, check_destinations
+)

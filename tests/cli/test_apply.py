@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from agentflow_jobs.cli import main
@@ -99,13 +102,18 @@ def test_examples_apply_end_to_end(
     out = tmp_path / "specs" / "examples" / "out"
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "company-segments.jsonl",
+        "company-segments.parquet",
         "feedback-analysis.json",
         "lead-contacts.csv",
         "meeting-summaries.jsonl",
         "review-sentiment.jsonl",
+        "reviews.db",
     ]
     with open(out / "lead-contacts.csv", newline="") as handle:
         assert list(csv.DictReader(handle))
+    assert pq.read_table(out / "company-segments.parquet").num_rows == 6
+    with contextlib.closing(sqlite3.connect(out / "reviews.db")) as db:
+        assert db.execute("SELECT count(*) FROM review_sentiment").fetchone() == (6,)
     sent = fake_provider.count
     assert main(["plan", "specs/examples", "--exit-code"]) == 0
     assert main(["apply", "specs/examples"]) == 0

@@ -18,7 +18,7 @@ SCHEMA_FILE = REPO / "schemas" / "job-spec.schema.json"
 def test_examples_are_valid(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)
     assert main(["validate", "specs/examples"]) == 0
-    assert capsys.readouterr().out == "valid: 5 jobs in 5 files\n"
+    assert capsys.readouterr().out == "valid: 7 jobs in 7 files\n"
 
 
 def test_default_path_is_specs(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

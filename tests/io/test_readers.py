@@ -143,8 +143,9 @@ def test_one_extension_map_strict_or_defaulting_to_jsonl() -> None:
     assert [extension_format(f"a{ext}") for ext in (".JSONL", ".ndjson", ".csv", ".json", ".txt")] == [
         "jsonl", "jsonl", "csv", "json", "txt"
     ]
-    assert extension_format("a.parquet") is None and extension_format("noext") is None
-    assert detect_format("a.parquet") == "jsonl" and detect_format("a.csv") == "csv"
+    assert extension_format("a.xlsx") is None and extension_format("noext") is None
+    assert detect_format("a.xlsx") == "jsonl" and detect_format("a.csv") == "csv"
+    assert extension_format("a.parquet") == "parquet" == extension_format("a.PQ")
 
 
 def test_read_stream_reads_an_open_file_and_names_it_once_per_error() -> None:

@@ -26,12 +26,21 @@ def _classify(name: str, categories: str = "[positive, negative]", extra: str = 
     )
 
 
-def test_every_example_is_valid_and_one_per_operation() -> None:
+def test_every_example_is_valid_and_one_per_operation_and_destination() -> None:
     specs = load_specs([EXAMPLES], root=EXAMPLES.parents[1])
-    assert sorted(s.operation_kind for s in specs) == ["enrich", "extract", "label", "run", "summarize"]
+    assert sorted(s.operation_kind for s in specs) == [
+        "enrich", "enrich", "extract", "label", "label", "run", "summarize"
+    ]
+    assert sorted(s.output_format for s in specs) == [
+        "csv", "json", "jsonl", "jsonl", "jsonl", "parquet", "table"
+    ]
     for spec in specs:
         assert spec.input_path.exists(), spec.input_path
-        assert spec.output_path.parent == EXAMPLES / "out"
+        assert spec.errors_path.parent == EXAMPLES / "out"
+        if spec.output_format == "table":
+            assert spec.output_location == f"sqlite:///{EXAMPLES / 'out' / 'reviews.db'}"
+        else:
+            assert spec.output_path.parent == EXAMPLES / "out"
         text = spec.source.read_text()
         assert text.startswith("# yaml-language-server: $schema=../../schemas/job-spec.schema.json\n")
 

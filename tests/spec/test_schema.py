@@ -38,8 +38,8 @@ def test_every_property_has_a_description_and_no_references() -> None:
 def test_enums_let_editors_complete_values() -> None:
     props = dict(_properties(job_spec_schema()))
     assert props["operation"]["enum"] == ["classify", "label", "extract", "summarize", "enrich", "run"]
-    assert props["input.format"]["enum"] == ["jsonl", "csv", "json", "txt"]
-    assert props["output.format"]["enum"] == ["jsonl", "csv", "json"]
+    assert props["input.format"]["enum"] == ["jsonl", "csv", "json", "txt", "parquet"]
+    assert props["output.format"]["enum"] == ["jsonl", "csv", "json", "parquet"]
     assert props["mode"]["enum"] == ["sync", "batch", "auto"]
     assert "categorical" in props["fields[].type"]["enum"]
     assert job_spec_schema()["additionalProperties"] is False
