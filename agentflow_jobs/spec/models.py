@@ -24,16 +24,8 @@ from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import EnrichField, normalize_operation
 
 __all__ = [
-    "API_VERSION",
-    "NAME_PATTERN",
-    "OPERATION_FIELDS",
-    "TABLE_PATTERN",
-    "ExecutionSpec",
-    "InputSpec",
-    "JobSpec",
-    "OutputSpec",
-    "ResponseFormat",
-    "default_format",
+    "API_VERSION", "NAME_PATTERN", "OPERATION_FIELDS", "TABLE_PATTERN", "ExecutionSpec",
+    "InputSpec", "JobSpec", "OutputSpec", "ResponseFormat", "default_format",
 ]
 
 API_VERSION = "agentflow-jobs/v1"
