@@ -86,14 +86,16 @@ async def submit_batches(
 
 
 async def _pages(client: AsyncAgentFlow, batch_id: str) -> AsyncIterator[list[ResultRow]]:
-    page: list[ResultRow] = []
-    async for row in client.batches.iter_output(batch_id, page_size=_PAGE):
-        page.append(row)
-        if len(page) >= _PAGE:
-            yield page
-            page = []
-    if page:
-        yield page
+    """The batch's output pages as the service serves them (one ledger commit each)."""
+    offset = 0
+    while True:
+        page = await client.batches.output(batch_id, "json", offset, _PAGE)
+        if not page.results:
+            return
+        yield list(page.results)
+        offset += len(page.results)
+        if offset >= page.total:
+            return
 
 
 async def _collect(
