@@ -56,6 +56,8 @@ log = structlog.get_logger(__name__)
 FATAL_PROVIDER_CODES = frozenset({"auth"})
 # The wait between the executor's own attempts: the provider's Retry-After up to 30 s,
 # else full jitter under 1 s doubling to 30 s.
+# distinct operation set-ups kept bound (a service serves many jobs at once)
+_BOUND_KEPT = 64
 _RETRY = RetryPolicy(base_delay=1.0, max_delay=30.0, max_retry_after=30.0)
 
 
@@ -84,6 +86,21 @@ class Executor:
         # kinds of unexpected item errors already logged with a traceback, across requests
         # (the runner sends a job as many small requests)
         self.logged: set[str] = set()
+        # operations bound to a request's fields, reused by every request with the same
+        # fields: the runner sends a job item by item, and binding (an extract schema's
+        # validator, say) can cost far more than an item's own work
+        self._bound: dict[str, BoundOperation] = {}
+
+    def bind(self, request: CompletionRequest) -> BoundOperation:
+        """The operation bound to ``request``'s fields (its items play no part); InvalidRequest."""
+        key = request.model_dump_json(exclude={"items", "metadata", "id_field"})
+        bound = self._bound.get(key)
+        if bound is None:
+            bound = get_operation(request.operation).prepare(request.model_copy(update={"items": []}))
+            if len(self._bound) >= _BOUND_KEPT:
+                self._bound.pop(next(iter(self._bound)))
+            self._bound[key] = bound
+        return bound
 
     def model_for(self, request: CompletionRequest) -> str | None:
         """The model the request runs on: its own, else the default, else the provider's."""
@@ -159,7 +176,7 @@ class _Run:
         self, executor: Executor, request: CompletionRequest, indices: Sequence[int] | None
     ) -> None:
         self.provider = executor.provider
-        self.bound: BoundOperation = get_operation(request.operation).prepare(request)
+        self.bound: BoundOperation = executor.bind(request)
         self.items = request.items
         self.indices = indices
         self.id_field = request.id_field
