@@ -25,6 +25,7 @@ import yaml
 from agentflow_jobs.errors import ConfigError, InterpolationError
 from agentflow_jobs.interpolate import expand_tree
 from agentflow_jobs.pricing import parse_price_overrides
+from agentflow_jobs.providers import batch_settings, check_provider_keys
 from agentflow_jobs.urls import display_url
 
 __all__ = [
@@ -198,7 +199,7 @@ def _build(name: str, raw: Any, source: str) -> Profile:
     if engine == "embedded" and provider is None:
         provider = local_provider()
     if provider is not None:
-        _check_prices(provider.get("prices"), source, f"{key}.provider.prices")
+        _check_provider(provider, source, f"{key}.provider")
     timeout = _number(values.get("timeout"), source, f"{key}.timeout")
     if provider is not None and timeout is not None and provider.get("timeout") is None:
         provider = {**provider, "timeout": timeout}
@@ -215,13 +216,17 @@ def _build(name: str, raw: Any, source: str) -> Profile:
     )
 
 
-def _check_prices(raw: Any, source: str, key: str) -> None:
-    """``provider.prices``: known keys, numbers >= 0 (a ConfigError names the key)."""
+def _check_provider(provider: dict[str, Any], source: str, key: str) -> None:
+    """Known keys only (``batch: native`` must not be silently ignored), valid batch
+    settings, ``prices`` with known keys and numbers >= 0; a ConfigError names the key."""
     try:
-        parse_price_overrides(raw, key=key)
+        check_provider_keys(provider)
+        batch_settings(provider)
+        parse_price_overrides(provider.get("prices"), key="provider.prices")
     except ConfigError as exc:
         reason = exc.message.removeprefix(f"{exc.key}: ")
-        raise ConfigError(reason, path=source, key=exc.key) from None
+        where = key + (exc.key or "").removeprefix("provider")
+        raise ConfigError(reason, path=source, key=where) from None
 
 
 def _number(value: Any, source: str, key: str) -> float | None:
