@@ -22,6 +22,7 @@ from typing import Any, get_args
 
 from pydantic_core import to_json
 
+from agentflow_jobs.engine.native_records import SCHEMA as NATIVE_SCHEMA
 from agentflow_jobs.errors import StateError
 from agentflow_jobs.wire import (
     TERMINAL_STATUSES,
@@ -35,7 +36,7 @@ from agentflow_jobs.wire import (
 
 __all__ = ["SCHEMA_VERSION", "BatchStore", "new_batch_id"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: native_chunks (native_records.py)
 LEASE_SECONDS = 30.0
 # a batch in one of these is still to be worked (or wound down): the rest are terminal
 _ACTIVE = tuple(s for s in get_args(BatchStatus) if s not in TERMINAL_STATUSES)
@@ -93,7 +94,7 @@ class BatchStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + NATIVE_SCHEMA)
         with self._tx() as db:
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
@@ -103,6 +104,8 @@ class BatchStore:
                     f"{self.path}: batch store schema {row[0]} is newer than this version "
                     f"({SCHEMA_VERSION}); upgrade agentflow-jobs"
                 )
+            elif row[0] < SCHEMA_VERSION:  # the new tables were created above
+                db.execute("UPDATE schema_version SET version=?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,195 @@
+"""Native batches end to end: the real CLI (a subprocess) and SDK, the fake's batch API over HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from agentflow_jobs.pricing import cost_usd, price_for
+from agentflow_jobs.sdk import AgentFlow
+from tests.fakes.handles import FakeProvider
+from tests.reliability.harness import Project, review_rows
+from tests.reliability.scenarios import provider_block
+
+FAST = {"batch": "native", "batch_poll_interval": 0.02, "batch_poll_max": 0.1}
+
+
+def native_project(tmp_path: Path, fake: FakeProvider, items: int, **provider: Any) -> Project:
+    project = Project(tmp_path / "ws", provider_block(fake, **{**FAST, **provider}))
+    project.write_input(review_rows(items))
+    project.write_spec(mode="batch", execution={"batch_size": max(items, 1)})
+    return project
+
+
+def expected_label(row_id: str) -> str:
+    return "negative" if int(row_id[1:]) % 5 in (1, 4) else "positive"  # review_rows' words
+
+
+def output(project: Project) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in project.output_path.read_text().splitlines()]
+
+
+def test_a_2000_item_batch_job_sends_no_chat_request_and_a_second_apply_sends_nothing(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    project = native_project(tmp_path, fake_provider, 2000)
+    first = project.run()
+    assert first.code == 0, first.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["chat_requests"] == 0 and stats["batches_created"] >= 1
+    assert stats["lines_answered"] == 2000 and stats["files_live"] == 0  # inputs and results deleted
+    rows = output(project)
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(2000)]
+    assert all(r["result"]["label"] == expected_label(r["id"]) for r in rows)
+    again = project.run()
+    assert again.code == 0, again.stderr[-2000:]
+    assert fake_provider.batch_stats()["routes"] == stats["routes"] and fake_provider.count == 0
+
+
+def test_limits_split_a_chunk_into_provider_batches_and_output_keeps_input_order(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(shuffle=True)  # result lines out of order, too
+    project = native_project(tmp_path, fake_provider, 2000, batch_max_requests=500)
+    outcome = project.run()
+    assert outcome.code == 0, outcome.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_created"] == 4 and stats["lines_run"] == 2000
+    rows = output(project)
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(2000)]
+    assert all(r["result"]["label"] == expected_label(r["id"]) for r in rows)
+
+
+def test_the_byte_limit_splits_too(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    project = native_project(tmp_path, fake_provider, 30, batch_max_bytes=4000)
+    assert project.run().code == 0
+    assert fake_provider.batch_stats()["batches_created"] > 1
+    assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(30)]
+
+
+def test_an_expired_batch_keeps_its_answers_and_the_next_apply_sends_only_the_rest(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(outcome="expired", answer_share=0.6)
+    project = native_project(tmp_path, fake_provider, 100)
+    first = project.run()
+    assert first.code == 0 and "incomplete" in first.stderr, first.stderr[-2000:]  # 40 left for later
+    assert len(output(project)) == 60 and fake_provider.batch_stats()["lines_answered"] == 60
+    fake_provider.batch_script(replace=True)
+    second = project.run()
+    assert second.code == 0, second.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_created"] == 2 and stats["lines_run"] == 100  # 60 + only the 40 left
+    assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(100)]
+
+
+def test_error_file_lines_with_error_null_and_a_failed_status_are_failures(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    # a 500 inside the error file is unpaid and transient: sent again; a 400 fails the row
+    fake_provider.batch_script(error_status={"match": "review 7:", "status_code": 500})
+    project = native_project(tmp_path, fake_provider, 20)
+    first = project.run()
+    assert first.code == 0 and "incomplete" in first.stderr
+    assert "r7" not in [r["id"] for r in output(project)] and len(output(project)) == 19
+    fake_provider.batch_script(replace=True, error_status={"match": "review 7:", "status_code": 400})
+    second = project.run()
+    [error] = project.error_rows()
+    assert second.code == 0 and error["id"] == "r7" and error["code"] == "bad_request"
+    assert fake_provider.batch_stats()["batches_created"] == 2
+
+
+def test_a_batch_completed_with_only_an_error_file_is_harvested(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(no_output_file=True, error_status={"match": "review", "status_code": 400})
+    project = native_project(tmp_path, fake_provider, 5)
+    outcome = project.run()
+    assert outcome.code == 1 and "Traceback" not in outcome.stderr
+    assert Counter(e["code"] for e in project.error_rows()) == {"bad_request": 5}
+
+
+@pytest.mark.parametrize("reask", ["batch", "sync"])
+def test_an_invalid_answer_is_asked_again_once(tmp_path: Path, fake_provider: FakeProvider, reask: str) -> None:
+    fake_provider.script(fault="wrong_label", match="review 3:", times=1)
+    fake_provider.script(fault="wrong_label", match="review 4:")  # wrong every time
+    project = native_project(tmp_path, fake_provider, 10, batch_reask=reask)
+    outcome = project.run()
+    assert outcome.code == 1, outcome.stderr[-2000:]
+    rows = {r["id"]: r for r in output(project)}
+    assert rows["r3"]["result"]["label"] == "positive" and "r4" not in rows
+    [error] = project.error_rows()
+    assert error["id"] == "r4" and error["code"] == "invalid_output" and "re-ask" in error["message"]
+    stats = fake_provider.batch_stats()
+    if reask == "batch":
+        assert stats["batches_created"] == 2 and stats["lines_run"] == 12 and fake_provider.count == 0
+    else:
+        assert stats["batches_created"] == 1 and fake_provider.count == 2
+
+
+def test_keep_batch_files_keeps_them(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    project = native_project(tmp_path, fake_provider, 10, keep_batch_files=True)
+    assert project.run().code == 0
+    stats = fake_provider.batch_stats()
+    assert stats["files_live"] == 2 and "files_deleted" not in stats  # the input and the output
+
+
+def test_control_endpoint_429s_and_5xx_are_waited_out(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(validating_s=0.2, control=[
+        {"route": "create", "status": 500, "times": 1}, {"route": "retrieve", "status": 429, "times": 8,
+                                                          "retry_after": 0.01},
+        {"route": "content", "status": 503, "times": 2}])
+    project = native_project(tmp_path, fake_provider, 50)
+    outcome = project.run()
+    assert outcome.code == 0, outcome.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    # the failed create may have made the batch: it was looked for before the second create
+    assert stats["batches_created"] == 1 and stats["routes"]["list"] == 1
+    assert len(output(project)) == 50
+
+
+def _profiles(tmp_path: Path, fake: FakeProvider, **provider: Any) -> None:
+    block = provider_block(fake, **{**FAST, **provider})
+    path = tmp_path / "profiles.yaml"
+    path.write_text(yaml.safe_dump({"profiles": {"native": {"engine": "embedded", "provider": block,
+                                                            "store": str(tmp_path / "store.db")}}}))
+    import os
+    os.environ["AGENTFLOW_CONFIG"] = str(path)
+
+
+def test_sdk_batches_cancel_cancels_the_provider_batch_and_keeps_its_answers(
+        tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_provider.batch_script(in_progress_s=60, cancel_share=0.5)
+    _profiles(tmp_path, fake_provider)
+    with AgentFlow(profile="native") as client:
+        batch = client.batches.submit("classify", [r["content"] for r in review_rows(40)],
+                                      categories=["positive", "negative"])
+        deadline = time.monotonic() + 20
+        while not client.batches.retrieve(batch.id).provider_batches and time.monotonic() < deadline:
+            time.sleep(0.02)
+        [running] = client.batches.retrieve(batch.id).provider_batches
+        assert running.id and running.status == "in_progress" and running.total == 40
+        assert running.expires_at is not None and running.expires_at > time.time() + 23 * 3600
+        client.batches.cancel(batch.id)
+        done = client.batches.wait(batch.id, timeout=20, poll_interval=0.05)
+        rows = list(client.batches.iter_output(batch.id))
+    assert done.status == "cancelled" and done.provider_batches[0].status == "cancelled"
+    assert len(rows) == 20 and all(r["status"] == "completed" for r in rows)
+    assert fake_provider.batch_stats()["batches_cancelled"] == 1
+
+
+def test_native_answers_are_priced_at_the_batch_price(
+        tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    _profiles(tmp_path, fake_provider, model="gpt-4o-mini")
+    price = price_for("openai", "gpt-4o-mini")
+    assert price is not None and price.batch.input_per_mtok < price.sync.input_per_mtok
+    with AgentFlow(profile="native") as client:
+        batch = client.batches.submit_and_wait("classify", ["great", "awful"], categories=["positive", "negative"])
+        rows = list(client.batches.iter_output(batch.id))
+    for row in rows:
+        usage = row["usage"]
+        batch_cost = cost_usd(price, usage["prompt_tokens"], usage["completion_tokens"], batch=True)
+        assert usage["cost_usd"] == pytest.approx(batch_cost)
+        assert usage["cost_usd"] < cost_usd(price, usage["prompt_tokens"], usage["completion_tokens"])
+    assert fake_provider.count == 0
