@@ -132,7 +132,7 @@ def test_keep_batch_files_keeps_them(tmp_path: Path, fake_provider: FakeProvider
     project = native_project(tmp_path, fake_provider, 10, keep_batch_files=True)
     assert project.run().code == 0
     stats = fake_provider.batch_stats()
-    assert stats["files_live"] == 2 and "files_deleted" not in stats  # the input and the output
+    assert stats["files_live"] == 2 and stats["files_deleted"] == 0  # the input and the output
 
 
 def test_control_endpoint_429s_and_5xx_are_waited_out(tmp_path: Path, fake_provider: FakeProvider) -> None:
@@ -193,3 +193,30 @@ def test_native_answers_are_priced_at_the_batch_price(
         assert usage["cost_usd"] == pytest.approx(batch_cost)
         assert usage["cost_usd"] < cost_usd(price, usage["prompt_tokens"], usage["completion_tokens"])
     assert fake_provider.count == 0
+
+
+@pytest.mark.parametrize(("point", "items", "extra"), [
+    ("native_after_upload", 300, {}),
+    ("native_after_create", 300, {}),
+    ("native_after_create:3", 900, {"batch_max_requests": 300}),  # the third chunk's create
+    ("native_polling", 300, {}),
+    ("native_mid_harvest", 900, {}),  # after the first 200 rows were recorded
+])
+def test_a_kill_at_each_step_never_creates_a_second_provider_batch_for_a_chunk(
+        tmp_path: Path, fake_provider: FakeProvider, point: str, items: int, extra: dict[str, Any]) -> None:
+    fake_provider.batch_script(validating_s=0.2)
+    project = native_project(tmp_path, fake_provider, items, **extra)
+    crashed = project.run(AGENTFLOW_CRASH_AT=point)
+    assert crashed.code == 137, crashed.stderr[-2000:]
+    chunks = -(-items // extra.get("batch_max_requests", items))
+    created = fake_provider.batch_stats()["batches_created"]
+    if "after_create" in point:  # the provider made it; the process died before recording its id
+        assert created == int(point.partition(":")[2] or 1)
+    resumed = project.run()
+    assert resumed.code == 0, resumed.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_created"] == chunks, (created, stats)
+    assert stats["lines_run"] == items and fake_provider.count == 0  # every line answered once
+    assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(items)]
+    # only a kill between an upload and its record leaves that upload behind (its id was never known)
+    assert stats["files_live"] == (1 if point == "native_after_upload" else 0)

@@ -99,7 +99,9 @@ class FakeBatches:
         return {"ok": True}
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counts, "routes": dict(self.routes), "files_live": len(self.files),
+        counters = ("files_uploaded", "files_deleted", "batches_created", "batches_cancelled", "lines_run",
+                    "lines_answered")
+        return {**dict.fromkeys(counters, 0), **self.counts, "routes": dict(self.routes), "files_live": len(self.files),
                 "chat_requests": self.state.count,
                 "batches": {b.id: self._advance(b).status for b in self.batches.values()}}
 
