@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,7 @@ _COLUMNS = (
 def _status_row(row: dict[str, Any]) -> list[str]:
     batches = ", ".join(
         f"{b['batch_id'] or 'submitting'} {b['status']} {b['completed']}/{b['items']}"
+        + "".join(_provider_batch(p) for p in b.get("provider_batches") or [])
         for b in row["batches_in_flight"]
     )
     return [
@@ -66,3 +68,11 @@ def _status_row(row: dict[str, Any]) -> list[str]:
         usd(row["cost_usd"]),
         row["output"],
     ]
+
+
+def _provider_batch(batch: dict[str, Any]) -> str:
+    """`` (provider batch_abc in_progress 120/500, expires 2026-12-05 10:00)``"""
+    expires = batch.get("expires_at")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires)) if expires else "unknown"
+    return (f" (provider {batch.get('id') or 'creating'} {batch.get('status') or batch.get('state')}"
+            f" {batch.get('completed', 0)}/{batch.get('total', 0)}, expires {when})")

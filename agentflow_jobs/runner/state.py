@@ -15,7 +15,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from agentflow_jobs.errors import StateError
 
 __all__ = ["SCHEMA_VERSION", "BatchRecord", "JobRecord", "State", "default_state_path"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,8 +57,11 @@ ALTER TABLE ledger ADD COLUMN cost_usd REAL;
 ALTER TABLE runs ADD COLUMN cost_usd REAL
 """
 
+# v3: the provider's own batches running a batch, as the service last described them
+_V3 = "ALTER TABLE batches ADD COLUMN provider TEXT"
+
 # version N -> the SQL (or callable) that upgrades a version N-1 file to N
-_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _V1, 2: _V2}
+_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _V1, 2: _V2, 3: _V3}
 # a batch row stays open (its keys reserved) until its output is in the ledger
 CLOSED_PREFIX = "collected"
 
@@ -99,6 +102,8 @@ class BatchRecord:
     total: int
     completed: int
     failed: int
+    # the provider batches running it (``provider.batch: native``), as last seen
+    provider: list[dict[str, Any]] = field(default_factory=list)
 
     def items(self, state: State) -> list[dict[str, Any]]:
         row = state.db.execute("SELECT items FROM batches WHERE seq = ?", (self.seq,)).fetchone()
@@ -277,13 +282,15 @@ class State:
         batch_id: str | None = None,
         completed: int | None = None,
         failed: int | None = None,
+        provider: list[dict[str, Any]] | None = None,
     ) -> None:
+        shown = json.dumps(provider) if provider is not None else None
         with self.transaction() as db:
             db.execute(
                 "UPDATE batches SET status = ?, batch_id = COALESCE(?, batch_id),"
                 " completed = COALESCE(?, completed), failed = COALESCE(?, failed),"
-                " updated = ? WHERE seq = ?",
-                (status, batch_id, completed, failed, time.time(), seq),
+                " provider = COALESCE(?, provider), updated = ? WHERE seq = ?",
+                (status, batch_id, completed, failed, shown, time.time(), seq),
             )
             if status.startswith(CLOSED_PREFIX):
                 # the items were only kept to re-submit; the ledger holds the answers now
@@ -293,7 +300,7 @@ class State:
     def batches(self, job: str | None = None, *, open_only: bool = False) -> list[BatchRecord]:
         query = (
             "SELECT seq, job, chunk, idempotency_key, batch_id, status, keys, total,"
-            " completed, failed FROM batches"
+            " completed, failed, provider FROM batches"
         )
         clauses, args = [], []
         if job is not None:
@@ -307,7 +314,8 @@ class State:
         rows = self.db.execute(query + " ORDER BY seq", args).fetchall()
         return [
             BatchRecord(
-                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8] or 0, r[9] or 0
+                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8] or 0, r[9] or 0,
+                json.loads(r[10]) if r[10] else [],
             )
             for r in rows
         ]

@@ -78,6 +78,8 @@ def _status(job: Job, state: State) -> dict[str, Any]:
                 "items": b.total,
                 "completed": b.completed,
                 "failed": b.failed,
+                # provider.batch: native: the provider's batches (ids, status, counts, expiry)
+                "provider_batches": b.provider,
             }
             for b in state.batches(job.name, open_only=True)
         ],

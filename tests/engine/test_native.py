@@ -220,3 +220,48 @@ def test_a_kill_at_each_step_never_creates_a_second_provider_batch_for_a_chunk(
     assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(items)]
     # only a kill between an upload and its record leaves that upload behind (its id was never known)
     assert stats["files_live"] == (1 if point == "native_after_upload" else 0)
+
+
+def test_status_shows_the_provider_batches_and_cancel_keeps_what_they_answered(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(in_progress_s=120, cancel_share=0.5)
+    project = native_project(tmp_path, fake_provider, 40)
+    apply = project.start()
+    try:
+        shown: list[dict[str, Any]] = []
+        deadline = time.monotonic() + 30
+        while not shown and time.monotonic() < deadline and apply.poll() is None:
+            status = project.run("status", "--json")
+            assert status.code == 0, status.stderr
+            [job] = json.loads(status.stdout)["jobs"]
+            shown = [p for b in job["batches_in_flight"] for p in b["provider_batches"]]
+            time.sleep(0.1)
+        [provider] = shown
+        assert provider["id"].startswith("batch-fake") and provider["status"] == "in_progress"
+        assert (provider["total"], provider["completed"]) == (40, 0)
+        assert provider["expires_at"] > time.time() + 23 * 3600
+        table = project.run("status", COLUMNS="400")
+        assert provider["id"] in table.stderr and "in_progress 0/40, expires" in table.stderr
+    finally:
+        apply.kill()
+        apply.communicate()
+    cancelled = project.run("cancel", "reviews")
+    assert cancelled.code == 0, cancelled.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_cancelled"] == 1 and stats["lines_answered"] == 20
+    assert len(output(project)) == 20  # what the provider answered before it stopped is kept
+    fake_provider.batch_script(replace=True)
+    finished = project.run()
+    assert finished.code == 0, finished.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_created"] == 2 and stats["lines_run"] == 40
+    assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(40)]
+
+
+def test_plan_says_a_native_batch_job_pays_the_batch_price(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    project = native_project(tmp_path, fake_provider, 5, model="gpt-4o-mini")
+    [job] = json.loads(project.run("plan", "--json").stdout)["jobs"]
+    assert job["cost"]["paid"] == "batch" and job["cost"]["batch_usd"] < job["cost"]["sync_usd"]
+    project.write_spec(mode="sync")
+    [job] = json.loads(project.run("plan", "--json").stdout)["jobs"]
+    assert job["cost"]["paid"] == "sync"
