@@ -7,7 +7,9 @@ Scenarios (figures in bench/reliability.json):
   often came after a 5,000-item job on the fast fake had already finished) and resumed by
   the next round, over sync and batch modes on the embedded engine and on an
   ``agentflow-jobs serve`` subprocess (itself killed mid-batch in most batch rounds and
-  restarted at the start of the next round); named crash points hit on purpose. Rounds
+  restarted at the start of the next round), and batch mode through the fake's batch API
+  (``batch/native``: ``provider.batch: native``, each kill aimed at a random number of
+  batch lines answered, plus a random moment after); named crash points hit on purpose. Rounds
   run until ``--kills`` kills have landed (the apply was still running when SIGKILL came);
   only those count. Per round: items lost, items duplicated, requests re-sent (counted at
   the fake provider process).
@@ -66,7 +68,12 @@ CONCURRENCY = 64
 # Both come to two times `concurrency`.
 WINDOW = 2 * CONCURRENCY
 BATCH_SIZE = 500
-CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"))
+CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"),
+           ("batch", "native"))
+# batch/native: the profile's provider runs batches through the fake's batch API, whose
+# batches take a moment in each state so that kills land at every step
+NATIVE_PROVIDER = {"batch": "native", "batch_poll_interval": 0.05, "batch_poll_max": 0.3}
+NATIVE_SCRIPT = {"validating_s": 0.2, "in_progress_s": 0.4}
 IDLE_SERVER_KILL = "server killed while the provider was idle"
 # the ≥ 100 kill -9 rounds of issue 8: kills that landed mid-run, named crash points aside
 MIN_KILLS = 100
@@ -109,6 +116,9 @@ class JobResult:
     chunks: int | None
     final_exit: int
     final_stderr_tail: str = ""
+    # batch/native: provider batches created for a chunk that already had one (invariant 8)
+    provider_duplicates: int | None = None
+    provider_batches: int | None = None
 
 
 @dataclass
@@ -126,7 +136,9 @@ class SoakJob:
         self.config = f"{mode}/{transport}"
         self.number, self.items = number, items
         root = base / f"{mode}-{transport}-{number}"
-        self.project = Project(root, provider_block(fake),
+        self.native = transport == "native"
+        extra = NATIVE_PROVIDER if self.native else {}
+        self.project = Project(root, provider_block(fake, **extra),
                                remote_url=server.url if server else None)
         self.project.write_input(review_rows(items))
         spec: dict[str, Any] = {"mode": mode, "execution": {"batch_size": BATCH_SIZE,
@@ -134,10 +146,19 @@ class SoakJob:
         if server is not None:
             spec["profile"] = "remote"
         self.project.write_spec(**spec)
-        self.start_count = fake.count
+        self.start_count = self.sent()
+        self.start_batches = self._batch_stats()
         self.waste = 0
         self.kills = 0
         self.rounds = 0
+
+    def _batch_stats(self) -> dict[str, Any]:
+        return self.fake.batch_stats() if self.native else {}
+
+    def sent(self) -> int:
+        """Requests answered by the provider: chat requests, and batch lines (native)."""
+        stats = self._batch_stats()
+        return self.fake.count + int(stats.get("lines_run", 0))
 
     def _store(self) -> Path | None:
         if self.mode != "batch":
@@ -178,9 +199,14 @@ class SoakJob:
         done = self._done()
         stats = self.fake.stats()
         # a request still in flight at the provider may yet be kept (batch on a live server)
-        waste = (int(stats["requests"]) - int(stats["in_flight"]) - self.start_count) - done
+        lines = int(self._batch_stats().get("lines_run", 0))
+        waste = (int(stats["requests"]) + lines - int(stats["in_flight"]) - self.start_count) - done
         resent = max(0, waste - self.waste)
         self.waste = waste
+        if self.native:
+            # a provider batch outlives the killed client and answers 500 lines at once,
+            # kept for the next round's harvest: lines run twice are counted per job instead
+            resent = 0
         self.rounds += 1
         return Round(self.config, self.number, kind, code, round(seconds, 2), resent, note)
 
@@ -215,9 +241,11 @@ class SoakJob:
         self.ensure_server()
         aim = rng.randint(1, max(1, int(self.remaining() * 0.9)))
         started = time.monotonic()
-        target = self.fake.count + aim
+        target = self.sent() + aim
         proc = self.project.start()
         stalled = self._wait_for_requests(proc, target)
+        if self.native and proc.poll() is None:  # lines come 500 at once: any step after
+            time.sleep(rng.uniform(0.0, 0.8))
         kind, idle = "kill", False
         if kill_server and self.server is not None and proc.poll() is None:
             before = self.fake.stats()["requests"]
@@ -245,7 +273,7 @@ class SoakJob:
         request came for STALL_S seconds (True)."""
         last, since = -1, time.monotonic()
         while proc.poll() is None:
-            count = self.fake.count
+            count = self.sent()
             if count >= target:
                 return False
             if count != last:
@@ -264,13 +292,18 @@ class SoakJob:
     def verify(self, code: int, stderr: str) -> JobResult:
         expected = [f"r{i}" for i in range(self.items)]
         lost, duplicated = count_lost_and_duplicated(self.project.output_ids(), expected)
-        requests = self.fake.count - self.start_count
-        return JobResult(
+        requests = self.sent() - self.start_count
+        result = JobResult(
             self.config, self.items, self.rounds, self.kills, requests, requests - self.items,
             lost, duplicated, self.batches_submitted(),
             -(-self.items // BATCH_SIZE) if self.mode == "batch" else None, code,
             "" if code == 0 else stderr[-800:],
         )
+        if self.native:
+            stats, before = self._batch_stats(), self.start_batches
+            result.provider_duplicates = stats["duplicate_chunks"] - before["duplicate_chunks"]
+            result.provider_batches = stats["batches_created"] - before["batches_created"]
+        return result
 
 
 def _count(db: Path | None, sql: str) -> int:
@@ -302,6 +335,8 @@ def _soak_config(soak: Soak, base: Path, fake: FakeProviderProcess, mode: str, t
                  deadline: float) -> None:
     """Jobs of this configuration until ``budget`` kills have landed (or the deadline)."""
     landed, number = 0, 0
+    if transport == "native":
+        fake.batch_script(**NATIVE_SCRIPT)
     while landed < budget and time.monotonic() < deadline:
         number += 1
         job = SoakJob(base, fake, mode, transport, items, server, number)
@@ -345,14 +380,20 @@ CRASH_POINTS = (
     ("after_submit:2", "batch"), ("before_ledger_commit:3", "batch"),
     ("before_ledger_commit:5", "sync"), ("after_ledger_commit:5", "sync"),
     ("mid_output_write", "sync"),
+    # batch/native: each step of a chunk (native.py), the 2nd or 3rd chunk
+    ("native_after_upload:2", "batch/native"), ("native_after_create:2", "batch/native"),
+    ("native_polling:3", "batch/native"), ("native_mid_harvest:2", "batch/native"),
 )
 
 
 def run_crash_points(base: Path, fake: FakeProviderProcess, items: int, soak: Soak) -> None:
     """Each named window once: crash there (exit 137), then resume to a complete output."""
-    for number, (point, mode) in enumerate(CRASH_POINTS, start=1000):
-        job = SoakJob(base, fake, mode, "embedded", items, None, number)
-        job.config = f"{mode}/embedded@{point}"
+    for number, (point, config) in enumerate(CRASH_POINTS, start=1000):
+        mode, _, transport = config.partition("/")
+        if transport == "native":
+            fake.batch_script(**NATIVE_SCRIPT)
+        job = SoakJob(base, fake, mode, transport or "embedded", items, None, number)
+        job.config = f"{mode}/{transport or 'embedded'}@{point}"
         job.mark_store()
         crashed, code, err = job.finish(AGENTFLOW_CRASH_AT=point)
         crashed.exit_code = code
@@ -398,6 +439,9 @@ def soak_figures(soak: Soak, kill_target: int) -> dict[str, Any]:
         "duplicate_batch_submissions": sum(
             (j.batches_submitted or 0) - (j.chunks or 0) for j in soak.jobs
             if j.batches_submitted is not None and j.batches_submitted > (j.chunks or 0)),
+        "duplicate_provider_batches": sum(j.provider_duplicates or 0 for j in soak.jobs),
+        "provider_batches_created": sum(j.provider_batches or 0 for j in soak.jobs),
+        "native_lines_rerun": sum(j.resent for j in soak.jobs if j.provider_batches is not None),
         "window": WINDOW,
     }
 
@@ -490,6 +534,8 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "resent_within_window": soak.get("max_resent_per_round", 0) <= WINDOW,
         "every_job_completed": soak.get("jobs_not_completed", 0) == 0,
         "no_duplicate_batches": soak.get("duplicate_batch_submissions", 0) == 0,
+        "no_duplicate_provider_batches": soak.get("duplicate_provider_batches", 0) == 0,
+        "native_lines_run_once": soak.get("native_lines_rerun", 0) == 0,
     }
     for name in ("storm", "torn", "fuzz"):
         if name in report:
@@ -504,6 +550,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "full_disk_message": torn.get("full_disk", {}).get("full_stderr_tail", ""),
         "items_lost_total": soak.get("items_lost_total", 0),
         "items_duplicated_total": soak.get("items_duplicated_total", 0),
+        "duplicate_provider_batches": soak.get("duplicate_provider_batches", 0),
         "max_resent_per_round": soak.get("max_resent_per_round", 0),
         "max_resent_per_round_by_config": soak.get("max_resent_per_round_by_config", {}),
         "window": WINDOW,

@@ -26,8 +26,10 @@ A batch moves on by loop time, read whenever it is looked at: ``validating`` for
 - ``cancel_share``: the share answered when a batch is cancelled (default 0.5);
   ``cancelling_s``: how long it stays ``cancelling``.
 
-Counters (``batch_stats``): batches created, lines answered, files live/deleted, control
-requests per route; the sync chat counter stays the fake's ``requests``.
+Counters (``batch_stats``): batches created, lines run and answered, files live/deleted,
+control requests per route, ``duplicate_chunks`` (a batch created with the metadata of
+an AgentFlow chunk that already had one: invariant 8 broken); the sync chat counter
+stays the fake's ``requests``.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ class FakeBatches:
         self.faults: list[dict[str, Any]] = []
         self.counts: Counter[str] = Counter()
         self.routes: Counter[str] = Counter()
+        self._chunks: set[tuple[str | None, str | None]] = set()
         self._next = 0
 
     def set_script(self, data: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +103,7 @@ class FakeBatches:
 
     def stats(self) -> dict[str, Any]:
         counters = ("files_uploaded", "files_deleted", "batches_created", "batches_cancelled", "lines_run",
-                    "lines_answered")
+                    "lines_answered", "duplicate_chunks")
         return {**dict.fromkeys(counters, 0), **self.counts, "routes": dict(self.routes), "files_live": len(self.files),
                 "chat_requests": self.state.count,
                 "batches": {b.id: self._advance(b).status for b in self.batches.values()}}
@@ -170,6 +173,11 @@ class FakeBatches:
                        time.monotonic(), int(time.time()), dict(self.script))
         self.batches[batch.id] = batch
         self.counts["batches_created"] += 1
+        # invariant 8: a second provider batch for one AgentFlow chunk (the engine's metadata)
+        chunk = (batch.metadata.get("agentflow_batch"), batch.metadata.get("agentflow_chunk"))
+        if chunk[0] is not None and chunk in self._chunks:
+            self.counts["duplicate_chunks"] += 1
+        self._chunks.add(chunk)
         return 200, self._object(batch)
 
     def _list(self, *, query: str, **_: Any) -> tuple[int, Any]:
