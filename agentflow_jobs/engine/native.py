@@ -232,6 +232,10 @@ class NativeBatches:
             self.records.set_state(chunk, "harvested")
         log.info("provider batch harvested", provider_batch=chunk.provider_id, status=chunk.status,
                  answered=chunk.succeeded, failed=chunk.failed, reasked=len(reasks))
+        if chunk.status in ("failed", "expired", "cancelled"):
+            log.warning("provider batch ended without answering every item; the next apply "
+                        "sends the rest", provider_batch=chunk.provider_id, status=chunk.status,
+                        reason=_reason(chunk))
 
     async def _reask_sync(self, judge: Judge, items: dict[int, dict[str, Any]],
                           reasks: dict[str, Any]) -> list[ResultRow]:
@@ -305,12 +309,21 @@ class NativeBatches:
 
     def _unanswered(self, batch_id: str, missing: int) -> str:
         ends = sorted({f"{c.provider_id or 'chunk ' + str(c.seq)} {c.status or c.state}"
-                       + (f" ({c.error})" if c.error else "")
+                       + (f" ({_reason(c)})" if _reason(c) else "")
                        for c in self.records.chunks(batch_id) if c.status not in ("completed", None) or c.error})
         said = "; ".join(ends[:5]) or "no answer for them in the provider's result files"
         return (f"{missing} item(s) got no answer from the provider's batch API ({said}); "
                 "they are sent again by the next apply")
 
+def _reason(chunk: Chunk) -> str:
+    """Why a provider batch ended short: our error, else the provider's first errors."""
+    if chunk.error:
+        return chunk.error
+    errors = chunk.raw.get("errors")
+    data = errors.get("data") if isinstance(errors, dict) else None
+    if isinstance(data, list) and data:
+        return "; ".join(str(e.get("message") or e.get("code")) for e in data[:3] if isinstance(e, dict))
+    return ""
 
 
 def _transient(error: ProviderError) -> bool:

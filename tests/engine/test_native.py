@@ -265,3 +265,15 @@ def test_plan_says_a_native_batch_job_pays_the_batch_price(tmp_path: Path, fake_
     project.write_spec(mode="sync")
     [job] = json.loads(project.run("plan", "--json").stdout)["jobs"]
     assert job["cost"]["paid"] == "sync"
+
+
+def test_a_batch_that_failed_validation_says_why_and_is_sent_again(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(outcome="failed")
+    project = native_project(tmp_path, fake_provider, 10)
+    first = project.run()
+    assert first.code == 0 and "incomplete" in first.stderr and "scripted validation failure" in first.stderr
+    assert not project.output_path.exists() or output(project) == []
+    assert fake_provider.batch_stats()["files_live"] == 0  # the refused input file is deleted too
+    fake_provider.batch_script(replace=True)
+    assert project.run().code == 0 and len(output(project)) == 10
