@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 __all__ = ["MAX_PAGE_SIZE", "BatchService", "RowSource", "open_service"]
 
 MAX_PAGE_SIZE = 10_000
+# batches worked at once with provider.batch: native (each mostly a poll now and then)
+NATIVE_ACTIVE = 256
 
 
 class RowSource(Protocol):
@@ -332,5 +334,9 @@ def open_service(
     )
     store = BatchStore(store_path)
     api = build_batch_api(provider_config)
-    native = None if api is None else NativeBatches(api, batch_settings(provider_config), executor, store)
-    return BatchService(store, executor, default_model=model, native=native)
+    if api is None:
+        return BatchService(store, executor, default_model=model)
+    native = NativeBatches(api, batch_settings(provider_config), executor, store)
+    # a native batch mostly waits on the provider: many at once, or the provider would
+    # only see the first few of a job's chunks until those finished (up to 24 h each)
+    return BatchService(store, executor, default_model=model, native=native, max_active=NATIVE_ACTIVE)

@@ -277,3 +277,32 @@ def test_a_batch_that_failed_validation_says_why_and_is_sent_again(
     assert fake_provider.batch_stats()["files_live"] == 0  # the refused input file is deleted too
     fake_provider.batch_script(replace=True)
     assert project.run().code == 0 and len(output(project)) == 10
+
+
+def test_a_sync_answer_and_a_native_batch_answer_are_one_ledger_entry(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    project = native_project(tmp_path, fake_provider, 10)
+    project.write_spec(mode="sync")
+    assert project.run().code == 0 and fake_provider.count == 10
+    project.write_input(review_rows(15))
+    project.write_spec(mode="batch")
+    outcome = project.run()
+    assert outcome.code == 0, outcome.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["lines_run"] == 5 and fake_provider.count == 10  # only the 5 new items
+    assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(15)]
+
+
+def test_every_chunk_of_a_job_is_at_the_provider_at_once(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(in_progress_s=2.0)
+    project = native_project(tmp_path, fake_provider, 1000)
+    project.write_spec(mode="batch", execution={"batch_size": 100})
+    apply = project.start()
+    most = 0
+    while apply.poll() is None:
+        batches = fake_provider.batch_stats()["batches"].values()
+        most = max(most, sum(status == "in_progress" for status in batches))
+        time.sleep(0.05)
+    apply.communicate()
+    assert apply.returncode == 0 and len(output(project)) == 1000
+    assert most == 10  # not four at a time: each would wait for the others' whole window
