@@ -162,11 +162,25 @@ class NativeBatches:
             if chunk.state == "harvested":
                 await self._discard(chunk)
         except ProviderError as exc:
-            if not _transient(exc):
-                raise
-            log.warning("provider batch API unavailable; trying again", chunk=chunk.seq, error=str(exc))
-            return False
+            return self._failed_step(chunk, exc)
         return chunk.state not in OPEN_STATES
+
+    def _failed_step(self, chunk: Chunk, error: ProviderError) -> bool:
+        """After a failed call: fail the chunk only when nothing at the provider can be
+        lost (not created yet, or gone: 404); else wait and try again, however long, since
+        giving up on a created batch would have the next apply pay for its items twice."""
+        gone = chunk.state in ("created", "harvested") and error.status_code == 404
+        if (chunk.state == "intent" and not _transient(error)) or gone:
+            self.records.set_state(chunk, "failed", str(error))
+            log.error("provider batch step failed; its items are sent again by the next apply",
+                      chunk=chunk.seq, provider_batch=chunk.provider_id, error=str(error))
+            return True
+        if _transient(error):
+            log.warning("provider batch API unavailable; trying again", chunk=chunk.seq, error=str(error))
+        else:
+            log.error("provider batch API refused a call; trying again (the provider batch keeps "
+                      "running there)", chunk=chunk.seq, provider_batch=chunk.provider_id, error=str(error))
+        return False
 
     async def _upload(self, judge: Judge, chunk: Chunk) -> None:
         upload_id = await self.api.upload(self._lines(judge, chunk))
@@ -268,10 +282,8 @@ class NativeBatches:
         """Stop every provider batch of the batch (False: the API is unavailable, try again)."""
         try:
             await self._cancel_chunks(batch_id)
-        except ProviderError as exc:
-            if not _transient(exc):
-                raise
-            log.warning("provider batch API unavailable; cancelling again later", error=str(exc))
+        except ProviderError as exc:  # never give up on a batch the provider still runs
+            log.warning("provider batch API did not take the cancel; trying again", error=str(exc))
             return False
         return True
 

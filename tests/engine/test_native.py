@@ -306,3 +306,20 @@ def test_every_chunk_of_a_job_is_at_the_provider_at_once(tmp_path: Path, fake_pr
     apply.communicate()
     assert apply.returncode == 0 and len(output(project)) == 1000
     assert most == 10  # not four at a time: each would wait for the others' whole window
+
+
+def test_a_refused_upload_fails_only_its_chunk_and_a_refused_poll_never_drops_a_created_batch(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(control=[{"route": "upload", "status": 401, "times": 1}])
+    project = native_project(tmp_path, fake_provider, 10)
+    first = project.run()
+    assert first.code == 0 and "incomplete" in first.stderr and "401" in first.stderr
+    assert fake_provider.batch_stats()["batches_created"] == 0
+    # the provider batch exists now: a 401 while polling it is waited out, not a new batch
+    fake_provider.batch_script(replace=True, validating_s=0.2,
+                               control=[{"route": "retrieve", "status": 401, "times": 3}])
+    second = project.run()
+    assert second.code == 0, second.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_created"] == 1 and stats["routes"]["retrieve"] >= 4
+    assert len(output(project)) == 10
