@@ -77,6 +77,8 @@ NATIVE_SCRIPT = {"validating_s": 0.2, "in_progress_s": 0.4}
 IDLE_SERVER_KILL = "server killed while the provider was idle"
 # the ≥ 100 kill -9 rounds of issue 8: kills that landed mid-run, named crash points aside
 MIN_KILLS = 100
+# issue 13: a full run lands at least this many in batch/native
+NATIVE_MIN_KILLS = 25
 # a job with fewer items left than this is finished rather than killed again: a kill aimed
 # at its last few requests would mostly come after it ended
 MIN_REMAINING = 200
@@ -323,7 +325,8 @@ def run_soak(base: Path, fake: FakeProviderProcess, kills: int, items: int, rng:
     server = ServeProcess(base, provider_block(fake))
     try:
         for mode, transport in configs:
-            _soak_config(soak, base, fake, mode, transport, per_config, items, rng,
+            budget = max(per_config, NATIVE_MIN_KILLS) if transport == "native" and kills >= MIN_KILLS else per_config
+            _soak_config(soak, base, fake, mode, transport, budget, items, rng,
                          server if transport == "server" else None, deadline)
     finally:
         server.stop()
