@@ -135,9 +135,12 @@ class BatchService:
         if batch is None:
             raise status_error(404, f"no batch {batch_id!r}")
         if self.native is not None:
-            found = self.native.describe(batch_id)
-            if found:
-                batch.provider_batches = [ProviderBatch.model_validate(b) for b in found]
+            chunks = self.native.records.chunks(batch_id)
+            batch.provider_batches = [ProviderBatch.model_validate(c.describe()) for c in chunks
+                                      if c.state not in ("intent", "abandoned")]
+            # answers the provider reports (request_counts) for batches still running there
+            batch.progress.completed += sum(c.succeeded for c in chunks
+                                            if c.state == "created" and c.phase != "ended")
         return batch
 
     def list(self, owner: str, limit: int = 20) -> builtins.list[Batch]:

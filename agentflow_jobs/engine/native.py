@@ -70,10 +70,6 @@ class NativeBatches:
         # chunks uploaded by this process just now: no create can have happened for them
         self._fresh: set[tuple[str, int]] = set()
 
-    def describe(self, batch_id: str) -> list[dict[str, Any]]:
-        """The batch's provider batches as last seen (for status and the SDK's ``Batch``)."""
-        return [c.describe() for c in self.records.chunks(batch_id) if c.state not in ("intent", "abandoned")]
-
     def poke(self, batch_id: str) -> None:
         """Cut the current poll wait short (a cancel came)."""
         event = self._wakes.get(batch_id)

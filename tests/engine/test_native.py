@@ -323,3 +323,22 @@ def test_a_refused_upload_fails_only_its_chunk_and_a_refused_poll_never_drops_a_
     stats = fake_provider.batch_stats()
     assert stats["batches_created"] == 1 and stats["routes"]["retrieve"] >= 4
     assert len(output(project)) == 10
+
+
+def test_progress_counts_what_the_provider_reports_before_the_harvest(
+        tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(in_progress_s=4)
+    _profiles(tmp_path, fake_provider)
+    with AgentFlow(profile="native") as client:
+        batch = client.batches.submit("classify", [r["content"] for r in review_rows(40)],
+                                      categories=["positive", "negative"])
+        deadline = time.monotonic() + 20
+        seen = client.batches.retrieve(batch.id)
+        while seen.progress.completed == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+            seen = client.batches.retrieve(batch.id)
+        page = client.batches.output(batch.id, "json", 0, 100)
+        assert seen.status == "running" and 0 < seen.progress.completed < 40
+        assert page.total == 0  # reported by the provider, not yet read: no row to count twice
+        done = client.batches.wait(batch.id, timeout=20, poll_interval=0.05)
+    assert done.status == "completed" and done.progress.completed == 40

@@ -12,7 +12,8 @@ are answered with the sync fake's replies (``answers.reply_for`` under the same 
 script), so a batch answer and a sync answer of one request are the same.
 
 A batch moves on by loop time, read whenever it is looked at: ``validating`` for
-``validating_s``, ``in_progress`` for ``in_progress_s``, then ends as scripted:
+``validating_s``, ``in_progress`` for ``in_progress_s`` (its ``request_counts`` growing
+with the time passed), then ends as scripted:
 
 - ``outcome``: ``completed`` (default), ``expired`` (``answer_share`` of the lines
   answered, the rest ``batch_expired`` in the error file) or ``failed`` (validation);
@@ -208,11 +209,19 @@ class FakeBatches:
             "input_file_id": batch.input_file_id, "completion_window": "24h", "status": batch.status,
             "output_file_id": batch.output_file_id, "error_file_id": batch.error_file_id,
             "created_at": batch.created_at, "expires_at": batch.created_at + _EXPIRES_S,
-            "request_counts": {"total": len(batch.lines), "completed": batch.answered, "failed": batch.failed},
+            "request_counts": {"total": len(batch.lines), "completed": self._done(batch), "failed": batch.failed},
             "metadata": batch.metadata,
         }
 
     # ---- the batch's life ----------------------------------------------------------
+
+    def _done(self, batch: _Batch) -> int:
+        """Lines answered so far: all of them at the end, in between by the time passed."""
+        if batch.status != "in_progress":
+            return batch.answered
+        running = float(batch.script["in_progress_s"])
+        passed = time.monotonic() - batch.created - float(batch.script["validating_s"])
+        return int(len(batch.lines) * min(1.0, passed / running)) if running > 0 else 0
 
     def _advance(self, batch: _Batch) -> _Batch:
         now, script = time.monotonic(), batch.script
