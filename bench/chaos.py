@@ -73,7 +73,9 @@ CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("ba
 # batch/native: the profile's provider runs batches through the fake's batch API, whose
 # batches take a moment in each state so that kills land at every step
 NATIVE_PROVIDER = {"batch": "native", "batch_poll_interval": 0.05, "batch_poll_max": 0.3}
-NATIVE_SCRIPT = {"validating_s": 0.2, "in_progress_s": 0.4}
+NATIVE_SCRIPT = {"validating_s": 0.3, "in_progress_s": 1.0}
+# seconds after an apply starts that a batch/native kill lands (such a job takes about 4)
+NATIVE_KILL_S = (0.5, 4.0)
 IDLE_SERVER_KILL = "server killed while the provider was idle"
 # the ≥ 100 kill -9 rounds of issue 8: kills that landed mid-run, named crash points aside
 MIN_KILLS = 100
@@ -245,9 +247,14 @@ class SoakJob:
         started = time.monotonic()
         target = self.sent() + aim
         proc = self.project.start()
-        stalled = self._wait_for_requests(proc, target)
-        if self.native and proc.poll() is None:  # lines come 500 at once: any step after
-            time.sleep(rng.uniform(0.0, 0.8))
+        moment = 0.0
+        if self.native:
+            # a job's provider batches answer all at once: aim at a moment instead, from the
+            # process start through uploads, creates, polls and harvests to the output
+            stalled, moment = False, round(rng.uniform(*NATIVE_KILL_S), 2)
+            _wait_or_exit(proc, moment)
+        else:
+            stalled = self._wait_for_requests(proc, target)
         kind, idle = "kill", False
         if kill_server and self.server is not None and proc.poll() is None:
             before = self.fake.stats()["requests"]
@@ -264,7 +271,8 @@ class SoakJob:
             measured.note = err.decode(errors="replace").strip()[-300:]
             return measured
         self.kills += 1
-        notes = [f"aimed at {aim} requests", IDLE_SERVER_KILL if idle else "",
+        notes = [f"aimed at {moment} s" if self.native else f"aimed at {aim} requests",
+                 IDLE_SERVER_KILL if idle else "",
                  f"no provider request for {STALL_S:.0f} s: killed anyway" if stalled else "",
                  measured.note]
         measured.note = "; ".join(filter(None, notes))
@@ -306,6 +314,12 @@ class SoakJob:
             result.provider_duplicates = stats["duplicate_chunks"] - before["duplicate_chunks"]
             result.provider_batches = stats["batches_created"] - before["batches_created"]
         return result
+
+
+def _wait_or_exit(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_S)
 
 
 def _count(db: Path | None, sql: str) -> int:
