@@ -81,12 +81,12 @@ class NativeBatches:
         judge = self._judge(batch_id)
         self._wakes[batch_id] = asyncio.Event()
         cancelled, waits = False, 0
+        if not self._cancelling(batch_id):  # the items never change: cut them once per run
+            self._plan(batch_id, judge, record)
         try:
             while True:
                 if not cancelled and self._cancelling(batch_id):
                     cancelled = await self._cancel_all(batch_id)
-                if not cancelled:
-                    self._plan(batch_id, judge, record)
                 chunks = [c for c in self.records.chunks(batch_id) if c.state in OPEN_STATES]
                 if not chunks:
                     return self._ending(batch_id, cancelled)
