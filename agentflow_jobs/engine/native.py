@@ -13,7 +13,8 @@ a chunk is committed (``native_records``) before the next one starts:
    the provider batch id is recorded before any wait. A chunk never gets two provider
    batches (invariant 8);
 4. **poll**: with backoff and jitter (``batch_poll_interval`` growing to
-   ``batch_poll_max``), honouring Retry-After; status and counts are recorded as they change;
+   ``batch_poll_max``), honouring Retry-After (each call's retries, and the next look);
+   status and counts are recorded as they change;
 5. **harvest**: once the batch has ended (completed, expired, cancelled, failed), every
    output and error line, in any order, is judged like a sync reply (``native_rows``) and
    recorded as a row keyed by ``(batch_id, index)``: a crash mid-harvest reads the file
@@ -69,6 +70,8 @@ class NativeBatches:
         self._wakes: dict[str, asyncio.Event] = {}
         # chunks uploaded by this process just now: no create can have happened for them
         self._fresh: set[tuple[str, int]] = set()
+        # batch id -> the Retry-After of its last failed call: the next wait is no shorter
+        self._pauses: dict[str, float] = {}
 
     def poke(self, batch_id: str) -> None:
         """Cut the current poll wait short (a cancel came)."""
@@ -171,6 +174,8 @@ class NativeBatches:
             log.error("provider batch step failed; its items are sent again by the next apply",
                       chunk=chunk.seq, provider_batch=chunk.provider_id, error=str(error))
             return True
+        if error.retry_after:  # the next look waits at least what the provider asked for
+            self._pauses[chunk.batch_id] = max(self._pauses.get(chunk.batch_id, 0.0), error.retry_after)
         if _transient(error):
             log.warning("provider batch API unavailable; trying again", chunk=chunk.seq, error=str(error))
         else:
@@ -302,9 +307,10 @@ class NativeBatches:
     async def _sleep(self, batch_id: str, waits: int) -> None:
         """The poll wait: growing to ``poll_max``, jittered so many batches spread out."""
         step = min(self.settings.poll_max, self.settings.poll_interval * 1.5 ** (waits - 1))
+        wait = max(random.uniform(step / 2, step), self._pauses.pop(batch_id, 0.0))
         event = self._wakes[batch_id]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=random.uniform(step / 2, step))
+            await asyncio.wait_for(event.wait(), timeout=wait)
         event.clear()
 
     def _ending(self, batch_id: str, cancelled: bool) -> Outcome:
