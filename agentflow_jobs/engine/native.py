@@ -202,6 +202,11 @@ class NativeBatches:
                 if _transient(exc):
                     raise  # it may have been created: the next attempt looks for it first
                 self.records.set_state(chunk, "failed", f"the provider refused the batch: {exc}")
+                log.error("the provider refused the batch; its items are sent again by the next apply",
+                          chunk=chunk.seq, error=str(exc))
+                if not self.settings.keep_files:
+                    with contextlib.suppress(ProviderError):  # an upload left behind is harmless
+                        await self.api.discard(RemoteBatch("", "ended", "refused"), chunk.upload_id)
                 return
             crash_point("native_after_create")
         self.records.set_remote(chunk, found)

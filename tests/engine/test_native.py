@@ -342,3 +342,13 @@ def test_progress_counts_what_the_provider_reports_before_the_harvest(
         assert page.total == 0  # reported by the provider, not yet read: no row to count twice
         done = client.batches.wait(batch.id, timeout=20, poll_interval=0.05)
     assert done.status == "completed" and done.progress.completed == 40
+
+
+def test_a_refused_create_fails_its_chunk_and_deletes_its_upload(tmp_path: Path, fake_provider: FakeProvider) -> None:
+    fake_provider.batch_script(control=[{"route": "create", "status": 400, "times": 1}])
+    project = native_project(tmp_path, fake_provider, 10)
+    first = project.run()
+    assert first.code == 0 and "incomplete" in first.stderr and "refused the batch" in first.stderr, first.stderr[-1500:]
+    stats = fake_provider.batch_stats()
+    assert stats["batches_created"] == 0 and stats["files_live"] == 0
+    assert project.run().code == 0 and len(output(project)) == 10
