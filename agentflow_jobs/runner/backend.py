@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 from agentflow_jobs.runner.lock import StateLock, lock_path_for
 from agentflow_jobs.runner.state import SqliteState, State, default_state_path
-from agentflow_jobs.urls import display_url
+from agentflow_jobs.urls import display_url, is_postgres_url
 
 __all__ = [
     "Lock",
@@ -40,8 +40,6 @@ __all__ = [
     "state_lock",
     "workspace_key",
 ]
-
-_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ class Lock(Protocol):
 
 def is_state_url(value: str | Path) -> bool:
     """Whether ``value`` names a PostgreSQL state rather than a file."""
-    return isinstance(value, str) and value.startswith(_SCHEMES)
+    return is_postgres_url(value)
 
 
 def as_location(state: str | Path | PgLocation, key: str | None = None) -> StateLocation:
