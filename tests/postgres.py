@@ -11,12 +11,13 @@ import contextlib
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 
-__all__ = ["PG_URL", "fresh_database", "pg_url"]
+__all__ = ["PG_URL", "fresh_database", "pg_url", "store_location"]
 
 # read at import: the autouse fixture clears AGENTFLOW_* variables before each test
 PG_URL = os.environ.get("AGENTFLOW_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -43,3 +44,12 @@ def fresh_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a batch store lives, once per backend: a file, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "s.db"
+    url: str = request.getfixturevalue("pg_url")
+    return url

@@ -151,6 +151,16 @@ class PgBatchStore(BatchStore):
         with self._pool.connection() as conn:
             return _Connection(conn).execute(sql, args).fetchall()
 
+    def create(self, **batch: Any) -> tuple[str, bool]:
+        """As ``BatchStore.create``; two instances racing on one idempotency key both
+        return the batch the first of them made (the loser's insert rolls back whole)."""
+        import psycopg
+
+        try:
+            return super().create(**batch)
+        except psycopg.errors.UniqueViolation:
+            return super().create(**batch)
+
     # -- leases -------------------------------------------------------------------
 
     def claim(self, exclude: Sequence[str] = ()) -> str | None:
