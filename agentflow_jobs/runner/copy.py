@@ -37,6 +37,8 @@ def copy_state(
     source, target = as_location(source), as_location(target)
     if source == target:
         raise StateError(f"{target}: the state cannot be copied onto itself")
+    if isinstance(source, Path) and not source.exists():
+        raise StateError(f"{source}: no state file to copy (run apply first, or pass --state)")
     with (
         Workspace(source, lock_timeout=lock_timeout, command="state migrate") as src,
         Workspace(target, lock_timeout=lock_timeout, command="state migrate") as dst,

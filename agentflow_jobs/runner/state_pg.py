@@ -84,7 +84,10 @@ def connect(url: str, schema: str | None = None) -> psycopg.Connection[tuple[Any
     """An autocommit session on ``url`` (``search_path`` = ``schema``); StateError if not."""
     import psycopg
 
-    options: dict[str, Any] = {"options": f"-c search_path={schema}"} if schema else {}
+    # synchronous_commit=off is SQLite's synchronous=NORMAL: a commit survives the client's
+    # death (kill -9), a server crash may lose the last few, which are then simply re-sent
+    settings = f"-c search_path={schema} -c synchronous_commit=off" if schema else ""
+    options: dict[str, Any] = {"options": settings} if settings else {}
     try:
         return psycopg.connect(
             url,

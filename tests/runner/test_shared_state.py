@@ -173,3 +173,17 @@ def test_state_migrate_copies_a_local_state_into_postgresql(
     assert ws.run("state", "migrate", "--to", pg_url) == 5
     err = capsys.readouterr().err
     assert "already holds a state" in err and "nothing was copied" in err
+
+
+def test_an_unreachable_state_database_is_exit_5_without_the_password(
+    ws: Workspace, fake_provider: Any, capsys: pytest.CaptureFixture[str],
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(2))
+    ws.write_spec()
+    assert ws.run("apply", "--state", "postgresql://ci:s3cr3t@127.0.0.1:1/agentflow") == 5
+    err = capsys.readouterr().err
+    assert "postgresql://127.0.0.1:1/agentflow: cannot connect to the state database" in err
+    assert "s3cr3t" not in err and "Traceback" not in err
+    assert fake_provider.count == 0
+    assert ws.run("state", "migrate", "--to", "postgresql://127.0.0.1:1/x") == 5
+    assert "no state file to copy" in capsys.readouterr().err
