@@ -187,3 +187,18 @@ def test_an_unreachable_state_database_is_exit_5_without_the_password(
     assert fake_provider.count == 0
     assert ws.run("state", "migrate", "--to", "postgresql://127.0.0.1:1/x") == 5
     assert "no state file to copy" in capsys.readouterr().err
+
+
+def test_a_batch_submitted_by_one_runner_is_collected_by_the_other(
+    clones: tuple[Workspace, Workspace], pg_url: str, fake_provider: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, b = clones
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("AGENTFLOW_STORE", pg_url)  # the embedded engine's batches too
+    monkeypatch.setenv("AGENTFLOW_STATE", pg_url)
+    assert _run(a, monkeypatch, "apply", "--mode", "batch", "--detach") == 0
+    assert _run(b, monkeypatch, "apply", "--mode", "batch") == 0
+    assert [r["id"] for r in b.output()] == [f"r{i}" for i in range(40)]
+    assert fake_provider.count == 40  # the batch runner A submitted, not a second one
