@@ -98,9 +98,11 @@ def test_a_state_key_names_another_workspace(
     monkeypatch.setenv("OPENAI_BASE_URL", fake_provider.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert _run(a, monkeypatch, "apply", "--state", pg_url) == 0
-    monkeypatch.setenv("AGENTFLOW_STATE_KEY", "staging")
-    assert _run(b, monkeypatch, "apply", "--state", pg_url) == 0
+    assert _run(b, monkeypatch, "apply", "--state", pg_url, "--state-key", "staging") == 0
     assert fake_provider.count == 80  # another workspace: its own ledger
+    monkeypatch.setenv("AGENTFLOW_STATE_KEY", "staging")
+    assert _run(a, monkeypatch, "apply", "--state", pg_url) == 0
+    assert fake_provider.count == 80  # the environment variable names it as well
 
 
 def _start(ws: Workspace, fake: Any, *args: str) -> subprocess.Popen[bytes]:
