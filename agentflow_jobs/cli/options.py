@@ -5,8 +5,9 @@ that order, after any argument declared above it, so ``cancel JOB [PATHS]...`` r
 naturally); ``open_spec_set`` turns them into the loaded specs and the state every runner
 command works on: a file, or a workspace in PostgreSQL. ``--state-key`` only matters with
 a ``postgresql://`` state, so it reaches ``resolve_state`` through the click context
-rather than through every command's signature. The smaller decorators (``--job``, ``--mode``, ``--lock-timeout``,
-``--json``) keep one spelling, default and environment variable per option.
+rather than through every command's signature. The smaller decorators (``--job``,
+``--mode``, ``--lock-timeout``, ``--json``) keep one spelling, default and environment
+variable per option.
 """
 
 from __future__ import annotations
