@@ -28,12 +28,7 @@ from typing import Any
 from agentflow_jobs.errors import StateError
 
 __all__ = [
-    "SCHEMA_VERSION",
-    "BatchRecord",
-    "JobRecord",
-    "SqliteState",
-    "State",
-    "default_state_path",
+    "SCHEMA_VERSION", "BatchRecord", "JobRecord", "SqliteState", "State", "default_state_path",
 ]
 
 SCHEMA_VERSION = 2
@@ -211,11 +206,9 @@ class State(abc.ABC):
         rows = self.query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,))
         if not rows:
             return None
-        name, spec_hash, input_fp, output_fp, path, last_apply, last_run, status, summary = rows[0]
-        return JobRecord(
-            name, spec_hash, input_fp, output_fp, path, last_apply, last_run, status,
-            json.loads(summary or "{}"),
-        )
+        name, spec, input_fp, output_fp, path, applied, run, status, summary = rows[0]
+        summary = json.loads(summary or "{}")
+        return JobRecord(name, spec, input_fp, output_fp, path, applied, run, status, summary)
 
     def record_job(self, record: JobRecord) -> None:
         values = (
