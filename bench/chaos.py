@@ -7,12 +7,15 @@ Scenarios (figures in bench/reliability.json):
   often came after a 5,000-item job on the fast fake had already finished) and resumed by
   the next round, over sync and batch modes on the embedded engine and on an
   ``agentflow-jobs serve`` subprocess (itself killed mid-batch in most batch rounds and
-  restarted at the start of the next round), and batch mode through the fake's batch API
+  restarted at the start of the next round), batch mode through the fake's batch API
   (``batch/native``: ``provider.batch: native``, each kill aimed at a random number of
-  batch lines answered, plus a random moment after); named crash points hit on purpose. Rounds
+  batch lines answered, plus a random moment after), and sync mode with the runner's
+  state in PostgreSQL (``sync/postgres``); named crash points hit on purpose. Rounds
   run until ``--kills`` kills have landed (the apply was still running when SIGKILL came);
   only those count. Per round: items lost, items duplicated, requests re-sent (counted at
   the fake provider process).
+- ``batch/postgres-multi``: three ``serve`` instances on one PostgreSQL store, the one
+  holding a 5,000-item batch's lease killed twice (``chaos_pg.py``).
 - storm: the fake mixes 429 + Retry-After, 5xx, resets, stalls, truncated and malformed
   replies at random; every item must end completed or failed with a fitting code, in
   bounded time. Targeted rows (the fake's ``match=``) get one known fault each and must
@@ -45,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import chaos_pg
 from tests.fakes.handles import FakeProviderProcess
 from tests.reliability import scenarios
 from tests.reliability.harness import (
@@ -69,13 +73,15 @@ CONCURRENCY = 64
 WINDOW = 2 * CONCURRENCY
 BATCH_SIZE = 500
 CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"),
-           ("batch", "native"))
+           ("batch", "native"), chaos_pg.SYNC)
 # batch/native: the profile's provider runs batches through the fake's batch API, whose
 # batches take a moment in each state so that kills land at every step
 NATIVE_PROVIDER = {"batch": "native", "batch_poll_interval": 0.05, "batch_poll_max": 0.3}
 NATIVE_SCRIPT = {"validating_s": 0.3, "in_progress_s": 1.0}
 # seconds after an apply starts that a batch/native kill lands (such a job takes about 4)
 NATIVE_KILL_S = (0.5, 4.0)
+# three serve instances on one PostgreSQL store (bench/chaos_pg.py), not a soak configuration
+MULTI_RUNS = 3
 IDLE_SERVER_KILL = "server killed while the provider was idle"
 # the ≥ 100 kill -9 rounds of issue 8: kills that landed mid-run, named crash points aside
 MIN_KILLS = 100
@@ -88,6 +94,7 @@ MIN_REMAINING = 200
 # running, e.g. paging a finished batch's output)
 STALL_S = 20.0
 POLL_S = 0.01
+PG_URL: str | None = None  # the database of this run's sync/postgres jobs (chaos_pg.pg_database)
 
 
 def provider_block(fake: FakeProviderProcess, **extra: Any) -> dict[str, Any]:
@@ -144,6 +151,9 @@ class SoakJob:
         extra = NATIVE_PROVIDER if self.native else {}
         self.project = Project(root, provider_block(fake, **extra),
                                remote_url=server.url if server else None)
+        self.pg = PG_URL if transport == "postgres" else None
+        if self.pg is not None:
+            self.project.env_extra.update(chaos_pg.state_env(self.pg, number))
         self.project.write_input(review_rows(items))
         spec: dict[str, Any] = {"mode": mode, "execution": {"batch_size": BATCH_SIZE,
                                                             "concurrency": CONCURRENCY}}
@@ -171,6 +181,8 @@ class SoakJob:
 
     def _done(self) -> int:
         store = self._store()
+        if self.pg is not None:
+            return chaos_pg.ledger_rows(self.pg, self.number, self.project.name)
         if store is None:
             return self.project.ledger_rows()
         since = getattr(self, "_store_mark", 0)
@@ -487,7 +499,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated scenarios to run")
     parser.add_argument("--budget-s", type=float, default=1080,
                         help="stop starting soak jobs after this many seconds")
-    parser.add_argument("--configs", default=",".join(f"{m}/{t}" for m, t in CONFIGS),
+    parser.add_argument("--configs",
+                        default=",".join([*(f"{m}/{t}" for m, t in CONFIGS), chaos_pg.MULTI]),
                         help="comma-separated soak configurations (mode/transport)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--output", type=Path, default=REPORT)
@@ -504,14 +517,23 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "args": {k: str(v) for k, v in vars(args).items()}}
     # raw front: the runner under test must set the pace, not the fake's framework
+    configs, multi = _configs(args.configs)
     with tempfile.TemporaryDirectory(prefix="agentflow-chaos-") as tmp, \
-            FakeProviderProcess(latency_ms=2, front="raw") as fake:
+            FakeProviderProcess(latency_ms=2, front="raw") as fake, \
+            chaos_pg.pg_database("soak" in wanted and chaos_pg.SYNC in configs) as pg:
+        global PG_URL
+        PG_URL = pg
         base = Path(tmp)
         soak = Soak()
         if "soak" in wanted:
             print("soak: kill -9 rounds", file=sys.stderr, flush=True)
             soak = run_soak(base, fake, args.kills, args.items, rng, started + args.budget_s,
-                            _configs(args.configs))
+                            configs)
+        if "soak" in wanted and multi:
+            print(f"{chaos_pg.MULTI}: kill -9 two of three serve instances", file=sys.stderr)
+            report["multi"] = chaos_pg.multi_figures(
+                base, fake, provider_block(fake), runs=1 if args.quick else MULTI_RUNS,
+                items=args.items, window=WINDOW, rng=rng)
         if "crash" in wanted:
             print("crash points", file=sys.stderr, flush=True)
             run_crash_points(base, fake, min(args.items, 2000), soak)
@@ -533,12 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["summary"]["ok"] else 1
 
 
-def _configs(text: str) -> tuple[tuple[str, str], ...]:
+def _configs(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The soak configurations named, and whether ``batch/postgres-multi`` is one of them."""
     known = {f"{mode}/{transport}": (mode, transport) for mode, transport in CONFIGS}
     wanted = [part.strip() for part in text.split(",") if part.strip()]
-    if not wanted or any(name not in known for name in wanted):
-        raise SystemExit(f"--configs: expected some of {', '.join(known)}")
-    return tuple(known[name] for name in wanted)
+    if not wanted or any(name not in known and name != chaos_pg.MULTI for name in wanted):
+        raise SystemExit(f"--configs: expected some of {', '.join([*known, chaos_pg.MULTI])}")
+    return tuple(known[name] for name in wanted if name in known), chaos_pg.MULTI in wanted
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -554,7 +577,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "no_duplicate_provider_batches": soak.get("duplicate_provider_batches", 0) == 0,
         "native_lines_run_once": soak.get("native_lines_rerun", 0) == 0,
     }
-    for name in ("storm", "torn", "fuzz"):
+    for name in ("storm", "torn", "fuzz", "multi"):
         if name in report:
             checks[f"{name}_ok"] = bool(report[name].get("ok"))
     storm, torn = report.get("storm", {}), report.get("torn", {})
@@ -570,6 +593,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "duplicate_provider_batches": soak.get("duplicate_provider_batches", 0),
         "max_resent_per_round": soak.get("max_resent_per_round", 0),
         "max_resent_per_round_by_config": soak.get("max_resent_per_round_by_config", {}),
+        "postgres_multi": {k: v for k, v in report.get("multi", {}).items() if k != "runs"},
         "window": WINDOW,
         "seconds": report.get("seconds"),
         "checks": checks,

@@ -1,4 +1,5 @@
-"""`agentflow-jobs status`: per job, the last apply, drift since, items, batches, tokens, spend."""
+"""`agentflow-jobs status`: per job, the last apply, drift since, items, batches, tokens, spend;
+and who holds the state's lock (pid, host, command, since, run), if anyone does."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from rich.table import Table
 
 from agentflow_jobs.cli.options import job_option, json_option, open_spec_set, spec_set_options
 from agentflow_jobs.cli.reports import stderr_console, usd
-from agentflow_jobs.runner import job_statuses
+from agentflow_jobs.runner import job_statuses, lock_holder
+from agentflow_jobs.runner.lock import describe_holder
 
 __all__ = ["command"]
 
@@ -31,8 +33,9 @@ def command(
     """Show each job's state (default PATH: specs/)."""
     spec_set = open_spec_set(paths, root, state)
     rows = job_statuses(spec_set.specs, state=spec_set.state, job_names=list(job_names) or None)
+    holder = lock_holder(spec_set.state)
     if as_json:
-        click.echo(json.dumps({"jobs": rows}, indent=2))
+        click.echo(json.dumps({"jobs": rows, "lock": holder}, indent=2))
         return 0
     table = Table(title="status", title_justify="left")
     for name in _COLUMNS:
@@ -40,6 +43,8 @@ def command(
     for row in rows:
         table.add_row(*_status_row(row))
     stderr_console().print(table)
+    if holder is not None:
+        click.echo(f"state {spec_set.state} is locked by {describe_holder(holder)}", err=True)
     return 0
 
 

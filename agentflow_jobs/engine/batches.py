@@ -30,6 +30,7 @@ from agentflow_jobs.engine.export import export_chunks
 from agentflow_jobs.engine.requests import parse_request
 from agentflow_jobs.engine.spend import Spend
 from agentflow_jobs.engine.store import BatchStore
+from agentflow_jobs.engine.store_pg import open_store
 from agentflow_jobs.errors import status_error
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.operations import get_operation
@@ -218,11 +219,15 @@ class BatchService:
                 self._active[batch_id] = task
                 task.add_done_callback(functools.partial(self._done, batch_id))
             if time.monotonic() - renewed > 10:
-                self.store.renew(list(self._active))
+                for lost in self.store.renew(list(self._active)):
+                    self._active[lost].cancel()  # its lease ran out and another worker took it
                 renewed = time.monotonic()
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow the cancel of
+            # stop() when it lands as the timeout fires, and the dispatcher never ends
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
 
     def _done(self, batch_id: str, _task: object = None) -> None:
         self._active.pop(batch_id, None)
@@ -335,7 +340,7 @@ def open_service(
         default_model=model,
         price=price_lookup(provider_config),
     )
-    store = BatchStore(store_path)
+    store = open_store(store_path)
     api = build_batch_api(provider_config)
     if api is None:
         return BatchService(store, executor, default_model=model)

@@ -26,7 +26,7 @@ from agentflow_jobs.errors import ConfigError, InterpolationError
 from agentflow_jobs.interpolate import expand_tree
 from agentflow_jobs.pricing import parse_price_overrides
 from agentflow_jobs.providers import batch_settings, check_provider_keys
-from agentflow_jobs.urls import display_url
+from agentflow_jobs.urls import display_url, is_postgres_url
 
 __all__ = [
     "Profile",
@@ -99,12 +99,20 @@ def config_path() -> Path:
     return Path.home() / ".config" / "agentflow" / "profiles.yaml"
 
 
-def default_store_path() -> Path:
-    """``$AGENTFLOW_STORE``, else ``~/.local/share/agentflow/local.db``."""
+def default_store_path() -> Path | str:
+    """``$AGENTFLOW_STORE`` (a file, or a ``postgresql://`` URL kept as written), else
+    ``~/.local/share/agentflow/local.db``."""
     explicit = os.environ.get("AGENTFLOW_STORE")
     if explicit:
-        return Path(explicit).expanduser()
+        return explicit if is_postgres_url(explicit) else Path(explicit).expanduser()
     return Path.home() / ".local" / "share" / "agentflow" / "local.db"
+
+
+def _store(value: Any) -> str | None:
+    """A profile's ``store:``: a file (``~`` expanded) or a ``postgresql://`` URL as is."""
+    if not value:
+        return None
+    return str(value) if is_postgres_url(value) else str(Path(str(value)).expanduser())
 
 
 def profile_name(name: str | None = None) -> str:
@@ -210,7 +218,7 @@ def _build(name: str, raw: Any, source: str) -> Profile:
         base_url=values.get("base_url"),
         api_key=values.get("api_key"),
         model=values.get("model"),
-        store=str(Path(values["store"]).expanduser()) if values.get("store") else None,
+        store=_store(values.get("store")),
         provider=provider,
         timeout=timeout,
     )
