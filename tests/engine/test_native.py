@@ -352,3 +352,23 @@ def test_a_refused_create_fails_its_chunk_and_deletes_its_upload(tmp_path: Path,
     stats = fake_provider.batch_stats()
     assert stats["batches_created"] == 0 and stats["files_live"] == 0
     assert project.run().code == 0 and len(output(project)) == 10
+
+
+def test_native_batches_run_on_a_postgresql_store_and_state(
+        tmp_path: Path, fake_provider: FakeProvider, pg_url: str) -> None:
+    """The chunk records live in the store: on PostgreSQL they must hold as on SQLite."""
+    project = native_project(tmp_path, fake_provider, 300, batch_max_requests=100)
+    profiles = yaml.safe_load(project.profiles.read_text())
+    profiles["profiles"]["local"]["store"] = pg_url
+    project.profiles.write_text(yaml.safe_dump(profiles))
+    state = {"AGENTFLOW_STATE": pg_url, "AGENTFLOW_STATE_KEY": "native-pg"}
+    first = project.run(env=state)
+    assert first.code == 0, first.stderr[-2000:]
+    stats = fake_provider.batch_stats()
+    assert stats["chat_requests"] == 0 and stats["batches_created"] == 3
+    assert stats["lines_answered"] == 300
+    assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(300)]
+    assert not project.store.exists()  # nothing fell back to a local file
+    again = project.run(env=state)
+    assert again.code == 0, again.stderr[-2000:]
+    assert fake_provider.batch_stats()["batches_created"] == 3 and fake_provider.count == 0
