@@ -140,7 +140,10 @@ class Executor:
         """All rows in item order, with the usage summed over them."""
         # workers write rows straight into their slots: no queue hop
         rows: list[ResultRow] = []
-        if request.items:
+        if len(request.items) == 1:
+            # the runner's sync mode sends one item per request: no worker task to hop through
+            rows = [await _Run(self, request, None).row(0)]
+        elif request.items:
             run = _Run(self, request, None)
             positions = iter(range(len(request.items)))
             slots: list[ResultRow | None] = [None] * len(request.items)

@@ -34,6 +34,7 @@ from agentflow_jobs.wire import CompletionRequest
 
 __all__ = [
     "MAX_ITEM_CHARS",
+    "REPEATED_REPLY_CHARS",
     "BoundOperation",
     "Choices",
     "Operation",
@@ -41,6 +42,7 @@ __all__ = [
     "json_schema_format",
     "load_json_object",
     "look_alike",
+    "repeated_reply",
     "value_text",
 ]
 
@@ -122,9 +124,13 @@ def load_json_object(reply: ChatReply) -> dict[str, Any]:
 
 
 def _loads_lenient(text: str) -> Any:
-    """Parse ``text`` as JSON; failing that, a fenced block or the outermost ``{...}``."""
+    """Parse ``text`` as JSON; failing that, a fenced block or the outermost ``{...}``.
+
+    Raw newlines and tabs inside strings are read as they are (``strict=False``): small
+    models write them, and llama-cpp-python's JSON grammar lets them through.
+    """
     try:
-        return json.loads(text)
+        return json.loads(text, strict=False)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
         pass
     candidates = []
@@ -136,10 +142,26 @@ def _loads_lenient(text: str) -> Any:
         candidates.append(text[start : end + 1])
     for candidate in candidates:
         try:
-            return json.loads(candidate)
+            return json.loads(candidate, strict=False)
         except (ValueError, RecursionError):
             continue
     return None
+
+
+# the most of a bad reply the re-ask repeats to the model: enough to show what went wrong
+REPEATED_REPLY_CHARS = 1_000
+
+
+def repeated_reply(text: str) -> str:
+    """A bad reply as the re-ask repeats it: its start, when it is long.
+
+    A reply that ran to the token limit (a small model looping inside a JSON object)
+    can fill most of a self-hosted server's context; repeated whole, the re-ask would
+    not fit (llama-cpp-python's server at its default 2,048 tokens refused every one).
+    """
+    if len(text) <= REPEATED_REPLY_CHARS:
+        return text
+    return f"{text[:REPEATED_REPLY_CHARS]}… ({len(text) - REPEATED_REPLY_CHARS} more characters)"
 
 
 class BoundOperation(ABC):
@@ -220,7 +242,7 @@ class BoundOperation(ABC):
         complaint = f"Your reply was invalid: {problem.message}. {self.retry_hint}"
         return [
             *chat.messages,
-            {"role": "assistant", "content": reply.text},
+            {"role": "assistant", "content": repeated_reply(reply.text)},
             {"role": "user", "content": complaint},
         ]
 

@@ -114,7 +114,12 @@ class RequestBodies:
 
     def _message_json(self, message: dict[str, Any]) -> str:
         """One message as JSON; the system prompt (the same for every item) encoded once."""
-        if message.get("role") != "system" or not all(isinstance(v, str) for v in message.values()):
+        role, content = message.get("role"), message.get("content")
+        # json.dumps(message) byte for byte (role first, as built), with the string encoder
+        # alone: the dict encoder took twice as long for every item's request
+        if role != "system" and _role_and_content(message, role, content):
+            return f'{{"role": {json.dumps(role)}, "content": {json.dumps(content)}}}'
+        if role != "system" or not all(isinstance(v, str) for v in message.values()):
             return json.dumps(message)
         key = tuple(message.items())  # key order is part of the JSON
         found = self._systems.get(key)
@@ -123,6 +128,11 @@ class RequestBodies:
                 self._systems.clear()
             found = self._systems[key] = json.dumps(message)
         return found
+
+
+def _role_and_content(message: dict[str, Any], role: Any, content: Any) -> bool:
+    """Whether ``message`` is exactly ``{"role": str, "content": str}``, in that order."""
+    return len(message) == 2 and type(role) is str and type(content) is str and next(iter(message)) == "role"
 
 
 def estimate_tokens(payload: dict[str, Any]) -> int:

@@ -112,3 +112,25 @@ def test_a_reply_nested_past_the_parsers_depth_is_invalid_output_not_a_crash() -
     req = request("extract", extraction_instructions="names")
     with pytest.raises(InvalidOutput, match="not valid JSON"):
         EXTRACT.parse(req, {"content": "x"}, reply('{"a": ' + "[" * 100_000 + "}"))
+
+
+def test_a_reply_cut_at_the_token_limit_is_repeated_only_in_part_by_the_re_ask() -> None:
+    # a small model looping inside a JSON object until the limit: the whole reply,
+    # repeated, overflowed llama-cpp-python's server's 2,048-token context
+    from agentflow_jobs.chat import ChatReply
+    from agentflow_jobs.wire import Usage
+
+    req = request("extract", extraction_instructions="Extract contact and seats.")
+    chat = EXTRACT.build(req, {"content": "Sarah wants 500 seats"})
+    looping = ChatReply(text='{"contact": "Sarah' + " \t" * 3_000, usage=Usage(), finish_reason="length")
+    with pytest.raises(InvalidOutput) as caught:
+        EXTRACT.parse(req, {}, looping)
+    messages = EXTRACT.retry_messages(req, chat, looping, caught.value)
+    assert messages[:2] == chat.messages
+    repeated = messages[2]["content"]
+    assert repeated.startswith('{"contact": "Sarah') and len(repeated) < 1_100
+    assert repeated.endswith(f"({len(looping.text) - 1_000} more characters)")
+    assert "cut off at the token limit" in messages[3]["content"]
+    # a short bad reply is repeated as it was
+    short = reply([{"contact": "Sarah"}])
+    assert EXTRACT.retry_messages(req, chat, short, InvalidOutput("x"))[2]["content"] == short.text

@@ -43,3 +43,11 @@ def test_a_truncated_reply_is_invalid() -> None:
 def test_bad_summaries_are_invalid(text: str, words: str) -> None:
     with pytest.raises(InvalidOutput, match=words):
         SUMMARIZE.parse(request("summarize"), {}, reply(text))
+
+
+def test_raw_newlines_inside_the_json_string_are_read_as_they_are() -> None:
+    # what Gemma 3 270M answered through llama-cpp-python's server (its JSON grammar
+    # lets control characters into strings); strict JSON refused it twice and failed the row
+    text = '{"summary": "No customer data was affected.\n\tOmar renews the certificate.\n" }'
+    result = SUMMARIZE.parse(request("summarize"), {}, reply(text))
+    assert result == {"summary": "No customer data was affected.\n\tOmar renews the certificate."}

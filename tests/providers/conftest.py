@@ -7,6 +7,7 @@ from typing import Any
 from agentflow_jobs.backoff import RetryPolicy
 from agentflow_jobs.chat import ChatRequest
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
+from tests.providers.llama_server import llama_server  # noqa: F401  (a session fixture)
 
 API_KEY = "sk-test-SECRET-0123456789abcdef"
 LABEL_FORMAT = {

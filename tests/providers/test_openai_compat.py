@@ -418,3 +418,16 @@ def test_a_server_without_response_format_gets_none_and_the_schema_in_words(
     assert "follows this JSON Schema" in last["messages"][0]["content"]
     assert json.loads(first.text)["label"] in ("positive", "negative", "neutral")
     assert json.loads(second.text)["label"] == "negative"
+
+
+def test_the_body_sent_is_json_dumps_of_the_payload_byte_for_byte() -> None:
+    # the encoder caches the system prompt and the tail, and writes role/content messages
+    # with the string encoder: what goes on the wire must not change with any of that
+    from agentflow_jobs.providers.openai_request import RequestBodies
+
+    bodies = RequestBodies()
+    for text in ("Review 1: it was great.", 'é "quoted" \n\t\u2028 😀 \\ </script>'):
+        chat = request(text, response_format=LABEL_FORMAT, max_tokens=40)
+        payload = bodies.payload(chat, "fake-model")
+        payload["messages"].append({"content": "key order kept", "role": "user"})
+        assert bodies.encode(payload) == json.dumps(payload).encode()
