@@ -1,8 +1,10 @@
 """Model backends behind one small async interface (``base.Provider``).
 
 ``build_provider(config)`` turns a profile's ``provider:`` block into a provider:
-``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: local`` the
-offline model (imported lazily: it needs the optional ``llama-cpp-python``).
+``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: anthropic``
+Anthropic's Messages API (``base_url`` defaults to ``https://api.anthropic.com``; a
+``max_tokens`` reply budget for operations that set none), ``type: local`` the offline
+model (imported lazily: it needs the optional ``llama-cpp-python``).
 
 An endpoint is *self-hosted* when its host is loopback, a private or link-local address,
 ``localhost``, a ``.local``/``.localhost`` name, ``host.docker.internal`` or a name
@@ -51,26 +53,47 @@ def build_provider(config: Mapping[str, Any]) -> Provider:
     kind = str(config.get("type") or "openai")
     if kind == "openai":
         return _openai(config)
+    if kind == "anthropic":
+        return _anthropic(config)
     if kind == "local":
         return _local(config)
-    raise ConfigError(f"unknown provider type {kind!r}; use 'openai' or 'local'", key="provider.type")
+    raise ConfigError(f"unknown provider type {kind!r}; use 'openai', 'anthropic' or 'local'",
+                      key="provider.type")
 
 
 def _openai(config: Mapping[str, Any]) -> Provider:
-    from agentflow_jobs.providers.openai_compat import DEFAULT_TIMEOUT, OpenAICompatProvider
+    from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigError("an openai provider needs base_url (e.g. https://api.openai.com/v1)",
                           key="provider.base_url")
+    return OpenAICompatProvider(base_url.strip(), **_http_options(config, base_url.strip()))
+
+
+def _anthropic(config: Mapping[str, Any]) -> Provider:
+    from agentflow_jobs.providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
+    from agentflow_jobs.providers.anthropic_request import DEFAULT_MAX_TOKENS
+
+    base_url = config.get("base_url") or DEFAULT_BASE_URL
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ConfigError("must be a URL (default https://api.anthropic.com)", key="provider.base_url")
+    max_tokens = int(_number(config, "max_tokens", DEFAULT_MAX_TOKENS, integer=True))
+    return AnthropicProvider(base_url.strip(), max_tokens=max_tokens,
+                             **_http_options(config, base_url.strip()))
+
+
+def _http_options(config: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    """The settings every HTTP provider takes, checked (a ConfigError names the key)."""
+    from agentflow_jobs.providers.openai_compat import DEFAULT_TIMEOUT
+
     api_key = _optional_str(config, "api_key")
-    _check_base_url(base_url.strip(), has_key=api_key is not None)
+    _check_base_url(base_url, has_key=api_key is not None)
     headers = config.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError("headers must be a mapping of header name to value", key="provider.headers")
-    self_hosted = _self_hosted(config, base_url.strip())
-    return OpenAICompatProvider(
-        base_url.strip(),
+    self_hosted = _self_hosted(config, base_url)
+    return dict(
         api_key=api_key,
         model=_optional_str(config, "model"),
         headers={str(k): str(v) for k, v in headers.items()},
