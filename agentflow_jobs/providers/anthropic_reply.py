@@ -24,8 +24,11 @@ from agentflow_jobs.chat import ChatReply
 from agentflow_jobs.providers.failures import malformed_failure
 from agentflow_jobs.wire import Usage
 
-__all__ = ["REFUSED", "message_reply", "parse_message"]
+__all__ = ["ANY_TOOL", "REFUSED", "message_reply", "parse_message", "usage_of"]
 
+# the tool argument for a reply whose request is not at hand (a batch result): the
+# request forced one tool at most, so any tool_use block is its answer
+ANY_TOOL = "*"
 # ChatReply.refusal when a refusal stop carries no words of its own
 REFUSED = "the model stopped with stop_reason 'refusal'"
 _FINISH = {"max_tokens": "length", "end_turn": "stop", "stop_sequence": "stop", "tool_use": "stop",
@@ -68,7 +71,7 @@ def message_reply(data: Any, tool: str | None) -> ChatReply | None:
 def _text(blocks: list[dict[str, Any]], tool: str | None, *, cut: bool) -> str:
     if tool is not None:
         for block in blocks:
-            if block.get("type") == "tool_use" and block.get("name") == tool:
+            if block.get("type") == "tool_use" and tool in (ANY_TOOL, block.get("name")):
                 value = block.get("input")
                 if cut or not isinstance(value, dict):
                     return ""

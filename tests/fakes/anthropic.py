@@ -190,6 +190,13 @@ class FakeAnthropic(FakeProvider):
         assert isinstance(core, AnthropicCore)
         return self._call(core.stats)
 
+    @property
+    def batch_requests(self) -> list[Any]:
+        """The ``POST /v1/messages/batches`` bodies received, most recent last."""
+        core = self._core
+        assert isinstance(core, AnthropicCore)
+        return self._call(lambda: list(core.batches.bodies))
+
 
 class FakeAnthropicProcess(FakeProviderProcess):
     """The Anthropic fake as its own process (``python -m tests.fakes.anthropic``)."""

@@ -77,6 +77,7 @@ class BatchStore:
                                          "batch_create_status": None, "batch_create_times": None}
         self.created = 0
         self.lines_run = 0
+        self.bodies: list[Any] = []  # the create requests received, most recent last
 
     def script(self, data: dict[str, Any]) -> None:
         for key in BATCH_SETTINGS:
@@ -87,6 +88,7 @@ class BatchStore:
         failed = self._create_failure()
         if failed is not None:
             return failed
+        self.bodies.append(body)
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
             return 400, anthropic_error(400, "requests: at least one request is required")
