@@ -3,7 +3,8 @@
 ``build_provider(config)`` turns a profile's ``provider:`` block into a provider:
 ``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: anthropic``
 Anthropic's Messages API (``base_url`` defaults to ``https://api.anthropic.com``; a
-``max_tokens`` reply budget for operations that set none), ``type: local`` the offline
+``max_tokens`` reply budget for operations that set none; ``structured_output: tool``,
+the default, or ``native``, see ``anthropic_request``), ``type: local`` the offline
 model (imported lazily: it needs the optional ``llama-cpp-python``).
 
 An endpoint is *self-hosted* when its host is loopback, a private or link-local address,
@@ -73,13 +74,18 @@ def _openai(config: Mapping[str, Any]) -> Provider:
 
 def _anthropic(config: Mapping[str, Any]) -> Provider:
     from agentflow_jobs.providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
-    from agentflow_jobs.providers.anthropic_request import DEFAULT_MAX_TOKENS
+    from agentflow_jobs.providers.anthropic_request import DEFAULT_MAX_TOKENS, STRUCTURED_OUTPUTS
 
     base_url = config.get("base_url") or DEFAULT_BASE_URL
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigError("must be a URL (default https://api.anthropic.com)", key="provider.base_url")
     max_tokens = int(_number(config, "max_tokens", DEFAULT_MAX_TOKENS, integer=True))
-    return AnthropicProvider(base_url.strip(), max_tokens=max_tokens,
+    structured = config.get("structured_output") or "tool"
+    if structured not in STRUCTURED_OUTPUTS:
+        raise ConfigError(f"must be 'tool' (a forced tool call, every Claude model) or 'native' "
+                          f"(output_config.format, newer models), got {structured!r}",
+                          key="provider.structured_output")
+    return AnthropicProvider(base_url.strip(), max_tokens=max_tokens, structured_output=str(structured),
                              **_http_options(config, base_url.strip()))
 
 

@@ -58,8 +58,9 @@ class AnthropicProvider(OpenAICompatProvider):
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, api_key: str | None = None,
                  model: str | None = None, *, max_tokens: int = DEFAULT_MAX_TOKENS,
-                 version: str = ANTHROPIC_VERSION, **options: Any) -> None:
+                 version: str = ANTHROPIC_VERSION, structured_output: str = "tool", **options: Any) -> None:
         self.max_tokens = max_tokens
+        self.native = structured_output == "native"
         self.version = version
         super().__init__(base_url, api_key, model, **options)
 
@@ -78,7 +79,7 @@ class AnthropicProvider(OpenAICompatProvider):
         return headers
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
-        return message_body(request, self.default_model, self.max_tokens)
+        return message_body(request, self.default_model, self.max_tokens, native=self.native)
 
     def encode(self, payload: dict[str, Any]) -> bytes:
         return encode(payload)

@@ -91,11 +91,12 @@ class AnthropicBatchAPI:
     name = "anthropic"
 
     def __init__(self, base_url: str, api_key: str | None, model: str | None, *,
-                 max_tokens: int = DEFAULT_MAX_TOKENS, headers: Mapping[str, str] | None = None,
+                 max_tokens: int = DEFAULT_MAX_TOKENS, native: bool = False,
+                 headers: Mapping[str, str] | None = None,
                  limits: BatchLimits = DEFAULT_LIMITS, timeout: float = 300.0,
                  retry: RetryPolicy | None = None) -> None:
         self.root = base_url.rstrip("/").removesuffix("/v1")
-        self.model, self.max_tokens, self.limits = model, max_tokens, limits
+        self.model, self.max_tokens, self.native, self.limits = model, max_tokens, native, limits
         self.retry = retry or RetryPolicy(max_attempts=5)
         self._key = api_key or None
         self._where = f"provider {display_url(self.root)} (message batches)"
@@ -113,7 +114,7 @@ class AnthropicBatchAPI:
         wire_id = f"{tag}_{line.custom_id}"
         if len(wire_id) > 64:
             raise ValueError(f"custom_id {line.custom_id!r} is too long for a tagged Anthropic custom_id")
-        params = message_body(line.chat, self.model, self.max_tokens)
+        params = message_body(line.chat, self.model, self.max_tokens, native=self.native)
         return json.dumps({"custom_id": wire_id, "params": params}, ensure_ascii=False).encode()
 
     def line_bytes(self, line: BatchLine) -> int:

@@ -16,6 +16,15 @@ The same body is one Message Batches line's ``params``, so sync and batch send a
   ...) that our operations' schemas use. ``json_object`` (no schema) asks for plain
   text: the operations' prompts ask for a JSON object and read it out of the text
   (a forced tool with an empty schema invites an empty ``{}``).
+- ``structured_output: native`` (a profile's choice, for Claude models that have it:
+  the 4.5 generation on) sends Anthropic's own JSON outputs instead,
+  ``output_config.format``, and the reply is a text block of JSON. That saves the tool
+  use system prompt Anthropic adds to every request with a tool (some 235-340 input
+  tokens by its own table, more than a label request's own prompt) but fails every
+  request on an older model. Its schema subset has no numeric, length or pattern
+  constraints and wants ``additionalProperties: false`` on every object, so
+  ``native_schema`` drops the constraints and closes the objects: the operation still
+  validates each reply against the full schema and re-asks once, as for any provider.
 - ``logprobs`` do not exist in this API and are not sent: a label's confidence is then
   the model's own estimate, as with any provider that sends none.
 """
@@ -29,7 +38,15 @@ from typing import Any
 from agentflow_jobs.chat import ChatRequest
 from agentflow_jobs.errors import ProviderError
 
-__all__ = ["ANTHROPIC_VERSION", "DEFAULT_MAX_TOKENS", "TOOL_DESCRIPTION", "message_body", "tool_name"]
+__all__ = [
+    "ANTHROPIC_VERSION",
+    "DEFAULT_MAX_TOKENS",
+    "STRUCTURED_OUTPUTS",
+    "TOOL_DESCRIPTION",
+    "message_body",
+    "native_schema",
+    "tool_name",
+]
 
 ANTHROPIC_VERSION = "2023-06-01"
 # The reply budget when the operation gives none (a custom `run`): the largest output
@@ -37,6 +54,12 @@ ANTHROPIC_VERSION = "2023-06-01"
 # refuses it; the bill counts the tokens written, not this budget.
 DEFAULT_MAX_TOKENS = 4096
 TOOL_DESCRIPTION = "Record your answer: call this tool once, with the answer as its input."
+# a profile's provider.structured_output: the forced tool (default) or Anthropic's own
+STRUCTURED_OUTPUTS = ("tool", "native")
+# constraints Anthropic's JSON outputs refuse (the operation checks them on the reply)
+_UNSUPPORTED = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
+                          "minLength", "maxLength", "pattern", "maxItems", "uniqueItems",
+                          "minProperties", "maxProperties"})
 # Anthropic's rule for tool names
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -51,8 +74,10 @@ def tool_name(fmt: dict[str, Any] | None) -> str | None:
     return name or "answer"
 
 
-def message_body(request: ChatRequest, default_model: str | None, default_max_tokens: int) -> dict[str, Any]:
-    """The Messages API body for ``request`` (see the module doc)."""
+def message_body(request: ChatRequest, default_model: str | None, default_max_tokens: int,
+                 *, native: bool = False) -> dict[str, Any]:
+    """The Messages API body for ``request`` (see the module doc); ``native``: structured
+    output as ``output_config.format`` rather than a forced tool."""
     model = request.model or default_model
     if not model:
         raise ProviderError("no model to ask: set provider.model in the profile or pass model=",
@@ -65,7 +90,10 @@ def message_body(request: ChatRequest, default_model: str | None, default_max_to
     if request.temperature is not None:
         body["temperature"] = min(1.0, max(0.0, request.temperature))  # Anthropic's range
     name = tool_name(request.response_format)
-    if name is not None:
+    if name is not None and native:
+        schema = native_schema(_schema(request.response_format or {}))
+        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+    elif name is not None:
         body["tools"] = [{"name": name, "description": TOOL_DESCRIPTION,
                           "input_schema": _schema(request.response_format or {})}]
         body["tool_choice"] = {"type": "tool", "name": name}
@@ -99,6 +127,25 @@ def _schema(fmt: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(schema, dict) or schema.get("type", "object") != "object":
         return {"type": "object"}  # input_schema must describe an object
     return schema
+
+
+def native_schema(schema: Any) -> Any:
+    """``schema`` in the subset Anthropic's JSON outputs take (see the module doc)."""
+    if isinstance(schema, list):
+        return [native_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in _UNSUPPORTED or (key == "minItems" and isinstance(value, int) and value > 1):
+            continue
+        if key in ("properties", "$defs", "definitions") and isinstance(value, dict):
+            out[key] = {name: native_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = native_schema(value) if isinstance(value, dict | list) else value
+    if out.get("type") == "object" or "properties" in out:
+        out["additionalProperties"] = False
+    return out
 
 
 def encode(body: dict[str, Any]) -> bytes:

@@ -68,6 +68,26 @@ def invalid(body: Any) -> str | None:
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "tool" and _tool(body) is None:
         return f"tool_choice: tool {choice.get('name')!r} not found in tools"
+    return _native_refused(body)
+
+
+_NATIVE_REFUSES = ("minimum", "maximum", "minLength", "maxLength", "pattern", "multipleOf")
+
+
+def _native_refused(body: dict[str, Any]) -> str | None:
+    """What the API says about JSON outputs it cannot take: an older model, a schema
+    outside its subset."""
+    fmt = _output_format(body)
+    if fmt is None:
+        return None
+    if str(body.get("model")).startswith(("claude-3", "claude-sonnet-4-0", "claude-opus-4-0")):
+        return f"output_config.format: structured outputs are not supported for model {body.get('model')!r}"
+    text = json.dumps(fmt.get("schema"))
+    for keyword in _NATIVE_REFUSES:
+        if f'"{keyword}"' in text:
+            return f"output_config.format.schema: keyword '{keyword}' is not supported"
+    if '"type": "object"' in text and '"additionalProperties": false' not in text:
+        return "output_config.format.schema: additionalProperties must be false for object types"
     return None
 
 
@@ -76,6 +96,12 @@ def _tool(body: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(choice, dict) or choice.get("type") != "tool":
         return None
     return next((t for t in body.get("tools") or [] if isinstance(t, dict) and t.get("name") == choice.get("name")), None)
+
+
+def _output_format(body: dict[str, Any]) -> Any:
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    return fmt if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
 
 
 def chat_view(body: dict[str, Any]) -> dict[str, Any]:
@@ -90,6 +116,9 @@ def chat_view(body: dict[str, Any]) -> dict[str, Any]:
     if tool is not None:
         view["response_format"] = {"type": "json_schema", "json_schema": {
             "name": tool["name"], "schema": tool.get("input_schema") or {"type": "object"}}}
+    elif isinstance(_output_format(body), dict):  # Anthropic's JSON outputs
+        view["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "output", "schema": _output_format(body).get("schema") or {"type": "object"}}}
     elif JSON_ASKED in system:  # a model that does what the prompt says
         view["response_format"] = {"type": "json_object"}
     return view

@@ -228,3 +228,35 @@ def test_a_request_the_api_refuses_is_a_bad_request(fake_anthropic: FakeAnthropi
     # a body the fake's validation rejects as the API would: here, an empty conversation
     error = failure(fake_anthropic, ChatRequest(messages=[{"role": "system", "content": "only a system prompt"}]))
     assert error.code == "bad_request" and "at least one message" in str(error)
+
+
+# -- structured_output: native ----------------------------------------------------------
+
+
+def test_native_structured_output_sends_the_schema_in_its_subset_and_reads_the_text(
+    fake_anthropic: FakeAnthropic,
+) -> None:
+    [reply] = chat(fake_anthropic, request("This is terrible", response_format=LABEL_FORMAT),
+                   structured_output="native")
+    assert json.loads(reply.text) == {"label": "negative", "confidence": 0.9}
+    [sent] = fake_anthropic.requests
+    assert "tools" not in sent and "tool_choice" not in sent
+    schema = sent["output_config"]["format"]["schema"]
+    assert schema["additionalProperties"] is False and schema["required"] == ["label", "confidence"]
+    assert schema["properties"]["confidence"] == {"type": "number"}  # min/max checked on our side
+
+
+def test_native_structured_output_on_an_older_model_fails_clearly(fake_anthropic: FakeAnthropic) -> None:
+    error = failure(fake_anthropic, request("x", response_format=LABEL_FORMAT, model="claude-3-5-haiku-latest"),
+                    structured_output="native")
+    assert error.code == "bad_request" and "not supported for model" in str(error)
+    assert fake_anthropic.count == 1
+
+
+def test_structured_output_must_be_tool_or_native() -> None:
+    from agentflow_jobs.errors import ConfigError
+    from agentflow_jobs.providers import build_provider
+
+    with pytest.raises(ConfigError, match="'tool'.*'native'") as caught:
+        build_provider({"type": "anthropic", "structured_output": "json"})
+    assert caught.value.key == "provider.structured_output"
