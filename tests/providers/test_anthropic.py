@@ -257,6 +257,6 @@ def test_structured_output_must_be_tool_or_native() -> None:
     from agentflow_jobs.errors import ConfigError
     from agentflow_jobs.providers import build_provider
 
-    with pytest.raises(ConfigError, match="'tool'.*'native'") as caught:
+    with pytest.raises(ConfigError, match=r"'tool'.*'native'") as caught:
         build_provider({"type": "anthropic", "structured_output": "json"})
     assert caught.value.key == "provider.structured_output"
