@@ -41,8 +41,7 @@ from agentflow_jobs.providers.anthropic_reply import parse_message
 from agentflow_jobs.providers.anthropic_request import (
     ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
-    encode,
-    message_body,
+    MessageBodies,
 )
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 
@@ -63,6 +62,7 @@ class AnthropicProvider(OpenAICompatProvider):
         self.native = structured_output == "native"
         self.version = version
         super().__init__(base_url, api_key, model, **options)
+        self._messages = MessageBodies(self.default_model, max_tokens, native=self.native)
 
     def __repr__(self) -> str:  # never shows the key
         return f"AnthropicProvider(base_url={self.base_url!r}, model={self.default_model!r})"
@@ -79,10 +79,10 @@ class AnthropicProvider(OpenAICompatProvider):
         return headers
 
     def payload(self, request: ChatRequest) -> dict[str, Any]:
-        return message_body(request, self.default_model, self.max_tokens, native=self.native)
+        return self._messages.payload(request)
 
     def encode(self, payload: dict[str, Any]) -> bytes:
-        return encode(payload)
+        return self._messages.encode(payload)
 
     def parse(self, content: bytes, payload: dict[str, Any]) -> ChatReply:
         choice = payload.get("tool_choice") or {}

@@ -51,7 +51,7 @@ from agentflow_jobs.providers.anthropic_reply import ANY_TOOL, message_reply
 from agentflow_jobs.providers.anthropic_request import (
     ANTHROPIC_VERSION,
     DEFAULT_MAX_TOKENS,
-    message_body,
+    MessageBodies,
 )
 from agentflow_jobs.providers.batch_api import (
     BatchLimits,
@@ -97,6 +97,7 @@ class AnthropicBatchAPI:
                  retry: RetryPolicy | None = None) -> None:
         self.root = base_url.rstrip("/").removesuffix("/v1")
         self.model, self.max_tokens, self.native, self.limits = model, max_tokens, native, limits
+        self._bodies = MessageBodies(model, max_tokens, native=native)
         self.retry = retry or RetryPolicy(max_attempts=5)
         self._key = api_key or None
         self._where = f"provider {display_url(self.root)} (message batches)"
@@ -114,8 +115,8 @@ class AnthropicBatchAPI:
         wire_id = f"{tag}_{line.custom_id}"
         if len(wire_id) > 64:
             raise ValueError(f"custom_id {line.custom_id!r} is too long for a tagged Anthropic custom_id")
-        params = message_body(line.chat, self.model, self.max_tokens, native=self.native)
-        return json.dumps({"custom_id": wire_id, "params": params}, ensure_ascii=False).encode()
+        params = self._bodies.encode(self._bodies.payload(line.chat))
+        return b'{"custom_id": "' + wire_id.encode() + b'", "params": ' + params + b"}"
 
     def line_bytes(self, line: BatchLine) -> int:
         return len(self._line(line, "0" * _TAG_CHARS)) + 1  # and its comma

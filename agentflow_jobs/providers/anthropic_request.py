@@ -43,8 +43,10 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "STRUCTURED_OUTPUTS",
     "TOOL_DESCRIPTION",
+    "MessageBodies",
     "message_body",
     "native_schema",
+    "structured_part",
     "tool_name",
 ]
 
@@ -60,6 +62,8 @@ STRUCTURED_OUTPUTS = ("tool", "native")
 _UNSUPPORTED = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf",
                           "minLength", "maxLength", "pattern", "maxItems", "uniqueItems",
                           "minProperties", "maxProperties"})
+# distinct formats and tails kept (one or two per request in practice)
+_CACHE_SIZE = 64
 # Anthropic's rule for tool names
 _TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -78,6 +82,22 @@ def message_body(request: ChatRequest, default_model: str | None, default_max_to
                  *, native: bool = False) -> dict[str, Any]:
     """The Messages API body for ``request`` (see the module doc); ``native``: structured
     output as ``output_config.format`` rather than a forced tool."""
+    return _body(request, default_model, default_max_tokens, structured_part(request.response_format, native))
+
+
+def structured_part(fmt: dict[str, Any] | None, native: bool) -> dict[str, Any]:
+    """The keys that ask for ``fmt``: ``tools`` and ``tool_choice``, or ``output_config``."""
+    name = tool_name(fmt)
+    if name is None:
+        return {}
+    if native:
+        return {"output_config": {"format": {"type": "json_schema", "schema": native_schema(_schema(fmt or {}))}}}
+    tool = {"name": name, "description": TOOL_DESCRIPTION, "input_schema": _schema(fmt or {})}
+    return {"tools": [tool], "tool_choice": {"type": "tool", "name": name}}
+
+
+def _body(request: ChatRequest, default_model: str | None, default_max_tokens: int,
+          structured: dict[str, Any]) -> dict[str, Any]:
     model = request.model or default_model
     if not model:
         raise ProviderError("no model to ask: set provider.model in the profile or pass model=",
@@ -89,15 +109,43 @@ def message_body(request: ChatRequest, default_model: str | None, default_max_to
     body["messages"] = turns
     if request.temperature is not None:
         body["temperature"] = min(1.0, max(0.0, request.temperature))  # Anthropic's range
-    name = tool_name(request.response_format)
-    if name is not None and native:
-        schema = native_schema(_schema(request.response_format or {}))
-        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-    elif name is not None:
-        body["tools"] = [{"name": name, "description": TOOL_DESCRIPTION,
-                          "input_schema": _schema(request.response_format or {})}]
-        body["tool_choice"] = {"type": "tool", "name": name}
+    body.update(structured)
     return body
+
+
+class MessageBodies:
+    """``message_body`` for one provider, with what every item of a request shares (the
+    structured-output part, the encoded settings and system prompt) built once: the same
+    idea as ``openai_request.RequestBodies.encode``, for the same per-request CPU."""
+
+    def __init__(self, default_model: str | None, default_max_tokens: int, *, native: bool = False) -> None:
+        self.default_model, self.default_max_tokens, self.native = default_model, default_max_tokens, native
+        # id(response format) -> (it, its structured part); id(part) -> (part, encoded tails)
+        self._parts: dict[int, tuple[Any, dict[str, Any]]] = {}
+        self._tails: dict[tuple[Any, ...], tuple[Any, bytes]] = {}
+
+    def payload(self, request: ChatRequest) -> dict[str, Any]:
+        fmt = request.response_format
+        found = self._parts.get(id(fmt))
+        if found is None or found[0] is not fmt:
+            if len(self._parts) >= _CACHE_SIZE:
+                self._parts.clear()
+            found = self._parts[id(fmt)] = (fmt, structured_part(fmt, self.native))
+        return _body(request, self.default_model, self.default_max_tokens, found[1])
+
+    def encode(self, body: dict[str, Any]) -> bytes:
+        """``encode(body)``, everything but the turns encoded once per distinct tail."""
+        part = body.get("tools") or body.get("output_config")
+        key = (id(part), body.get("model"), body.get("max_tokens"), body.get("temperature"),
+               body.get("system"), tuple(body))
+        cached = self._tails.get(key)
+        if cached is None or cached[0] is not part:
+            tail = {k: v for k, v in body.items() if k != "messages"}
+            if len(self._tails) >= _CACHE_SIZE:
+                self._tails.clear()
+            cached = self._tails[key] = (part, (", " + json.dumps(tail, ensure_ascii=False)[1:]).encode())
+        turns = json.dumps(body["messages"], ensure_ascii=False).encode()
+        return b'{"messages": ' + turns + cached[1]
 
 
 def _split(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:
@@ -146,7 +194,3 @@ def native_schema(schema: Any) -> Any:
     if out.get("type") == "object" or "properties" in out:
         out["additionalProperties"] = False
     return out
-
-
-def encode(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, ensure_ascii=False).encode()
