@@ -9,7 +9,8 @@ the key checked in ``x-api-key``, ``anthropic-version`` required, and with an RP
 
 Routes: ``POST /v1/messages``; ``POST /v1/messages/batches``; ``GET /v1/messages/batches``;
 ``GET /v1/messages/batches/{id}``; ``GET /v1/messages/batches/{id}/results`` (JSONL);
-``POST /v1/messages/batches/{id}/cancel``; the ``/_fake/*`` admin routes.
+``POST /v1/messages/batches/{id}/cancel``; the ``/_fake/*`` admin routes, and
+``/_fake/batch_script``, ``/_fake/batch_stats`` (``anthropic_batches``).
 
 ``FakeAnthropic`` runs it in a thread (``base_url`` is the root, as Anthropic's is);
 ``python -m tests.fakes.anthropic --port N`` runs it alone and prints its URL.
@@ -42,42 +43,34 @@ class AnthropicCore(FakeCore):
     def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None) -> None:
         super().__init__(latency_ms=latency_ms, rpm=rpm)
         self.batches = BatchStore(self.state)
-        self._admin[("POST", "/_fake/reset")] = self._reset_all
-        self._admin[("POST", "/_fake/script")] = self._script_all
-        self._admin[("GET", "/_fake/stats")] = lambda body: (200, self.stats())
+        self._admin[("POST", "/_fake/reset")] = self._admin_reset_all
+        self._admin[("GET", "/_fake/batch_stats")] = lambda body: (200, self.batches.stats())
+        self._admin[("POST", "/_fake/batch_script")] = lambda body: (
+            200, self.batches.set_script(json.loads(body or b"{}")))
 
-    def stats(self) -> dict[str, Any]:
-        return {**self.state.stats(), "batches_created": self.batches.created,
-                "batch_lines": self.batches.lines_run}
-
-    def _reset_all(self, body: bytes) -> tuple[int, Any]:
+    def reset(self) -> None:
+        """Zero the counters and scripts, chat and batches alike."""
+        self.state.reset()
         self.batches.reset()
-        return self._admin_reset(body)
 
-    def _script_all(self, body: bytes) -> tuple[int, Any]:
-        data = json.loads(body or b"{}")
-        if not isinstance(data, dict):
-            raise ValueError("script body must be a JSON object")
-        self.script(data)
-        return 200, {"ok": True, "rules": len(self.state.rules)}
+    def _admin_reset_all(self, body: bytes) -> tuple[int, Any]:
+        self.reset()
+        return 200, {"ok": True}
 
-    def script(self, data: dict[str, Any]) -> None:
-        data = dict(data)
-        self.batches.script(data)
-        if data:
-            self.state.apply_script(data)
-
-    def decide(self, method: str, path: str, headers: dict[str, str], body: bytes, arrived: float) -> Answer:
+    def decide(self, method: str, path: str, headers: dict[str, str], body: bytes, arrived: float,
+               query: str = "") -> Answer:
         route = path[3:] if path.startswith("/v1/_fake/") else path
         if route.startswith("/_fake/"):
-            return super().decide(method, route, headers, body, arrived)
+            return super().decide(method, route, headers, body, arrived, query)
         refused = self._refuse(headers, arrived)
         if method == "POST" and route == "/v1/messages":
             return refused or self._chat(headers, body, arrived)
         if refused is not None:
             return refused
-        status, payload = self._batch_route(method, route, body)
-        return Answer("reply", arrived, status, payload)
+        answer = self.batches.handle(method, route, query, body)
+        if answer is None:
+            return Answer("reply", arrived, 404, anthropic_error(404, f"no route {method} {route}"))
+        return Answer("reply", arrived, *answer)
 
     def _refuse(self, headers: dict[str, str], now: float) -> Answer | None:
         """The API's answer to a request without the headers it needs, or None."""
@@ -87,23 +80,6 @@ class AnthropicCore(FakeCore):
         if key and headers.get("x-api-key") != key:
             return Answer("reply", now, 401, anthropic_error(401, "invalid x-api-key"))
         return None
-
-    def _batch_route(self, method: str, route: str, body: bytes) -> tuple[int, bytes]:
-        store = self.batches
-        if route == _BATCHES:
-            if method == "POST":
-                return store.create(_json(body))
-            return store.listing()
-        parts = route.removeprefix(_BATCHES + "/").split("/")
-        if route.startswith(_BATCHES + "/") and len(parts) <= 2:
-            action = parts[1] if len(parts) == 2 else ""
-            if method == "GET" and action == "":
-                return store.retrieve(parts[0])
-            if method == "GET" and action == "results":
-                return store.results(parts[0])
-            if method == "POST" and action == "cancel":
-                return store.cancel(parts[0])
-        return 404, anthropic_error(404, f"no route {method} {route}")
 
     def _chat(self, headers: dict[str, str], raw: bytes, arrived: float) -> Answer:
         state = self.state
@@ -173,22 +149,21 @@ class FakeAnthropic(FakeProvider):
         self.base_url = self.url
         self._core.batches.url = self.url  # type: ignore[attr-defined]
 
-    def script(self, **rule: Any) -> None:
-        """A rule, or settings: the OpenAI fake's, and the batch settings
-        (``anthropic_batches.BATCH_SETTINGS``)."""
-        core = self._core
-        assert isinstance(core, AnthropicCore)
-        self._call(lambda: core.script(rule))
-
     def reset(self) -> None:
         core = self._core
         assert isinstance(core, AnthropicCore)
-        self._call(lambda: (core.batches.reset(), core.state.reset()))
+        self._call(core.reset)
 
-    def stats(self) -> dict[str, Any]:
+    def batch_script(self, **settings: Any) -> None:
+        """Script the Message Batches (``tests.fakes.anthropic_batches``)."""
         core = self._core
         assert isinstance(core, AnthropicCore)
-        return self._call(core.stats)
+        self._call(lambda: core.batches.set_script(settings))
+
+    def batch_stats(self) -> dict[str, Any]:
+        core = self._core
+        assert isinstance(core, AnthropicCore)
+        return self._call(core.batches.stats)
 
     @property
     def batch_requests(self) -> list[Any]:
@@ -203,6 +178,12 @@ class FakeAnthropicProcess(FakeProviderProcess):
 
     kind = "anthropic"
     module = "tests.fakes.anthropic"
+
+    def batch_script(self, **settings: Any) -> None:
+        self._request("POST", "/_fake/batch_script", settings)
+
+    def batch_stats(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/_fake/batch_stats"))
 
 
 async def _serve(args: argparse.Namespace) -> None:

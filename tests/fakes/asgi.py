@@ -87,7 +87,8 @@ class FakeProviderApp:
             if not message.get("more_body"):
                 break
         headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
-        answer = self.core.decide(scope["method"], scope["path"], headers, body, arrived)
+        query = scope.get("query_string", b"").decode("latin-1")
+        answer = self.core.decide(scope["method"], scope["path"], headers, body, arrived, query)
         if answer.action == "hang":
             await self._hang(answer, receive, send)
             return

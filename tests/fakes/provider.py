@@ -89,7 +89,8 @@ class FakeCore:
                 {"id": "fake-model", "object": "model", "owned_by": "fake"}]}),
         }
 
-    def decide(self, method: str, path: str, headers: dict[str, str], body: bytes, arrived: float) -> Answer:
+    def decide(self, method: str, path: str, headers: dict[str, str], body: bytes, arrived: float,
+               query: str = "") -> Answer:
         """The answer to one complete request (``path`` without the query, ``headers``
         with lower-case names) that arrived at loop time ``arrived``."""
         route_path = path[3:] if path.startswith("/v1/_fake/") else path

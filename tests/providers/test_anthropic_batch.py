@@ -51,6 +51,7 @@ def meta(chunk: int = 0, **extra: Any) -> dict[str, str]:
 async def until_ended(api: AnthropicBatchAPI, batch: RemoteBatch) -> tuple[list[str], RemoteBatch]:
     phases = [batch.phase]
     while batch.phase != "ended":
+        await asyncio.sleep(0.02)
         batch = await api.retrieve(batch.id)
         phases.append(batch.phase)
     return phases, batch
@@ -61,7 +62,7 @@ async def outcomes(api: AnthropicBatchAPI, batch: RemoteBatch) -> list[LineOutco
 
 
 def test_a_batch_runs_and_every_line_comes_back_answered(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(batch_ticks=2)
+    fake_anthropic.batch_script(in_progress_s=0.2)
 
     async def work(api: AnthropicBatchAPI) -> tuple[list[str], RemoteBatch, list[LineOutcome]]:
         assert isinstance(api, BatchAPI) and await api.upload(lines()) is None
@@ -70,7 +71,7 @@ def test_a_batch_runs_and_every_line_comes_back_answered(fake_anthropic: FakeAnt
         return phases, ended, await outcomes(api, ended)
 
     phases, ended, got = run(fake_anthropic, work)
-    assert phases == ["running", "running", "running", "ended"]
+    assert phases[:2] == ["running", "running"] and phases[-1] == "ended"
     assert (ended.total, ended.succeeded, ended.failed) == (5, 5, 0)
     # the fake serves results in reverse order; each comes back under its own custom_id
     assert [o.custom_id for o in got] == [f"item-{i}" for i in reversed(range(5))]
@@ -78,7 +79,8 @@ def test_a_batch_runs_and_every_line_comes_back_answered(fake_anthropic: FakeAnt
     assert labels == {"item-0": "positive", "item-1": "negative", "item-2": "positive",
                       "item-3": "negative", "item-4": "positive"}
     assert all(o.paid and o.reply is not None and o.reply.usage.prompt_tokens > 0 for o in got)
-    assert fake_anthropic.stats()["batches_created"] == 1 and fake_anthropic.count == 0
+    stats = fake_anthropic.batch_stats()
+    assert (stats["batches_created"], stats["lines_run"], stats["chat_requests"]) == (1, 5, 0)
 
 
 def test_each_lines_params_are_exactly_the_sync_body(fake_anthropic: FakeAnthropic) -> None:
@@ -121,7 +123,7 @@ def test_errored_lines_are_unpaid_outcomes_with_their_code(fake_anthropic: FakeA
 
 
 def test_a_cancelled_batch_keeps_what_it_answered(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(batch_ticks=10, batch_done=2)
+    fake_anthropic.batch_script(in_progress_s=60, cancel_share=0.4, cancelling_s=0.1)
 
     async def work(api: AnthropicBatchAPI) -> tuple[str, list[str], list[LineOutcome]]:
         created = await api.create(lines(), None, meta())
@@ -136,7 +138,7 @@ def test_a_cancelled_batch_keeps_what_it_answered(fake_anthropic: FakeAnthropic)
 
 
 def test_an_expired_batch_gives_its_partial_results(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(batch_expire=True, batch_done=3)
+    fake_anthropic.batch_script(outcome="expired", answer_share=0.6)
 
     async def work(api: AnthropicBatchAPI) -> tuple[RemoteBatch, list[LineOutcome]]:
         _, ended = await until_ended(api, await api.create(lines(), None, meta()))
@@ -149,7 +151,7 @@ def test_an_expired_batch_gives_its_partial_results(fake_anthropic: FakeAnthropi
 
 
 def test_a_running_batch_is_found_again_by_its_intent_time_and_size(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(batch_ticks=100)
+    fake_anthropic.batch_script(in_progress_s=60)
     tagged = meta(agentflow_lines="5", agentflow_intent_at=str(time.time()))
 
     async def work(api: AnthropicBatchAPI) -> tuple[str, RemoteBatch | None, RemoteBatch | None]:
@@ -176,7 +178,7 @@ def test_an_ended_batch_is_found_by_the_tag_in_its_results(fake_anthropic: FakeA
 
 
 def test_running_batches_that_cannot_be_told_apart_are_never_guessed(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(batch_ticks=100)
+    fake_anthropic.batch_script(in_progress_s=60)
 
     async def work(api: AnthropicBatchAPI) -> None:
         await api.create(lines(), None, meta(0))
@@ -198,20 +200,21 @@ def test_results_refuse_a_batch_that_is_another_chunks(fake_anthropic: FakeAnthr
 
 
 def test_a_create_refused_for_overload_is_sent_again_once_and_made_once(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(batch_create_status=529, batch_create_times=1)
+    fake_anthropic.batch_script(control=[{"route": "create", "status": 529, "times": 1, "retry_after": 0.01}])
 
     async def work(api: AnthropicBatchAPI) -> RemoteBatch:
         return await api.create(lines(), None, meta())
 
     assert run(fake_anthropic, work).total == 5
-    assert fake_anthropic.stats()["batches_created"] == 1
+    stats = fake_anthropic.batch_stats()
+    assert stats["batches_created"] == 1 and stats["routes"] == {"create": 2}
 
 
 @pytest.mark.parametrize(("status", "code"), [(401, "auth"), (400, "bad_request")])
 def test_a_refused_create_is_not_retried_and_never_shows_the_key(
     fake_anthropic: FakeAnthropic, status: int, code: str
 ) -> None:
-    fake_anthropic.script(batch_create_status=status)
+    fake_anthropic.batch_script(control=[{"route": "create", "status": status, "times": 9}])
 
     async def work(api: AnthropicBatchAPI) -> RemoteBatch:
         return await api.create(lines(), None, meta())
@@ -219,7 +222,7 @@ def test_a_refused_create_is_not_retried_and_never_shows_the_key(
     with pytest.raises(ProviderError) as caught:
         run(fake_anthropic, work)
     assert caught.value.code == code and KEY not in str(caught.value)
-    assert fake_anthropic.stats()["batches_created"] == 0
+    assert fake_anthropic.batch_stats()["routes"] == {"create": 1}
 
 
 def test_limits_and_line_sizes(fake_anthropic: FakeAnthropic) -> None:
@@ -230,3 +233,16 @@ def test_limits_and_line_sizes(fake_anthropic: FakeAnthropic) -> None:
                                                   .payload(line.chat)))
     assert KEY not in repr(api)
     asyncio.run(api.aclose())
+
+
+def test_find_pages_through_the_listing_newest_first(fake_anthropic: FakeAnthropic) -> None:
+    async def work(api: AnthropicBatchAPI) -> tuple[str, RemoteBatch | None]:
+        mine = await api.create(lines(["I love it"]), None, meta(0))
+        for chunk in range(1, 106):  # more than one page of 100 after it
+            await api.create(lines(["I love it"]), None, meta(chunk))
+        return mine.id, await api.find(meta(0))
+
+    mine, found = run(fake_anthropic, work)
+    assert found is not None and found.id == mine
+    routes = fake_anthropic.batch_stats()["routes"]
+    assert routes["list"] == 2 and routes["results"] == 106  # the first line of each, to read its tag
