@@ -20,8 +20,10 @@ just before a crash, before its id was recorded, is found this way:
 - a batch still running shows only its creation time and request count. With
   ``agentflow_intent_at`` (epoch seconds of the intent) and ``agentflow_lines`` in the
   metadata, the one running batch created since the intent (less ``CLOCK_SKEW_S``) with
-  that many requests is taken; ``results`` checks the tags when it ends and refuses a
-  batch that turns out to be someone else's;
+  that many requests, and not already recorded for another chunk (``recorded``, set by
+  the engine), is taken; ``results`` checks the tags when it ends and refuses a batch
+  that turns out to be someone else's (another job's of the same size, created in the
+  same minutes in the same Anthropic workspace);
 - when running batches cannot be told apart (two candidates, or metadata without those
   keys), ``find`` raises a retryable ``ProviderError``: the engine looks again later,
   and by the time the candidates end their results decide. Slow at worst, never a second
@@ -105,6 +107,9 @@ class AnthropicBatchAPI:
         if self._key:
             sent["x-api-key"] = self._key
         self._http = httpx.AsyncClient(base_url=self.root, headers=sent, timeout=timeout, follow_redirects=False)
+        # whether a provider batch id is already recorded for some chunk: the engine sets
+        # it, so ``find`` never takes another chunk's running batch for this one's
+        self.recorded: Callable[[str], bool] = lambda batch_id: False
 
     def __repr__(self) -> str:  # never shows the key
         return f"AnthropicBatchAPI(base_url={display_url(self.root)!r}, model={self.model!r})"
@@ -149,12 +154,17 @@ class AnthropicBatchAPI:
         counts = _mapping(data.get("request_counts"))
         number = {k: _int(counts.get(k)) for k in ("processing", "succeeded", "errored", "canceled", "expired")}
         status = str(data.get("processing_status") or "")
+        if status == "ended" and data.get("cancel_initiated_at"):
+            status = "canceled"  # how it ended, for status: Anthropic says only "ended"
+        elif status == "ended" and number["expired"]:
+            status = "expired"
         created = _epoch(data.get("created_at"))
         raw = {"results_url": data.get("results_url"), "created_at": created,
                "processing_expires_at": _epoch(data.get("expires_at")),
                "ended_at": _epoch(data.get("ended_at")), "archived_at": _epoch(data.get("archived_at"))}
         return RemoteBatch(
-            id=data["id"], phase=_PHASES.get(status, "running"), status=status, total=sum(number.values()),
+            id=data["id"], phase=_PHASES.get(str(data.get("processing_status")), "running"), status=status,
+            total=sum(number.values()),
             succeeded=number["succeeded"], failed=number["errored"] + number["canceled"] + number["expired"],
             expires_at=None if created is None else created + RESULTS_RETENTION_S,
             metadata=dict(metadata), raw=raw,
@@ -213,7 +223,7 @@ class AnthropicBatchAPI:
         tag, running = tag_of(metadata), []
         async for listed in self._listing(floor):
             batch = self._batch(listed, metadata)
-            if lines is not None and batch.total != int(lines):
+            if (lines is not None and batch.total != int(lines)) or self.recorded(batch.id):
                 continue
             if batch.phase != "ended":
                 running.append(batch)

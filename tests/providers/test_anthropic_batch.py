@@ -145,7 +145,7 @@ def test_an_expired_batch_gives_its_partial_results(fake_anthropic: FakeAnthropi
         return ended, await outcomes(api, ended)
 
     ended, got = run(fake_anthropic, work)
-    assert (ended.succeeded, ended.failed) == (3, 2)
+    assert (ended.succeeded, ended.failed, ended.status) == (3, 2, "expired")
     assert sorted(o.custom_id for o in got if o.paid) == ["item-0", "item-1", "item-2"]
     assert sorted((o.custom_id, o.code) for o in got if not o.paid) == [("item-3", "expired"), ("item-4", "expired")]
 
@@ -246,3 +246,19 @@ def test_find_pages_through_the_listing_newest_first(fake_anthropic: FakeAnthrop
     assert found is not None and found.id == mine
     routes = fake_anthropic.batch_stats()["routes"]
     assert routes["list"] == 2 and routes["results"] == 106  # the first line of each, to read its tag
+
+
+def test_a_batch_recorded_for_another_chunk_is_never_taken_for_this_one(fake_anthropic: FakeAnthropic) -> None:
+    # chunk 0's batch is running and recorded; chunk 1 crashed before its create: no batch
+    fake_anthropic.batch_script(in_progress_s=60)
+    intent = str(time.time())
+
+    async def work(api: AnthropicBatchAPI) -> tuple[RemoteBatch | None, RemoteBatch | None]:
+        first = await api.create(lines(), None, meta(0, agentflow_lines="5", agentflow_intent_at=intent))
+        second = meta(1, agentflow_lines="5", agentflow_intent_at=intent)
+        unaware = await api.find(second)  # without the engine's records it would be taken
+        api.recorded = {first.id}.__contains__
+        return unaware, await api.find(second)
+
+    unaware, found = run(fake_anthropic, work)
+    assert unaware is not None and found is None
