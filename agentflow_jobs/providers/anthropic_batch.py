@@ -78,6 +78,8 @@ _CODES = {"invalid_request_error": "bad_request", "authentication_error": "auth"
           "not_found_error": "bad_request", "request_too_large": "bad_request", "rate_limit_error": "rate_limited",
           "overloaded_error": "provider_error", "api_error": "provider_error"}
 _TRANSPORT_ERRORS = (httpx.TransportError, OSError, TimeoutError)
+# answers that say a request was turned away before anything was made
+_NOT_PROCESSED = frozenset({429, 529})
 T = TypeVar("T")
 
 
@@ -133,7 +135,11 @@ class AnthropicBatchAPI:
                      metadata: Mapping[str, str]) -> RemoteBatch:
         tag = tag_of(metadata)
         body = b'{"requests": [' + b", ".join(self._line(line, tag) for line in lines) + b"]}"
-        data = await self._call("POST", "/v1/messages/batches", content=body)
+        # sent again here only when the API certainly made nothing (429, 529 overloaded);
+        # after a 5xx or a broken connection the batch may exist: the error goes to the
+        # engine, which looks for it (find) before it creates again
+        data = await self._retried(lambda: self._once("POST", "/v1/messages/batches", content=body),
+                                   only=_NOT_PROCESSED)
         return self._batch(data, metadata)
 
     # ---- the batch ------------------------------------------------------------------
@@ -269,12 +275,14 @@ class AnthropicBatchAPI:
         """One control call, retried like a chat request (Retry-After, 429, 529, 5xx)."""
         return await self._retried(lambda: self._once(method, path, **options))
 
-    async def _retried(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _retried(self, call: Callable[[], Awaitable[T]], only: frozenset[int] | None = None) -> T:
+        """``call`` with retries; ``only``: retry just these statuses."""
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
                 return await call()
             except ProviderError as error:
-                if not error.retryable or attempt >= self.retry.max_attempts:
+                unsafe = only is not None and error.status_code not in only
+                if unsafe or not error.retryable or attempt >= self.retry.max_attempts:
                     raise
                 await asyncio.sleep(self.retry.delay(attempt, error.retry_after))
         raise AssertionError("unreachable")

@@ -262,3 +262,16 @@ def test_a_batch_recorded_for_another_chunk_is_never_taken_for_this_one(fake_ant
 
     unaware, found = run(fake_anthropic, work)
     assert unaware is not None and found is None
+
+
+def test_a_create_that_failed_after_sending_is_not_sent_again_blindly(fake_anthropic: FakeAnthropic) -> None:
+    # a 500 may come after the batch was made: the engine looks for it before creating again
+    fake_anthropic.batch_script(control=[{"route": "create", "status": 500, "times": 1}])
+
+    async def work(api: AnthropicBatchAPI) -> RemoteBatch:
+        return await api.create(lines(), None, meta())
+
+    with pytest.raises(ProviderError) as caught:
+        run(fake_anthropic, work)
+    assert caught.value.retryable and caught.value.code == "provider_error"
+    assert fake_anthropic.batch_stats()["routes"] == {"create": 1}
