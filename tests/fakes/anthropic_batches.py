@@ -25,7 +25,9 @@ has no validating step) and then ends as scripted:
 Each line that runs is answered as the same body would be on ``POST /v1/messages``
 (``anthropic_replies``, under the chat script: a scripted status makes it ``errored``).
 Counters (``batch_stats``): batches created and cancelled, lines run and answered, the
-requests per route; ``chat_requests`` is the sync fake's count.
+requests per route, ``duplicate_chunks`` (a batch created for a chunk that had one: the
+chunk read off the tag of its custom_ids, ``<tag>_<id>``); ``chat_requests`` is the sync
+fake's count.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ class BatchStore:
         self.counts: Counter[str] = Counter()
         self.routes: Counter[str] = Counter()
         self.bodies: list[Any] = []  # the create requests received, most recent last
+        self._chunks: set[str] = set()
 
     def set_script(self, data: dict[str, Any]) -> dict[str, Any]:
         unknown = set(data) - set(SETTINGS) - {"replace"}
@@ -108,7 +111,7 @@ class BatchStore:
         return {"ok": True}
 
     def stats(self) -> dict[str, Any]:
-        counters = ("batches_created", "batches_cancelled", "lines_run", "lines_answered")
+        counters = ("batches_created", "batches_cancelled", "lines_run", "lines_answered", "duplicate_chunks")
         return {**dict.fromkeys(counters, 0), **self.counts, "routes": dict(self.routes),
                 "files_live": 0, "chat_requests": self.state.count,
                 "batches": {b.id: self._advance(b).status for b in self.batches.values()}}
@@ -159,6 +162,12 @@ class BatchStore:
         if self.script["outcome"] == "failed":
             raise ValueError("requests: scripted refusal of the batch")
         self.counts["batches_created"] += 1
+        # invariant 8: a second provider batch for one AgentFlow chunk. Anthropic batches
+        # carry no metadata; the client tags its custom_ids per chunk (``<tag>_<id>``)
+        chunk = str(requests[0]["custom_id"]).partition("_")[0]
+        if chunk in self._chunks:
+            self.counts["duplicate_chunks"] += 1
+        self._chunks.add(chunk)
         batch = FakeBatch(f"msgbatch_fake{self.counts['batches_created']:05d}", time.monotonic(), time.time(),
                           requests, dict(self.script))
         self.batches[batch.id] = batch

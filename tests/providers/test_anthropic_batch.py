@@ -275,3 +275,14 @@ def test_a_create_that_failed_after_sending_is_not_sent_again_blindly(fake_anthr
         run(fake_anthropic, work)
     assert caught.value.retryable and caught.value.code == "provider_error"
     assert fake_anthropic.batch_stats()["routes"] == {"create": 1}
+
+
+def test_the_fake_counts_a_second_batch_for_one_chunk(fake_anthropic: FakeAnthropic) -> None:
+    async def work(api: AnthropicBatchAPI) -> None:
+        await api.create(lines(), None, meta(0))
+        await api.create(lines(), None, meta(1))
+        await api.create(lines(), None, meta(0))  # what invariant 8 forbids
+
+    run(fake_anthropic, work)
+    stats = fake_anthropic.batch_stats()
+    assert stats["batches_created"] == 3 and stats["duplicate_chunks"] == 1
