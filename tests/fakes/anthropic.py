@@ -67,7 +67,7 @@ class AnthropicCore(FakeCore):
             return refused or self._chat(headers, body, arrived)
         if refused is not None:
             return refused
-        answer = self.batches.handle(method, route, query, body)
+        answer = self.batches.handle(method, route, query, headers, body)
         if answer is None:
             return Answer("reply", arrived, 404, anthropic_error(404, f"no route {method} {route}"))
         return Answer("reply", arrived, *answer)

@@ -118,7 +118,8 @@ class BatchStore:
 
     # ---- routing -------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: str, body: bytes) -> tuple[int, bytes, dict[str, str]] | None:
+    def handle(self, method: str, path: str, query: str, headers: dict[str, str],
+               body: bytes) -> tuple[int, bytes, dict[str, str]] | None:
         """The answer to a batches request, or None when the path is not one."""
         route = _route(method, path)
         if route is None:
