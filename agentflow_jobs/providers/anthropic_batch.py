@@ -8,8 +8,9 @@
 Results are the ``results_url`` JSONL, in any order: ``succeeded`` lines carry a Message
 (read like a sync reply, and paid); ``errored``, ``canceled`` and ``expired`` lines are
 not billed by Anthropic, so they are unpaid outcomes the engine sends again later.
-``RemoteBatch.expires_at`` is when Anthropic drops the results (29 days after creation:
-what ``status`` shows); the processing deadline (24 h) is ``raw["processing_expires_at"]``.
+``RemoteBatch.expires_at`` is when Anthropic drops the results (29 days after creation;
+also ``raw["results_until"]``, which ``status`` shows as such); the processing deadline
+(24 h) is ``raw["processing_expires_at"]``.
 
 Finding a batch again (``find``). Anthropic batches carry no metadata, so a batch created
 just before a crash, before its id was recorded, is found this way:
@@ -165,14 +166,15 @@ class AnthropicBatchAPI:
         elif status == "ended" and number["expired"]:
             status = "expired"
         created = _epoch(data.get("created_at"))
-        raw = {"results_url": data.get("results_url"), "created_at": created,
+        until = None if created is None else created + RESULTS_RETENTION_S
+        raw = {"results_url": data.get("results_url"), "created_at": created, "results_until": until,
                "processing_expires_at": _epoch(data.get("expires_at")),
                "ended_at": _epoch(data.get("ended_at")), "archived_at": _epoch(data.get("archived_at"))}
         return RemoteBatch(
             id=data["id"], phase=_PHASES.get(str(data.get("processing_status")), "running"), status=status,
             total=sum(number.values()),
             succeeded=number["succeeded"], failed=number["errored"] + number["canceled"] + number["expired"],
-            expires_at=None if created is None else created + RESULTS_RETENTION_S,
+            expires_at=until,
             metadata=dict(metadata), raw=raw,
         )
 

@@ -103,6 +103,7 @@ def test_the_batch_says_when_its_results_go(fake_anthropic: FakeAnthropic) -> No
     assert batch.expires_at is not None
     assert before - 2 <= batch.expires_at - RESULTS_RETENTION_S <= time.time() + 2  # 29 days
     assert batch.raw["processing_expires_at"] == pytest.approx(batch.expires_at - 28 * 86_400, abs=1)
+    assert batch.raw["results_until"] == batch.expires_at
 
 
 def test_errored_lines_are_unpaid_outcomes_with_their_code(fake_anthropic: FakeAnthropic) -> None:
