@@ -317,6 +317,16 @@ def test_an_anthropic_profile_is_priced_by_its_claude_model_in_plan_and_apply(
     _, plan = _json(capsys, ws, "plan", "specs")
     cost = plan["jobs"][0]["cost"]
     assert "anthropic/claude-haiku-4-5" in cost["basis"] and "listed batch price" in cost["basis"]
+    # each request carries Anthropic's tool-use system prompt on top of the prompt plan rendered
+    tool_mode = plan["jobs"][0]["est_input_tokens"]
+    provider["structured_output"] = "native"
+    profiles.write_text(yaml.safe_dump({"profiles": {"claude": {
+        "engine": "embedded", "store": str(ws.root / "claude.db"), "provider": provider}}}))
+    _, native = _json(capsys, ws, "plan", "specs")
+    assert tool_mode - native["jobs"][0]["est_input_tokens"] == 10 * 340
+    provider.pop("structured_output")
+    profiles.write_text(yaml.safe_dump({"profiles": {"claude": {
+        "engine": "embedded", "store": str(ws.root / "claude.db"), "provider": provider}}}))
     assert cost["sync_usd"] > 0 and cost["batch_usd"] == pytest.approx(cost["sync_usd"] / 2)
     # claude-haiku-4-5: $1 in, $5 out per million tokens
     with fixed_usage(fake_anthropic, PROMPT, COMPLETION):
