@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["display_url"]
+__all__ = ["display_url", "is_postgres_url"]
 
 
 def display_url(url: str) -> str:
@@ -20,3 +20,8 @@ def display_url(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def is_postgres_url(value: object) -> bool:
+    """Whether ``value`` is a ``postgresql://`` (or ``postgres://``) URL, not a file path."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))

@@ -117,7 +117,8 @@ class Watcher:
         self._signatures: dict[str, tuple[Any, ...]] = {}
         self._logged_problems: set[str] = set()
         self._default_filter = watchfiles.DefaultFilter()
-        self._state_dir = str(workspace.path.resolve().parent)
+        # a state file's folder changes on every commit; a PostgreSQL state has none
+        self._state_dir = str(workspace.path.resolve().parent) if workspace.path else "\0"
 
     # -- the loop -------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ __all__ = [
     "EnrichField",
     "FieldType",
     "OutputPage",
+    "ProviderBatch",
     "ResultRow",
     "RowError",
     "Usage",
@@ -223,6 +224,20 @@ class BatchProgress(BaseModel):
     total: int = 0
 
 
+class ProviderBatch(BaseModel):
+    """A batch at the model provider that runs part of a batch (``provider.batch: native``)."""
+
+    id: str | None = None  # the provider's id; None until it is created
+    status: str | None = None  # the provider's own word (validating, in_progress, expired, ...)
+    total: int = 0
+    completed: int = 0
+    failed: int = 0
+    expires_at: float | None = None  # epoch seconds: when the provider gives up on it
+    chunk: int = 0
+    kind: str = "ask"  # ask, or reask (invalid answers asked again)
+    state: str = ""  # how far the engine got: uploaded, created, harvested, done, failed
+
+
 class Batch(BaseModel):
     """An asynchronous job over many items."""
 
@@ -239,6 +254,8 @@ class Batch(BaseModel):
     error: RowError | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     usage: Usage = Field(default_factory=Usage)
+    # the provider's own batches running it, when the profile says ``batch: native``
+    provider_batches: list[ProviderBatch] = Field(default_factory=list)
 
     @property
     def is_terminal(self) -> bool:

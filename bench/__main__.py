@@ -24,6 +24,7 @@ BENCHMARKS = [
     "bench.costs",
     "bench.e2e",
     "bench.destinations",
+    "bench.state",
     "bench.anthropic",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"

@@ -7,10 +7,15 @@ Scenarios (figures in bench/reliability.json):
   often came after a 5,000-item job on the fast fake had already finished) and resumed by
   the next round, over sync and batch modes on the embedded engine and on an
   ``agentflow-jobs serve`` subprocess (itself killed mid-batch in most batch rounds and
-  restarted at the start of the next round); named crash points hit on purpose. Rounds
+  restarted at the start of the next round), batch mode through the fake's batch API
+  (``batch/native``: ``provider.batch: native``, each kill aimed at a random number of
+  batch lines answered, plus a random moment after), and sync mode with the runner's
+  state in PostgreSQL (``sync/postgres``); named crash points hit on purpose. Rounds
   run until ``--kills`` kills have landed (the apply was still running when SIGKILL came);
   only those count. Per round: items lost, items duplicated, requests re-sent (counted at
   the fake provider process).
+- ``batch/postgres-multi``: three ``serve`` instances on one PostgreSQL store, the one
+  holding a 5,000-item batch's lease killed twice (``chaos_pg.py``).
 - storm: the fake mixes 429 + Retry-After, 5xx, resets, stalls, truncated and malformed
   replies at random; every item must end completed or failed with a fitting code, in
   bounded time. Targeted rows (the fake's ``match=``) get one known fault each and must
@@ -43,6 +48,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import chaos_pg
 from tests.fakes.handles import FakeProviderProcess
 from tests.reliability import scenarios
 from tests.reliability.harness import (
@@ -66,10 +72,21 @@ CONCURRENCY = 64
 # Both come to two times `concurrency`.
 WINDOW = 2 * CONCURRENCY
 BATCH_SIZE = 500
-CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"))
+CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"),
+           ("batch", "native"), chaos_pg.SYNC)
+# batch/native: the profile's provider runs batches through the fake's batch API, whose
+# batches take a moment in each state so that kills land at every step
+NATIVE_PROVIDER = {"batch": "native", "batch_poll_interval": 0.05, "batch_poll_max": 0.3}
+NATIVE_SCRIPT = {"validating_s": 0.3, "in_progress_s": 1.0}
+# seconds after an apply starts that a batch/native kill lands (such a job takes about 4)
+NATIVE_KILL_S = (0.5, 4.0)
+# three serve instances on one PostgreSQL store (bench/chaos_pg.py), not a soak configuration
+MULTI_RUNS = 3
 IDLE_SERVER_KILL = "server killed while the provider was idle"
 # the ≥ 100 kill -9 rounds of issue 8: kills that landed mid-run, named crash points aside
 MIN_KILLS = 100
+# issue 13: a full run lands at least this many in batch/native
+NATIVE_MIN_KILLS = 25
 # a job with fewer items left than this is finished rather than killed again: a kill aimed
 # at its last few requests would mostly come after it ended
 MIN_REMAINING = 200
@@ -77,6 +94,7 @@ MIN_REMAINING = 200
 # running, e.g. paging a finished batch's output)
 STALL_S = 20.0
 POLL_S = 0.01
+PG_URL: str | None = None  # the database of this run's sync/postgres jobs (chaos_pg.pg_database)
 
 
 def provider_block(fake: FakeProviderProcess, **extra: Any) -> dict[str, Any]:
@@ -109,6 +127,9 @@ class JobResult:
     chunks: int | None
     final_exit: int
     final_stderr_tail: str = ""
+    # batch/native: provider batches created for a chunk that already had one (invariant 8)
+    provider_duplicates: int | None = None
+    provider_batches: int | None = None
 
 
 @dataclass
@@ -126,18 +147,32 @@ class SoakJob:
         self.config = f"{mode}/{transport}"
         self.number, self.items = number, items
         root = base / f"{mode}-{transport}-{number}"
-        self.project = Project(root, provider_block(fake),
+        self.native = transport == "native"
+        extra = NATIVE_PROVIDER if self.native else {}
+        self.project = Project(root, provider_block(fake, **extra),
                                remote_url=server.url if server else None)
+        self.pg = PG_URL if transport == "postgres" else None
+        if self.pg is not None:
+            self.project.env_extra.update(chaos_pg.state_env(self.pg, number))
         self.project.write_input(review_rows(items))
         spec: dict[str, Any] = {"mode": mode, "execution": {"batch_size": BATCH_SIZE,
                                                             "concurrency": CONCURRENCY}}
         if server is not None:
             spec["profile"] = "remote"
         self.project.write_spec(**spec)
-        self.start_count = fake.count
+        self.start_count = self.sent()
+        self.start_batches = self._batch_stats()
         self.waste = 0
         self.kills = 0
         self.rounds = 0
+
+    def _batch_stats(self) -> dict[str, Any]:
+        return self.fake.batch_stats() if self.native else {}
+
+    def sent(self) -> int:
+        """Requests answered by the provider: chat requests, and batch lines (native)."""
+        stats = self._batch_stats()
+        return self.fake.count + int(stats.get("lines_run", 0))
 
     def _store(self) -> Path | None:
         if self.mode != "batch":
@@ -146,6 +181,8 @@ class SoakJob:
 
     def _done(self) -> int:
         store = self._store()
+        if self.pg is not None:
+            return chaos_pg.ledger_rows(self.pg, self.number, self.project.name)
         if store is None:
             return self.project.ledger_rows()
         since = getattr(self, "_store_mark", 0)
@@ -178,9 +215,14 @@ class SoakJob:
         done = self._done()
         stats = self.fake.stats()
         # a request still in flight at the provider may yet be kept (batch on a live server)
-        waste = (int(stats["requests"]) - int(stats["in_flight"]) - self.start_count) - done
+        lines = int(self._batch_stats().get("lines_run", 0))
+        waste = (int(stats["requests"]) + lines - int(stats["in_flight"]) - self.start_count) - done
         resent = max(0, waste - self.waste)
         self.waste = waste
+        if self.native:
+            # a provider batch outlives the killed client and answers 500 lines at once,
+            # kept for the next round's harvest: lines run twice are counted per job instead
+            resent = 0
         self.rounds += 1
         return Round(self.config, self.number, kind, code, round(seconds, 2), resent, note)
 
@@ -215,9 +257,16 @@ class SoakJob:
         self.ensure_server()
         aim = rng.randint(1, max(1, int(self.remaining() * 0.9)))
         started = time.monotonic()
-        target = self.fake.count + aim
+        target = self.sent() + aim
         proc = self.project.start()
-        stalled = self._wait_for_requests(proc, target)
+        moment = 0.0
+        if self.native:
+            # a job's provider batches answer all at once: aim at a moment instead, from the
+            # process start through uploads, creates, polls and harvests to the output
+            stalled, moment = False, round(rng.uniform(*NATIVE_KILL_S), 2)
+            _wait_or_exit(proc, moment)
+        else:
+            stalled = self._wait_for_requests(proc, target)
         kind, idle = "kill", False
         if kill_server and self.server is not None and proc.poll() is None:
             before = self.fake.stats()["requests"]
@@ -234,7 +283,8 @@ class SoakJob:
             measured.note = err.decode(errors="replace").strip()[-300:]
             return measured
         self.kills += 1
-        notes = [f"aimed at {aim} requests", IDLE_SERVER_KILL if idle else "",
+        notes = [f"aimed at {moment} s" if self.native else f"aimed at {aim} requests",
+                 IDLE_SERVER_KILL if idle else "",
                  f"no provider request for {STALL_S:.0f} s: killed anyway" if stalled else "",
                  measured.note]
         measured.note = "; ".join(filter(None, notes))
@@ -245,7 +295,7 @@ class SoakJob:
         request came for STALL_S seconds (True)."""
         last, since = -1, time.monotonic()
         while proc.poll() is None:
-            count = self.fake.count
+            count = self.sent()
             if count >= target:
                 return False
             if count != last:
@@ -264,13 +314,24 @@ class SoakJob:
     def verify(self, code: int, stderr: str) -> JobResult:
         expected = [f"r{i}" for i in range(self.items)]
         lost, duplicated = count_lost_and_duplicated(self.project.output_ids(), expected)
-        requests = self.fake.count - self.start_count
-        return JobResult(
+        requests = self.sent() - self.start_count
+        result = JobResult(
             self.config, self.items, self.rounds, self.kills, requests, requests - self.items,
             lost, duplicated, self.batches_submitted(),
             -(-self.items // BATCH_SIZE) if self.mode == "batch" else None, code,
             "" if code == 0 else stderr[-800:],
         )
+        if self.native:
+            stats, before = self._batch_stats(), self.start_batches
+            result.provider_duplicates = stats["duplicate_chunks"] - before["duplicate_chunks"]
+            result.provider_batches = stats["batches_created"] - before["batches_created"]
+        return result
+
+
+def _wait_or_exit(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(POLL_S)
 
 
 def _count(db: Path | None, sql: str) -> int:
@@ -290,7 +351,8 @@ def run_soak(base: Path, fake: FakeProviderProcess, kills: int, items: int, rng:
     server = ServeProcess(base, provider_block(fake))
     try:
         for mode, transport in configs:
-            _soak_config(soak, base, fake, mode, transport, per_config, items, rng,
+            budget = max(per_config, NATIVE_MIN_KILLS) if transport == "native" and kills >= MIN_KILLS else per_config
+            _soak_config(soak, base, fake, mode, transport, budget, items, rng,
                          server if transport == "server" else None, deadline)
     finally:
         server.stop()
@@ -302,6 +364,8 @@ def _soak_config(soak: Soak, base: Path, fake: FakeProviderProcess, mode: str, t
                  deadline: float) -> None:
     """Jobs of this configuration until ``budget`` kills have landed (or the deadline)."""
     landed, number = 0, 0
+    if transport == "native":
+        fake.batch_script(**NATIVE_SCRIPT)
     while landed < budget and time.monotonic() < deadline:
         number += 1
         job = SoakJob(base, fake, mode, transport, items, server, number)
@@ -345,14 +409,20 @@ CRASH_POINTS = (
     ("after_submit:2", "batch"), ("before_ledger_commit:3", "batch"),
     ("before_ledger_commit:5", "sync"), ("after_ledger_commit:5", "sync"),
     ("mid_output_write", "sync"),
+    # batch/native: each step of a chunk (native.py), the 2nd or 3rd chunk
+    ("native_after_upload:2", "batch/native"), ("native_after_create:2", "batch/native"),
+    ("native_polling:3", "batch/native"), ("native_mid_harvest:2", "batch/native"),
 )
 
 
 def run_crash_points(base: Path, fake: FakeProviderProcess, items: int, soak: Soak) -> None:
     """Each named window once: crash there (exit 137), then resume to a complete output."""
-    for number, (point, mode) in enumerate(CRASH_POINTS, start=1000):
-        job = SoakJob(base, fake, mode, "embedded", items, None, number)
-        job.config = f"{mode}/embedded@{point}"
+    for number, (point, config) in enumerate(CRASH_POINTS, start=1000):
+        mode, _, transport = config.partition("/")
+        if transport == "native":
+            fake.batch_script(**NATIVE_SCRIPT)
+        job = SoakJob(base, fake, mode, transport or "embedded", items, None, number)
+        job.config = f"{mode}/{transport or 'embedded'}@{point}"
         job.mark_store()
         crashed, code, err = job.finish(AGENTFLOW_CRASH_AT=point)
         crashed.exit_code = code
@@ -398,6 +468,9 @@ def soak_figures(soak: Soak, kill_target: int) -> dict[str, Any]:
         "duplicate_batch_submissions": sum(
             (j.batches_submitted or 0) - (j.chunks or 0) for j in soak.jobs
             if j.batches_submitted is not None and j.batches_submitted > (j.chunks or 0)),
+        "duplicate_provider_batches": sum(j.provider_duplicates or 0 for j in soak.jobs),
+        "provider_batches_created": sum(j.provider_batches or 0 for j in soak.jobs),
+        "native_lines_rerun": sum(j.resent for j in soak.jobs if j.provider_batches is not None),
         "window": WINDOW,
     }
 
@@ -426,7 +499,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                         help="comma-separated scenarios to run")
     parser.add_argument("--budget-s", type=float, default=1080,
                         help="stop starting soak jobs after this many seconds")
-    parser.add_argument("--configs", default=",".join(f"{m}/{t}" for m, t in CONFIGS),
+    parser.add_argument("--configs",
+                        default=",".join([*(f"{m}/{t}" for m, t in CONFIGS), chaos_pg.MULTI]),
                         help="comma-separated soak configurations (mode/transport)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--output", type=Path, default=REPORT)
@@ -443,14 +517,23 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                               "args": {k: str(v) for k, v in vars(args).items()}}
     # raw front: the runner under test must set the pace, not the fake's framework
+    configs, multi = _configs(args.configs)
     with tempfile.TemporaryDirectory(prefix="agentflow-chaos-") as tmp, \
-            FakeProviderProcess(latency_ms=2, front="raw") as fake:
+            FakeProviderProcess(latency_ms=2, front="raw") as fake, \
+            chaos_pg.pg_database("soak" in wanted and chaos_pg.SYNC in configs) as pg:
+        global PG_URL
+        PG_URL = pg
         base = Path(tmp)
         soak = Soak()
         if "soak" in wanted:
             print("soak: kill -9 rounds", file=sys.stderr, flush=True)
             soak = run_soak(base, fake, args.kills, args.items, rng, started + args.budget_s,
-                            _configs(args.configs))
+                            configs)
+        if "soak" in wanted and multi:
+            print(f"{chaos_pg.MULTI}: kill -9 two of three serve instances", file=sys.stderr)
+            report["multi"] = chaos_pg.multi_figures(
+                base, fake, provider_block(fake), runs=1 if args.quick else MULTI_RUNS,
+                items=args.items, window=WINDOW, rng=rng)
         if "crash" in wanted:
             print("crash points", file=sys.stderr, flush=True)
             run_crash_points(base, fake, min(args.items, 2000), soak)
@@ -472,12 +555,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if report["summary"]["ok"] else 1
 
 
-def _configs(text: str) -> tuple[tuple[str, str], ...]:
+def _configs(text: str) -> tuple[tuple[tuple[str, str], ...], bool]:
+    """The soak configurations named, and whether ``batch/postgres-multi`` is one of them."""
     known = {f"{mode}/{transport}": (mode, transport) for mode, transport in CONFIGS}
     wanted = [part.strip() for part in text.split(",") if part.strip()]
-    if not wanted or any(name not in known for name in wanted):
-        raise SystemExit(f"--configs: expected some of {', '.join(known)}")
-    return tuple(known[name] for name in wanted)
+    if not wanted or any(name not in known and name != chaos_pg.MULTI for name in wanted):
+        raise SystemExit(f"--configs: expected some of {', '.join([*known, chaos_pg.MULTI])}")
+    return tuple(known[name] for name in wanted if name in known), chaos_pg.MULTI in wanted
 
 
 def summary(report: dict[str, Any]) -> dict[str, Any]:
@@ -490,8 +574,10 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "resent_within_window": soak.get("max_resent_per_round", 0) <= WINDOW,
         "every_job_completed": soak.get("jobs_not_completed", 0) == 0,
         "no_duplicate_batches": soak.get("duplicate_batch_submissions", 0) == 0,
+        "no_duplicate_provider_batches": soak.get("duplicate_provider_batches", 0) == 0,
+        "native_lines_run_once": soak.get("native_lines_rerun", 0) == 0,
     }
-    for name in ("storm", "torn", "fuzz"):
+    for name in ("storm", "torn", "fuzz", "multi"):
         if name in report:
             checks[f"{name}_ok"] = bool(report[name].get("ok"))
     storm, torn = report.get("storm", {}), report.get("torn", {})
@@ -504,8 +590,10 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "full_disk_message": torn.get("full_disk", {}).get("full_stderr_tail", ""),
         "items_lost_total": soak.get("items_lost_total", 0),
         "items_duplicated_total": soak.get("items_duplicated_total", 0),
+        "duplicate_provider_batches": soak.get("duplicate_provider_batches", 0),
         "max_resent_per_round": soak.get("max_resent_per_round", 0),
         "max_resent_per_round_by_config": soak.get("max_resent_per_round_by_config", {}),
+        "postgres_multi": {k: v for k, v in report.get("multi", {}).items() if k != "runs"},
         "window": WINDOW,
         "seconds": report.get("seconds"),
         "checks": checks,

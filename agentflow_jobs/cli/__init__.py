@@ -32,6 +32,7 @@ _COMMANDS = {
     "retry": "retry",
     "watch": "watch",
     "serve": "serve",
+    "state": "state",
 }
 
 

@@ -36,7 +36,7 @@ def command(
     spec_set = open_spec_set(paths, root, state)
     try:
         report = cancel_job(
-            spec_set.specs, job, state=str(spec_set.state), lock_timeout=lock_timeout
+            spec_set.specs, job, state=spec_set.state, lock_timeout=lock_timeout
         )
     except OSError as exc:  # the finished rows are written to the job's output
         raise os_error(exc) from exc

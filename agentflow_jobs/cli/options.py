@@ -1,10 +1,13 @@
 """The command-line options the spec commands share, declared once, and what they resolve to.
 
-``spec_set_options`` adds ``[PATHS]...``, ``--state`` and ``--root`` (in that order, after
-any argument declared above it, so ``cancel JOB [PATHS]...`` reads naturally);
-``open_spec_set`` turns them into the loaded specs and the state file every runner
-command works on. The smaller decorators (``--job``, ``--mode``, ``--lock-timeout``,
-``--json``) keep one spelling, default and environment variable per option.
+``spec_set_options`` adds ``[PATHS]...``, ``--state``, ``--state-key`` and ``--root`` (in
+that order, after any argument declared above it, so ``cancel JOB [PATHS]...`` reads
+naturally); ``open_spec_set`` turns them into the loaded specs and the state every runner
+command works on: a file, or a workspace in PostgreSQL. ``--state-key`` only matters with
+a ``postgresql://`` state, so it reaches ``resolve_state`` through the click context
+rather than through every command's signature. The smaller decorators (``--job``,
+``--mode``, ``--lock-timeout``, ``--json``) keep one spelling, default and environment
+variable per option.
 """
 
 from __future__ import annotations
@@ -16,11 +19,18 @@ from typing import Any, TypeVar
 
 import click
 
-from agentflow_jobs.runner import default_state_path
+from agentflow_jobs.runner import (
+    PgLocation,
+    StateLocation,
+    default_state_path,
+    is_state_url,
+    workspace_key,
+)
 from agentflow_jobs.spec import JobSpec, load_specs
 
 __all__ = [
     "SpecSet",
+    "StateParam",
     "job_option",
     "json_option",
     "lock_timeout_option",
@@ -31,6 +41,7 @@ __all__ = [
     "root_option",
     "spec_paths",
     "spec_set_options",
+    "state_key_option",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,17 +69,52 @@ def root_option(func: F) -> F:
     )(func)
 
 
+class StateParam(click.ParamType[Any]):
+    """A state file (never a directory) or a ``postgresql://`` URL, kept as given."""
+
+    name = "PATH|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (Path, PgLocation)) or is_state_url(value):
+            return value
+        # a directory here would only fail later as "unable to open database file"
+        return click.Path(dir_okay=False, path_type=Path).convert(value, param, ctx)
+
+
+_STATE_KEY = "agentflow_jobs.state_key"
+
+
+def _keep_state_key(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("an empty workspace key")
+    ctx.meta[_STATE_KEY] = value
+
+
+def state_key_option(func: F) -> F:
+    """``--state-key``: the workspace key of a PostgreSQL state (read by ``resolve_state``)."""
+    return click.option(
+        "--state-key",
+        default=None,
+        envvar="AGENTFLOW_STATE_KEY",
+        expose_value=False,
+        callback=_keep_state_key,
+        help="Workspace key in a PostgreSQL state [default: the git remote's URL, else the "
+        "workspace folder's path].",
+    )(func)
+
+
 def spec_set_options(func: F) -> F:
-    """``[PATHS]...`` plus ``--state`` / ``--root``, shared by the runner commands."""
+    """``[PATHS]...`` plus ``--state`` / ``--state-key`` / ``--root``, for runner commands."""
     func = root_option(func)
+    func = state_key_option(func)
     func = click.option(
         "--state",
         "state",
-        # a directory here would only fail later as "unable to open database file"
-        type=click.Path(dir_okay=False, path_type=Path),
+        type=StateParam(),
         default=None,
         envvar="AGENTFLOW_STATE",
-        help="State file (default: .agentflow/state.db next to the specs folder).",
+        help="State file, or a postgresql:// URL shared by several machines "
+        "(default: .agentflow/state.db next to the specs folder).",
     )(func)
     return click.argument("paths", nargs=-1, type=click.Path(path_type=Path))(func)
 
@@ -120,7 +166,7 @@ class SpecSet:
 
     paths: list[Path]
     specs: list[JobSpec]
-    state: Path
+    state: StateLocation
 
 
 def spec_paths(paths: Sequence[Path]) -> list[Path]:
@@ -128,13 +174,25 @@ def spec_paths(paths: Sequence[Path]) -> list[Path]:
     return list(paths) or [DEFAULT_SPEC_DIR]
 
 
-def resolve_state(paths: Sequence[Path], state: Path | None) -> Path:
-    """``--state``, else ``$AGENTFLOW_STATE`` (via click), else next to the first PATH."""
-    return state if state is not None else default_state_path(paths[0])
+def resolve_state(
+    paths: Sequence[Path], state: Path | str | None, root: Path | None = None
+) -> StateLocation:
+    """``--state``, else ``$AGENTFLOW_STATE`` (via click), else next to the first PATH; a
+    URL's workspace key is ``--state-key``, else ``$AGENTFLOW_STATE_KEY``, else the
+    repository's identity (``runner.workspace_key``)."""
+    if state is None:
+        return default_state_path(paths[0])
+    if not is_state_url(state):
+        return Path(state)
+    ctx = click.get_current_context(silent=True)
+    key = ctx.meta.get(_STATE_KEY) if ctx is not None else None
+    return PgLocation(str(state), key or workspace_key(root, paths[0]))
 
 
-def open_spec_set(paths: Sequence[Path], root: Path | None, state: Path | None) -> SpecSet:
+def open_spec_set(
+    paths: Sequence[Path], root: Path | None, state: Path | str | None
+) -> SpecSet:
     """Load every job under ``paths`` (raising SpecError / UsageError) and find the state."""
     resolved = spec_paths(paths)
     specs = list(load_specs(resolved, root=root))
-    return SpecSet(paths=resolved, specs=specs, state=resolve_state(resolved, state))
+    return SpecSet(paths=resolved, specs=specs, state=resolve_state(resolved, state, root))

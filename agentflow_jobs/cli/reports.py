@@ -126,7 +126,7 @@ def apply_and_report(
         try:
             report = apply_jobs(
                 spec_set.specs,
-                state=str(spec_set.state),
+                state=spec_set.state,
                 mode=mode,
                 force=force,
                 detach=detach,

@@ -2,7 +2,8 @@
 
 The engine runs with the provider of an embedded profile (``--profile``, default
 ``local``); batches live in ``--store`` (else the profile's store, else
-``$AGENTFLOW_STORE``, else ``~/.local/share/agentflow/local.db``). API keys come from
+``$AGENTFLOW_STORE``, else ``~/.local/share/agentflow/local.db``): a SQLite file, or a
+``postgresql://`` URL that any number of instances share (``engine/store_pg.py``). API keys come from
 ``--api-keys-file`` and/or ``AGENTFLOW_API_KEYS``; with none, the server refuses to
 start unless ``--no-auth`` is given.
 """
@@ -21,7 +22,8 @@ __all__ = ["command"]
 @click.command(name="serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--store", "store", default=None, metavar="PATH", help="Batch store (SQLite) file.")
+@click.option("--store", "store", default=None, metavar="PATH|URL",
+              help="Batch store: a SQLite file, or a postgresql:// URL shared by several instances.")
 @click.option("--profile", default=None, help="Embedded profile whose provider runs the work "
               "(default $AGENTFLOW_PROFILE, else `local`).")
 @click.option("--api-keys-file", default=None, metavar="FILE",
@@ -75,9 +77,9 @@ def command(
 
 def _check_store(path: str | Path) -> None:
     """Open the store once up front: a bad one is an `error:` line, not a server traceback."""
-    from agentflow_jobs.engine.store import BatchStore
+    from agentflow_jobs.engine.store_pg import open_store
 
     try:
-        BatchStore(path).close()
+        open_store(path).close()
     except OSError as exc:
         raise StateError(f"{path}: cannot open batch store: {exc.strerror or exc}") from None

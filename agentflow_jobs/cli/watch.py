@@ -44,7 +44,7 @@ def command(
     """Apply what is out of date, then again whenever specs or their files change
     (default DIR: specs/). Ctrl-C or SIGTERM stops cleanly; a second Ctrl-C aborts."""
     watched = spec_paths(paths)
-    state_path = resolve_state(watched, state)
+    state_path = resolve_state(watched, state, root)
     with (
         stop_on_signals() as stop,
         Workspace(state_path, lock_timeout=lock_timeout, command="watch") as workspace,

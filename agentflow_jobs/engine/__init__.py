@@ -1,4 +1,5 @@
-"""engine: executes CompletionRequests over a provider (``Executor``); batches on top."""
+"""engine: executes CompletionRequests over a provider (``Executor``); batches on top, on
+the engine's own workers or through the provider's batch API (``native``)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,10 @@ worker (shutdown, ``kill -9``) loses at most the rows still in flight (rows are
 group-committed as soon as the event loop is free); the next process on the same store
 claims the batch and sends only those.
 
+With a profile's ``provider.batch: native`` the workers hand each batch to the
+native strategy instead (``native.py``: the provider's own batch API at its batch
+price); the rest of this service, the SDK and the runner are the same.
+
 Request bodies and uploads are validated in ``requests.py``; exports are written by
 ``export.py``.
 """
@@ -20,12 +24,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentflow_jobs.engine.export import export_chunks
 from agentflow_jobs.engine.requests import parse_request
 from agentflow_jobs.engine.spend import Spend
 from agentflow_jobs.engine.store import BatchStore
+from agentflow_jobs.engine.store_pg import open_store
 from agentflow_jobs.errors import status_error
 from agentflow_jobs.hashing import content_hash
 from agentflow_jobs.operations import get_operation
@@ -34,13 +39,19 @@ from agentflow_jobs.wire import (
     CompletionRequest,
     CompletionResult,
     OutputPage,
+    ProviderBatch,
     ResultRow,
     RowError,
 )
 
+if TYPE_CHECKING:
+    from agentflow_jobs.engine.native import NativeBatches
+
 __all__ = ["MAX_PAGE_SIZE", "BatchService", "RowSource", "open_service"]
 
 MAX_PAGE_SIZE = 10_000
+# batches worked at once with provider.batch: native (each mostly a poll now and then)
+NATIVE_ACTIVE = 256
 
 
 class RowSource(Protocol):
@@ -67,8 +78,10 @@ class BatchService:
         max_active: int = 4,
         flush_rows: int = 50,
         flush_interval: float = 0.1,
+        native: NativeBatches | None = None,
     ) -> None:
         self.store = store
+        self.native = native
         self.executor = executor
         self.default_model = default_model
         self.max_active = max_active
@@ -122,6 +135,13 @@ class BatchService:
         batch = self.store.get(batch_id, owner)
         if batch is None:
             raise status_error(404, f"no batch {batch_id!r}")
+        if self.native is not None:
+            chunks = self.native.records.chunks(batch_id)
+            batch.provider_batches = [ProviderBatch.model_validate(c.describe()) for c in chunks
+                                      if c.state not in ("intent", "abandoned")]
+            # answers the provider reports (request_counts) for batches still running there
+            batch.progress.completed += sum(c.succeeded for c in chunks
+                                            if c.state == "created" and c.phase != "ended")
         return batch
 
     def list(self, owner: str, limit: int = 20) -> builtins.list[Batch]:
@@ -133,6 +153,10 @@ class BatchService:
         if batch.is_terminal or self.store.set_status(batch_id, "cancelled", only_from=("queued",)):
             return self.retrieve(owner, batch_id)
         self.store.set_status(batch_id, "cancelling", only_from=("running",))
+        if self.native is not None:  # it cancels the provider batches and keeps their answers
+            self.native.poke(batch_id)
+            self._wake.set()
+            return self.retrieve(owner, batch_id)
         task = self._active.get(batch_id)
         if task is not None:
             self._cancelling.add(batch_id)
@@ -180,6 +204,8 @@ class BatchService:
     async def aclose(self) -> None:
         await self.stop()
         await self.executor.aclose()
+        if self.native is not None:
+            await self.native.api.aclose()
         self.store.close()
 
     async def _dispatch(self) -> None:
@@ -193,11 +219,15 @@ class BatchService:
                 self._active[batch_id] = task
                 task.add_done_callback(functools.partial(self._done, batch_id))
             if time.monotonic() - renewed > 10:
-                self.store.renew(list(self._active))
+                for lost in self.store.renew(list(self._active)):
+                    self._active[lost].cancel()  # its lease ran out and another worker took it
                 renewed = time.monotonic()
             self._wake.clear()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow the cancel of
+            # stop() when it lands as the timeout fires, and the dispatcher never ends
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1.0):
+                    await self._wake.wait()
 
     def _done(self, batch_id: str, _task: object = None) -> None:
         self._active.pop(batch_id, None)
@@ -225,6 +255,9 @@ class BatchService:
             self._spenders.pop(batch_id, None)
 
     async def _run(self, batch_id: str, buffer: builtins.list[ResultRow]) -> None:
+        if self.native is not None:
+            await self._run_native(self.native, batch_id)
+            return
         batch = self.store.get(batch_id)
         if batch is not None and batch.status == "cancelling":
             self._finish_cancelled(batch_id)
@@ -246,6 +279,15 @@ class BatchService:
         if not self.store.set_status(batch_id, "completed", only_from=("running",)):
             self._finish_cancelled(batch_id)
 
+    async def _run_native(self, native: NativeBatches, batch_id: str) -> None:
+        status, error = await native.run(batch_id, functools.partial(self._flush, batch_id))
+        if error is not None:
+            self.store.fail(batch_id, error)
+        elif status == "completed" and self.store.set_status(batch_id, "completed", only_from=("running",)):
+            return
+        else:
+            self._finish_cancelled(batch_id)
+
     async def _flush_often(self, batch_id: str, buffer: builtins.list[ResultRow]) -> None:
         checked = time.monotonic()
         while True:
@@ -255,7 +297,9 @@ class BatchService:
                 # a cancel may come from another process sharing the store
                 checked = time.monotonic()
                 batch = self.store.get(batch_id)
-                if batch is not None and batch.status == "cancelling":
+                if batch is not None and batch.status == "cancelling" and self.native is not None:
+                    self.native.poke(batch_id)
+                elif batch is not None and batch.status == "cancelling":
                     self._cancelling.add(batch_id)
                     self._active[batch_id].cancel()
 
@@ -284,8 +328,9 @@ def open_service(
 ) -> BatchService:
     """Provider + executor + store, assembled the way both the SDK and the server run them."""
     from agentflow_jobs.engine.executor import Executor
+    from agentflow_jobs.engine.native import NativeBatches
     from agentflow_jobs.pricing import price_lookup
-    from agentflow_jobs.providers import build_provider
+    from agentflow_jobs.providers import batch_settings, build_batch_api, build_provider
 
     model = default_model or provider_config.get("model")
     executor = Executor(
@@ -295,5 +340,11 @@ def open_service(
         default_model=model,
         price=price_lookup(provider_config),
     )
-    store = BatchStore(store_path)
-    return BatchService(store, executor, default_model=model)
+    store = open_store(store_path)
+    api = build_batch_api(provider_config)
+    if api is None:
+        return BatchService(store, executor, default_model=model)
+    native = NativeBatches(api, batch_settings(provider_config), executor, store)
+    # a native batch mostly waits on the provider: many at once, or the provider would
+    # only see the first few of a job's chunks until those finished (up to 24 h each)
+    return BatchService(store, executor, default_model=model, native=native, max_active=NATIVE_ACTIVE)

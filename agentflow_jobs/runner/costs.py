@@ -7,10 +7,10 @@ with no known price is unknown (None, with a basis saying why), never $0.
 
 The estimate prices the job's token totals once (never item by item): the input tokens
 of every item's rendered prompt, plus one answer's guessed output tokens per item.
-Each item is sent as a chat request, even in batch mode (the engine's batch workers ask
-the provider's chat endpoint), so the sync price is the one paid and the one a budget
-compares; the batch price is shown beside it for what the provider's own batch API
-would charge.
+In sync mode, and in batch mode on the engine's own workers (``provider.batch: engine``,
+the default: they ask the provider's chat endpoint), the sync price is the one paid and
+the one a budget compares. A batch-mode job on a profile whose provider says ``batch:
+native`` runs through the provider's batch API and pays the batch price.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ class JobPrice:
 
     price: Price | None
     basis: str  # the price source, or why no price is known
+    # the profile's provider runs batches through its own batch API (its batch price)
+    native_batch: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +48,16 @@ class CostEstimate:
     sync_usd: float | None
     batch_usd: float | None
     basis: str
+    batch_paid: bool = False  # batch mode through the provider's batch API
 
     @property
     def paid_usd(self) -> float | None:
-        """What the run is expected to pay: the sync price (see the module docstring)."""
-        return self.sync_usd
+        """What the run is expected to pay (see the module docstring)."""
+        return self.batch_usd if self.batch_paid else self.sync_usd
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sync_usd": self.sync_usd, "batch_usd": self.batch_usd, "basis": self.basis}
+        return {"sync_usd": self.sync_usd, "batch_usd": self.batch_usd, "basis": self.basis,
+                "paid": "batch" if self.batch_paid else "sync"}
 
 
 NOTHING_TO_SEND = CostEstimate(0.0, 0.0, "nothing to send")
@@ -84,7 +88,8 @@ def job_price(profile: Profile | None, model: str | None, problem: str = "") -> 
             f"unknown: no price listed for model {chosen!r}; set provider.prices "
             f"(input_per_mtok, output_per_mtok) in {where}",
         )
-    return JobPrice(price, price.basis)
+    native = profile.engine == "embedded" and provider.get("batch") == "native"
+    return JobPrice(price, price.basis, native_batch=native)
 
 
 def estimate_cost(job_price: JobPrice, input_tokens: int, output_tokens: int) -> CostEstimate:

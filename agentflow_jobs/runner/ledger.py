@@ -58,7 +58,6 @@ class Ledger:
     """Reads and writes ledger rows on an open state."""
 
     def __init__(self, state: State) -> None:
-        self._db = state.db
         self._state = state
 
     def statuses(self, keys: Sequence[str]) -> dict[str, tuple[str, float]]:
@@ -68,7 +67,7 @@ class Ledger:
             block = list(keys[start : start + _BLOCK])
             marks = ",".join("?" * len(block))
             query = f"SELECT key, status, created FROM ledger WHERE key IN ({marks})"
-            for key, status, created in self._db.execute(query, block):
+            for key, status, created in self._state.query(query, block):
                 found[key] = (status, created)
         return found
 
@@ -79,7 +78,7 @@ class Ledger:
             block = list(dict.fromkeys(keys[start : start + _BLOCK]))
             marks = ",".join("?" * len(block))
             query = f"SELECT key, idx, status, row, attempts, mode FROM ledger WHERE key IN ({marks})"
-            for key, index, status, row, attempts, mode in self._db.execute(query, block):
+            for key, index, status, row, attempts, mode in self._state.query(query, block):
                 found[key] = _entry(index, status, json.loads(row), attempts, mode)
         return found
 
@@ -98,15 +97,15 @@ class Ledger:
         """
         now = time.time()
         params = [(key, job, index, *_stored(row, run_id), mode, now) for key, index, row in rows]
-        with self._state.transaction() as db:
-            db.executemany(_UPSERT, params)
+        with self._state.transaction():
+            self._state.executemany(_UPSERT, params)
         return len(params)
 
     def job_counts(self, job: str) -> dict[str, int]:
         """Items per status and tokens recorded under ``job``."""
         counts = {"completed": 0, "failed": 0, "retryable": 0, "tokens": 0}
         query = "SELECT status, COUNT(*), SUM(tokens) FROM ledger WHERE job = ? GROUP BY status"
-        for status, count, tokens in self._db.execute(query, (job,)):
+        for status, count, tokens in self._state.query(query, (job,)):
             counts[status] = int(count)
             counts["tokens"] += int(tokens or 0)
         return counts
@@ -117,7 +116,7 @@ class Ledger:
             "SELECT SUM(cost_usd), COUNT(*) FILTER (WHERE cost_usd IS NULL AND tokens > 0)"
             " FROM ledger WHERE job = ?"
         )
-        total, unpriced = self._db.execute(query, (job,)).fetchone()
+        ((total, unpriced),) = self._state.query(query, (job,))
         return None if unpriced else float(total or 0.0)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from agentflow_jobs.errors import LockedError, StateError
 
-__all__ = ["StateLock", "lock_path_for"]
+__all__ = ["StateLock", "describe_holder", "lock_path_for"]
 
 
 def lock_path_for(state_path: str | Path) -> Path:
@@ -78,15 +78,24 @@ class StateLock:
             return {}
         return data
 
+    def probe(self) -> dict[str, Any] | None:
+        """Who holds the lock now, or None when it is free (for ``status``)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None  # never locked
+        try:
+            # shared: probing never keeps a real holder out for longer than this call
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return self.holder()
+        finally:
+            os.close(fd)
+        return None
+
     def _locked_error(self) -> LockedError:
         info = self.holder()
-        who = (
-            f"pid {info.get('pid')} on {info.get('host')} ({info.get('command', 'apply')}, "
-            f"since {info.get('started')})"
-            if info
-            else "another process"
-        )
-        return LockedError(f"state {self.path} is locked by {who}", holder=info)
+        return LockedError(f"state {self.path} is locked by {describe_holder(info)}", holder=info)
 
     def release(self) -> None:
         if self._fd is None:
@@ -108,3 +117,14 @@ class StateLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def describe_holder(info: dict[str, Any]) -> str:
+    """``pid 12 on ci-7 (apply, since …, run run_…)``, or ``another process``."""
+    if not info.get("pid"):
+        return "another process"
+    run = f", run {info['run']}" if info.get("run") else ""
+    return (
+        f"pid {info['pid']} on {info.get('host')} ({info.get('command', 'apply')}, "
+        f"since {info.get('started')}{run})"
+    )

@@ -11,7 +11,7 @@ adds the estimated tokens of its rendered prompt; the job's totals are then pric
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
@@ -140,6 +140,8 @@ def plan_job(
         return plan
     _count(job, state, plan, force=force, retry=retry)
     plan.mode = resolve_mode(job, mode, plan.to_send)
+    if plan.to_send and plan.mode == "batch" and job.price.native_batch:
+        plan.cost = replace(plan.cost, batch_paid=True)  # the provider's batch API: its price
     return plan
 
 

@@ -1,29 +1,37 @@
-"""The state file: SQLite (WAL) holding runs, jobs, the item ledger and batch ids.
+"""The runner's state: runs, jobs, the item ledger and batch records, behind one interface.
 
-The schema carries a version in ``meta``; opening an older file runs the forward
-migrations in order, a newer or unreadable file is a ``StateError`` (exit 5). Commits
-use ``synchronous=NORMAL``: a committed row survives a killed process, which is the
-failure the runner must tolerate (a power loss may lose the last few commits, which
+``State`` holds every query, written once in the SQL both backends speak (``?``
+placeholders, ``INSERT … ON CONFLICT``, ``RETURNING``); a backend supplies the
+connection, its DDL and how it migrates. ``SqliteState`` (here) is a WAL file, the
+default; ``PgState`` (``state_pg.py``) is a schema in PostgreSQL, shared by CI runners.
+
+The schema carries a version in ``meta``; opening an older state runs the forward
+migrations in order, a newer or unreadable one is a ``StateError`` (exit 5). SQLite
+commits use ``synchronous=NORMAL``: a committed row survives a killed process, which is
+the failure the runner must tolerate (a power loss may lose the last few commits, which
 are then simply re-sent).
 """
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.errors import StateError
 
-__all__ = ["SCHEMA_VERSION", "BatchRecord", "JobRecord", "State", "default_state_path"]
+__all__ = [
+    "SCHEMA_VERSION", "BatchRecord", "JobRecord", "SqliteState", "State", "default_state_path",
+]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1 = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -57,10 +65,20 @@ ALTER TABLE ledger ADD COLUMN cost_usd REAL;
 ALTER TABLE runs ADD COLUMN cost_usd REAL
 """
 
+# v3: the provider's own batches running a batch, as the service last described them
+_V3 = "ALTER TABLE batches ADD COLUMN provider TEXT"
+
 # version N -> the SQL (or callable) that upgrades a version N-1 file to N
-_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _V1, 2: _V2}
+_MIGRATIONS: dict[int, str | Callable[[sqlite3.Connection], None]] = {1: _V1, 2: _V2, 3: _V3}
 # a batch row stays open (its keys reserved) until its output is in the ledger
 CLOSED_PREFIX = "collected"
+_JOB_COLUMNS = (
+    "name, spec_hash, input_fp, output_fp, output_path, last_apply, last_run, status, summary"
+)
+_BATCH_COLUMNS = (
+    "seq, job, chunk, idempotency_key, batch_id, status, keys, total, completed, failed,"
+    " provider"
+)
 
 
 def default_state_path(first_path: str | Path) -> Path:
@@ -99,30 +117,41 @@ class BatchRecord:
     total: int
     completed: int
     failed: int
+    # the provider batches running it (``provider.batch: native``), as last seen
+    provider: list[dict[str, Any]] = field(default_factory=list)
 
     def items(self, state: State) -> list[dict[str, Any]]:
-        row = state.db.execute("SELECT items FROM batches WHERE seq = ?", (self.seq,)).fetchone()
-        items: list[dict[str, Any]] = json.loads(row[0]) if row else []
+        rows = state.query("SELECT items FROM batches WHERE seq = ?", (self.seq,))
+        items: list[dict[str, Any]] = json.loads(rows[0][0]) if rows else []
         return items
 
 
-class State:
-    """An open state file. Use as a context manager, or call ``close()``."""
+class State(abc.ABC):
+    """An open state. Use as a context manager, or call ``close()``."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        except (OSError, sqlite3.Error) as exc:
-            raise StateError(f"{self.path}: cannot open state file: {exc}") from exc
-        try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self.db.close()
-            raise StateError(f"{self.path}: {_describe(exc)}") from exc
+    #: where the state lives, as people see it (a path, or a password-free URL + key)
+    name: str
+
+    # -- what a backend provides ------------------------------------------------------
+
+    @abc.abstractmethod
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one statement (``?`` placeholders)."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per row of arguments."""
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractContextManager[None]:
+        """A write transaction: every statement in the block commits, or none does."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
 
     def __enter__(self) -> State:
         return self
@@ -130,106 +159,74 @@ class State:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def close(self) -> None:
-        self.db.close()
+    def after_copy(self) -> None:
+        """Called once ``state migrate`` has copied rows in (SQLite needs nothing)."""
+        return None
 
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        self.db.execute("COMMIT")
+    def version(self) -> int:
+        rows = self.query("SELECT value FROM meta WHERE key='schema_version'")
+        return int(rows[0][0]) if rows else 0
 
-    def _version(self) -> int:
-        has_meta = self.db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'"
-        ).fetchone()
-        if not has_meta:
-            return 0
-        row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        return int(row[0]) if row else 0
+    def _newer(self, version: int) -> StateError:
+        return StateError(
+            f"{self.name}: state schema version {version} is newer than this "
+            f"agentflow-jobs understands ({SCHEMA_VERSION}); upgrade agentflow-jobs"
+        )
 
-    def _migrate(self) -> None:
-        version = self._version()
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"{self.path}: state schema version {version} is newer than this "
-                f"agentflow-jobs understands ({SCHEMA_VERSION}); upgrade agentflow-jobs"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            step = _MIGRATIONS[target]
-            with self.transaction() as db:
-                if isinstance(step, str):
-                    for statement in step.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                else:
-                    step(db)
-                db.execute(
-                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
-                    (str(target),),
-                )
+    def _set_version(self, version: int) -> None:
+        self.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (str(version),),
+        )
 
     # runs -------------------------------------------------------------------------------
 
     def start_run(self, run_id: str, command: str) -> None:
-        with self.transaction() as db:
-            db.execute(
+        with self.transaction():
+            self.execute(
                 "INSERT INTO runs (id, command, started, status, pid, host) VALUES (?,?,?,?,?,?)",
                 (run_id, command, time.time(), "running", os.getpid(), os.uname().nodename),
             )
 
     def finish_run(self, run_id: str, status: str, cost_usd: float | None = None) -> None:
         """Close the run; ``cost_usd`` is what its answers cost (None: unknown)."""
-        with self.transaction() as db:
-            db.execute(
+        with self.transaction():
+            self.execute(
                 "UPDATE runs SET finished = ?, status = ?, cost_usd = ? WHERE id = ?",
                 (time.time(), status, cost_usd, run_id),
             )
 
+    def running(self, pid: int, host: str) -> str | None:
+        """The id of the run process ``pid`` on ``host`` has going, if any."""
+        rows = self.query(
+            "SELECT id FROM runs WHERE pid = ? AND host = ? AND status = 'running'"
+            " ORDER BY started DESC LIMIT 1",
+            (pid, host),
+        )
+        return str(rows[0][0]) if rows else None
+
     # jobs -------------------------------------------------------------------------------
 
     def job(self, name: str) -> JobRecord | None:
-        row = self.db.execute(
-            "SELECT name, spec_hash, input_fp, output_fp, output_path, last_apply, last_run,"
-            " status, summary FROM jobs WHERE name = ?",
-            (name,),
-        ).fetchone()
-        if row is None:
+        rows = self.query(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE name = ?", (name,))
+        if not rows:
             return None
-        name, spec_hash, input_fp, output_fp, output_path, last_apply, last_run, status, summary = (
-            row
-        )
-        return JobRecord(
-            name,
-            spec_hash,
-            input_fp,
-            output_fp,
-            output_path,
-            last_apply,
-            last_run,
-            status,
-            json.loads(summary or "{}"),
-        )
+        name, spec, input_fp, output_fp, path, applied, run, status, summary = rows[0]
+        summary = json.loads(summary or "{}")
+        return JobRecord(name, spec, input_fp, output_fp, path, applied, run, status, summary)
 
     def record_job(self, record: JobRecord) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO jobs VALUES (?,?,?,?,?,?,?,?,?)",
-                (
-                    record.name,
-                    record.spec_hash,
-                    record.input_fp,
-                    record.output_fp,
-                    record.output_path,
-                    record.last_apply,
-                    record.last_run,
-                    record.status,
-                    json.dumps(record.summary),
-                ),
+        values = (
+            record.name, record.spec_hash, record.input_fp, record.output_fp, record.output_path,
+            record.last_apply, record.last_run, record.status, json.dumps(record.summary),
+        )
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _JOB_COLUMNS.split(", ")[1:])
+        with self.transaction():
+            self.execute(
+                f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)"
+                f" ON CONFLICT (name) DO UPDATE SET {updates}",
+                values,
             )
 
     # batches ----------------------------------------------------------------------------
@@ -245,26 +242,17 @@ class State:
     ) -> BatchRecord:
         """Record a chunk before it is submitted, so a crash re-submits the same key."""
         now = time.time()
-        with self.transaction() as db:
-            cursor = db.execute(
+        with self.transaction():
+            (row,) = self.query(
                 "INSERT INTO batches (job, chunk, idempotency_key, status, keys, items, total,"
-                " run_id, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                (
-                    job,
-                    chunk,
-                    key,
-                    "submitting",
-                    json.dumps(keys),
-                    json.dumps(items),
-                    len(keys),
-                    run_id,
-                    now,
-                    now,
-                ),
+                " run_id, created, updated) VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING seq",
+                (job, chunk, key, "submitting", json.dumps(keys), json.dumps(items), len(keys),
+                 run_id, now, now),
             )
-            seq = int(cursor.lastrowid or 0)
-            db.executemany(
-                "INSERT OR REPLACE INTO batch_keys (key, seq) VALUES (?, ?)",
+            seq = int(row[0])
+            self.executemany(
+                "INSERT INTO batch_keys (key, seq) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET seq = excluded.seq",
                 ((k, seq) for k in keys),
             )
         return BatchRecord(seq, job, chunk, key, None, "submitting", keys, len(keys), 0, 0)
@@ -277,24 +265,22 @@ class State:
         batch_id: str | None = None,
         completed: int | None = None,
         failed: int | None = None,
+        provider: list[dict[str, Any]] | None = None,
     ) -> None:
-        with self.transaction() as db:
-            db.execute(
+        shown = json.dumps(provider) if provider is not None else None
+        with self.transaction():
+            self.execute(
                 "UPDATE batches SET status = ?, batch_id = COALESCE(?, batch_id),"
                 " completed = COALESCE(?, completed), failed = COALESCE(?, failed),"
-                " updated = ? WHERE seq = ?",
-                (status, batch_id, completed, failed, time.time(), seq),
+                " provider = COALESCE(?, provider), updated = ? WHERE seq = ?",
+                (status, batch_id, completed, failed, shown, time.time(), seq),
             )
             if status.startswith(CLOSED_PREFIX):
                 # the items were only kept to re-submit; the ledger holds the answers now
-                db.execute("DELETE FROM batch_keys WHERE seq = ?", (seq,))
-                db.execute("UPDATE batches SET items = '[]' WHERE seq = ?", (seq,))
+                self.execute("DELETE FROM batch_keys WHERE seq = ?", (seq,))
+                self.execute("UPDATE batches SET items = '[]' WHERE seq = ?", (seq,))
 
     def batches(self, job: str | None = None, *, open_only: bool = False) -> list[BatchRecord]:
-        query = (
-            "SELECT seq, job, chunk, idempotency_key, batch_id, status, keys, total,"
-            " completed, failed FROM batches"
-        )
         clauses, args = [], []
         if job is not None:
             clauses.append("job = ?")
@@ -302,12 +288,12 @@ class State:
         if open_only:
             clauses.append("status NOT LIKE ?")
             args.append(CLOSED_PREFIX + "%")
-        if clauses:
-            query += " WHERE " + " AND ".join(clauses)
-        rows = self.db.execute(query + " ORDER BY seq", args).fetchall()
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self.query(f"SELECT {_BATCH_COLUMNS} FROM batches{where} ORDER BY seq", args)
         return [
             BatchRecord(
-                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8] or 0, r[9] or 0
+                r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7], r[8] or 0, r[9] or 0,
+                json.loads(r[10]) if r[10] else [],
             )
             for r in rows
         ]
@@ -317,13 +303,70 @@ class State:
         for start in range(0, len(keys), 500):
             block = keys[start : start + 500]
             marks = ",".join("?" * len(block))
-            found.update(
-                r[0]
-                for r in self.db.execute(
-                    f"SELECT key FROM batch_keys WHERE key IN ({marks})", block
-                )
-            )
+            rows = self.query(f"SELECT key FROM batch_keys WHERE key IN ({marks})", block)
+            found.update(r[0] for r in rows)
         return found
+
+
+class SqliteState(State):
+    """A state file: SQLite in WAL mode (readers never block the one writer)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.name = str(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise StateError(f"{self.path}: cannot open state file: {exc}") from exc
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.db.close()
+            raise StateError(f"{self.path}: {_describe(exc)}") from exc
+
+    def query(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.db.execute(sql, args).fetchall()
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self.db.execute(sql, args).rowcount
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        self.db.executemany(sql, rows)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def close(self) -> None:
+        self.db.close()
+
+    def version(self) -> int:
+        has_meta = self.query("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'")
+        return super().version() if has_meta else 0
+
+    def _migrate(self) -> None:
+        version = self.version()
+        if version > SCHEMA_VERSION:
+            raise self._newer(version)
+        for target in range(version + 1, SCHEMA_VERSION + 1):
+            step = _MIGRATIONS[target]
+            with self.transaction():
+                if isinstance(step, str):
+                    for statement in step.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                else:
+                    step(self.db)
+                self._set_version(target)
 
 
 # SQLite result codes that are about the disk, not the file's content

@@ -1,4 +1,4 @@
-"""Read-only views for ``plan`` and ``status``: no lock needed (WAL readers never block)."""
+"""Read-only views for ``plan`` and ``status``: no lock needed (readers never block)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from agentflow_jobs.runner.apply import select_jobs
+from agentflow_jobs.runner.backend import PgLocation, as_location, open_state, state_lock
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.plan import JobPlan, drift, plan_job
@@ -16,23 +17,35 @@ from agentflow_jobs.runner.state import State
 from agentflow_jobs.runner.workspace import Workspace
 from agentflow_jobs.spec import JobSpec
 
-__all__ = ["job_statuses", "plan_jobs"]
+__all__ = ["job_statuses", "lock_holder", "plan_jobs"]
+
+StateArg = Workspace | str | Path | PgLocation
 
 
 @contextlib.contextmanager
-def _reading(state: Workspace | str | Path) -> Iterator[State]:
+def _reading(state: StateArg) -> Iterator[State]:
     if isinstance(state, Workspace) and state._state is not None:
         yield state.state
         return
-    path = state.path if isinstance(state, Workspace) else Path(state)
-    with State(path) as opened:
+    location = state.location if isinstance(state, Workspace) else as_location(state)
+    with open_state(location) as opened:
         yield opened
+
+
+def lock_holder(state: StateArg) -> dict[str, Any] | None:
+    """Who holds the state's lock (pid, host, command, since, run), or None when free."""
+    location = state.location if isinstance(state, Workspace) else as_location(state)
+    info = state_lock(location, command="status").probe()
+    if info is not None and info.get("pid") and not info.get("run"):
+        with _reading(state) as opened:
+            info["run"] = opened.running(int(info["pid"]), str(info.get("host")))
+    return info
 
 
 def plan_jobs(
     specs: Iterable[JobSpec | Job],
     *,
-    state: Workspace | str | Path,
+    state: StateArg,
     mode: str | None = None,
     job_names: Sequence[str] | None = None,
     force: bool = False,
@@ -47,7 +60,7 @@ def plan_jobs(
 def job_statuses(
     specs: Iterable[JobSpec | Job],
     *,
-    state: Workspace | str | Path,
+    state: StateArg,
     job_names: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Per job: last apply, drift since, items done/failed, batches in flight, tokens, spend."""
@@ -78,6 +91,8 @@ def _status(job: Job, state: State) -> dict[str, Any]:
                 "items": b.total,
                 "completed": b.completed,
                 "failed": b.failed,
+                # provider.batch: native: the provider's batches (ids, status, counts, expiry)
+                "provider_batches": b.provider,
             }
             for b in state.batches(job.name, open_only=True)
         ],

@@ -1,4 +1,7 @@
-"""A workspace: the state file plus its lock, held for one command or for a watch loop.
+"""A workspace: the state plus its lock, held for one command or for a watch loop.
+
+The state is a file or a PostgreSQL workspace (``backend.py``); either way the lock is
+taken first and released last, and a refusal names the holder and the run it is doing.
 
 ``apply_jobs`` and friends accept either a path (the lock is taken for that call) or an
 open ``Workspace`` (the caller holds the lock across several reconciles, as ``watch``
@@ -12,7 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from agentflow_jobs.runner.lock import StateLock, lock_path_for
+from agentflow_jobs.errors import LockedError, StateError
+from agentflow_jobs.runner.backend import (
+    PgLocation,
+    StateLocation,
+    as_location,
+    open_state,
+    state_lock,
+)
+from agentflow_jobs.runner.lock import describe_holder
 from agentflow_jobs.runner.state import State
 
 __all__ = ["Workspace", "open_workspace"]
@@ -22,12 +33,21 @@ class Workspace:
     """The state of a set of specs, locked for exclusive use while open."""
 
     def __init__(
-        self, state_path: str | Path, *, lock_timeout: float = 0.0, command: str = "apply"
+        self,
+        state: str | Path | PgLocation,
+        *,
+        lock_timeout: float = 0.0,
+        command: str = "apply",
     ) -> None:
-        self.path = Path(state_path)
-        self.lock = StateLock(lock_path_for(self.path), command=command)
+        self.location: StateLocation = as_location(state)
+        self.lock = state_lock(self.location, command=command)
         self.lock_timeout = lock_timeout
         self._state: State | None = None
+
+    @property
+    def path(self) -> Path | None:
+        """The state file (None for a state in PostgreSQL)."""
+        return self.location if isinstance(self.location, Path) else None
 
     @property
     def state(self) -> State:
@@ -36,9 +56,12 @@ class Workspace:
         return self._state
 
     def open(self) -> Workspace:
-        self.lock.acquire(self.lock_timeout)
         try:
-            self._state = State(self.path)
+            self.lock.acquire(self.lock_timeout)
+        except LockedError as exc:
+            raise _naming_the_run(exc, self.location) from None
+        try:
+            self._state = open_state(self.location)
         except BaseException:
             self.lock.release()
             raise
@@ -64,7 +87,7 @@ class Workspace:
 
 @contextlib.contextmanager
 def open_workspace(
-    state: Workspace | str | Path, *, lock_timeout: float = 0.0, command: str = "apply"
+    state: Workspace | str | Path | PgLocation, *, lock_timeout: float = 0.0, command: str = "apply"
 ) -> Iterator[Workspace]:
     """Use an already open workspace as is, or open (and lock) one for this block."""
     if isinstance(state, Workspace):
@@ -76,3 +99,18 @@ def open_workspace(
         return
     with Workspace(state, lock_timeout=lock_timeout, command=command) as workspace:
         yield workspace
+
+
+def _naming_the_run(exc: LockedError, location: StateLocation) -> LockedError:
+    """``exc`` with the holder's run added, when the state says which one it is doing."""
+    info = dict(exc.holder)
+    if info.get("run") or not info.get("pid"):
+        return exc
+    try:
+        with open_state(location) as state:
+            info["run"] = state.running(int(info["pid"]), str(info.get("host")))
+    except StateError:
+        return exc
+    if not info["run"]:
+        return exc
+    return LockedError(f"state {location} is locked by {describe_holder(info)}", holder=info)

@@ -25,7 +25,8 @@ import yaml
 from agentflow_jobs.errors import ConfigError, InterpolationError
 from agentflow_jobs.interpolate import expand_tree
 from agentflow_jobs.pricing import parse_price_overrides
-from agentflow_jobs.urls import display_url
+from agentflow_jobs.providers import batch_settings, check_provider_keys
+from agentflow_jobs.urls import display_url, is_postgres_url
 
 __all__ = [
     "Profile",
@@ -101,12 +102,20 @@ def config_path() -> Path:
     return Path.home() / ".config" / "agentflow" / "profiles.yaml"
 
 
-def default_store_path() -> Path:
-    """``$AGENTFLOW_STORE``, else ``~/.local/share/agentflow/local.db``."""
+def default_store_path() -> Path | str:
+    """``$AGENTFLOW_STORE`` (a file, or a ``postgresql://`` URL kept as written), else
+    ``~/.local/share/agentflow/local.db``."""
     explicit = os.environ.get("AGENTFLOW_STORE")
     if explicit:
-        return Path(explicit).expanduser()
+        return explicit if is_postgres_url(explicit) else Path(explicit).expanduser()
     return Path.home() / ".local" / "share" / "agentflow" / "local.db"
+
+
+def _store(value: Any) -> str | None:
+    """A profile's ``store:``: a file (``~`` expanded) or a ``postgresql://`` URL as is."""
+    if not value:
+        return None
+    return str(value) if is_postgres_url(value) else str(Path(str(value)).expanduser())
 
 
 def profile_name(name: str | None = None) -> str:
@@ -201,7 +210,7 @@ def _build(name: str, raw: Any, source: str) -> Profile:
     if engine == "embedded" and provider is None:
         provider = local_provider()
     if provider is not None:
-        _check_prices(provider.get("prices"), source, f"{key}.provider.prices")
+        _check_provider(provider, source, f"{key}.provider")
     timeout = _number(values.get("timeout"), source, f"{key}.timeout")
     if provider is not None and timeout is not None and provider.get("timeout") is None:
         provider = {**provider, "timeout": timeout}
@@ -212,19 +221,23 @@ def _build(name: str, raw: Any, source: str) -> Profile:
         base_url=values.get("base_url"),
         api_key=values.get("api_key"),
         model=values.get("model"),
-        store=str(Path(values["store"]).expanduser()) if values.get("store") else None,
+        store=_store(values.get("store")),
         provider=provider,
         timeout=timeout,
     )
 
 
-def _check_prices(raw: Any, source: str, key: str) -> None:
-    """``provider.prices``: known keys, numbers >= 0 (a ConfigError names the key)."""
+def _check_provider(provider: dict[str, Any], source: str, key: str) -> None:
+    """Known keys only (``batch: native`` must not be silently ignored), valid batch
+    settings, ``prices`` with known keys and numbers >= 0; a ConfigError names the key."""
     try:
-        parse_price_overrides(raw, key=key)
+        check_provider_keys(provider)
+        batch_settings(provider)
+        parse_price_overrides(provider.get("prices"), key="provider.prices")
     except ConfigError as exc:
         reason = exc.message.removeprefix(f"{exc.key}: ")
-        raise ConfigError(reason, path=source, key=exc.key) from None
+        where = key + (exc.key or "").removeprefix("provider")
+        raise ConfigError(reason, path=source, key=where) from None
 
 
 def _number(value: Any, source: str, key: str) -> float | None:

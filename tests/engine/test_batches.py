@@ -21,13 +21,13 @@ from tests.fakes.handles import FakeProvider
 CATS = ["positive", "negative"]
 
 
-def service_for(fake: FakeProvider, store: Path) -> BatchService:
+def service_for(fake: FakeProvider, store: str | Path) -> BatchService:
     config = {"type": "openai", "base_url": fake.base_url, "api_key": "k", "model": "m",
               "concurrency": 4, "max_attempts": 1}
     return open_service(config, store)
 
 
-def run(fake: FakeProvider, store: Path, body: Callable[[BatchService], Awaitable[Any]]) -> Any:
+def run(fake: FakeProvider, store: str | Path, body: Callable[[BatchService], Awaitable[Any]]) -> Any:
     async def main() -> Any:
         service = service_for(fake, store)
         service.start()
@@ -51,7 +51,7 @@ def label(items: list[dict[str, Any]], **extra: Any) -> Any:
     return parse_request({"operation": "classify", "categories": CATS, "items": items, **extra})
 
 
-def test_workers_finish_a_batch_in_item_order(fake_provider: FakeProvider, tmp_path: Path) -> None:
+def test_workers_finish_a_batch_in_item_order(fake_provider: FakeProvider, store_location: str | Path) -> None:
     items = [{"content": "good"}, {"content": "bad"}] * 30
 
     async def body(service: BatchService) -> None:
@@ -63,12 +63,12 @@ def test_workers_finish_a_batch_in_item_order(fake_provider: FakeProvider, tmp_p
         assert [r["index"] for r in page.results] == list(range(60))
         assert [r["result"]["label"] for r in page.results[:2]] == ["positive", "negative"]
 
-    run(fake_provider, tmp_path / "s.db", body)
+    run(fake_provider, store_location, body)
     assert fake_provider.count == 60
 
 
-def test_restart_sends_only_unfinished_items(fake_provider: FakeProvider, tmp_path: Path) -> None:
-    store = tmp_path / "s.db"
+def test_restart_sends_only_unfinished_items(fake_provider: FakeProvider, store_location: str | Path) -> None:
+    store = store_location
     items = [{"content": f"item {i} good"} for i in range(10)]
     service = service_for(fake_provider, store)  # never started: nothing runs
     batch, _ = service.submit("me", label(items))
@@ -85,18 +85,18 @@ def test_restart_sends_only_unfinished_items(fake_provider: FakeProvider, tmp_pa
     assert not any(f"item {i} good" in text for text in sent for i in (0, 3, 4, 9))
 
 
-def test_cancel_of_a_queued_batch_is_immediate(fake_provider: FakeProvider, tmp_path: Path) -> None:
+def test_cancel_of_a_queued_batch_is_immediate(fake_provider: FakeProvider, store_location: str | Path) -> None:
     async def body(service: BatchService) -> None:
         await service.stop()  # no workers: the batch stays queued
         batch, _ = service.submit("me", label([{"content": "x"}]))
         assert (await service.cancel("me", batch.id)).status == "cancelled"
         assert service.output_page("me", batch.id, 0, 10).results == []
 
-    run(fake_provider, tmp_path / "s.db", body)
+    run(fake_provider, store_location, body)
     assert fake_provider.count == 0
 
 
-def test_owner_idempotency_and_errors(fake_provider: FakeProvider, tmp_path: Path) -> None:
+def test_owner_idempotency_and_errors(fake_provider: FakeProvider, store_location: str | Path) -> None:
     async def body(service: BatchService) -> None:
         request = label([{"content": "x"}])
         first, _ = service.submit("me", request, idempotency_key="k")
@@ -111,10 +111,10 @@ def test_owner_idempotency_and_errors(fake_provider: FakeProvider, tmp_path: Pat
         assert str(caught.value) == "format: expected one of json, jsonl, csv"
         await until_done(service, first.id)
 
-    run(fake_provider, tmp_path / "s.db", body)
+    run(fake_provider, store_location, body)
 
 
-def test_csv_flattens_result_fields(fake_provider: FakeProvider, tmp_path: Path) -> None:
+def test_csv_flattens_result_fields(fake_provider: FakeProvider, store_location: str | Path) -> None:
     fake_provider.script(status=400, match="poison")
     items = [{"content": "good", "sku": "A"}, {"content": "poison", "sku": "B"}]
     fields = [{"name": "tags", "type": "list"}, {"name": "size", "type": "integer"}]
@@ -125,7 +125,7 @@ def test_csv_flattens_result_fields(fake_provider: FakeProvider, tmp_path: Path)
         await until_done(service, batch.id)
         return "".join(service.export("me", batch.id, "csv"))
 
-    table = list(csv.reader(io.StringIO(run(fake_provider, tmp_path / "s.db", body))))
+    table = list(csv.reader(io.StringIO(run(fake_provider, store_location, body))))
     assert table[0] == ["index", "id", "status", "tags", "size", "error_code", "error_message"]
     assert table[1][:3] == ["0", "A", "completed"] and isinstance(json.loads(table[1][3]), list)
     assert table[2][:3] == ["1", "B", "failed"] and table[2][3:5] == ["", ""] and table[2][5]

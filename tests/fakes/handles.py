@@ -99,7 +99,14 @@ class FakeProvider:
         self._call(lambda: self._core.state.apply_script(rule))
 
     def reset(self) -> None:
-        self._call(self._core.state.reset)
+        self._call(self._core.reset)
+
+    def batch_script(self, **settings: Any) -> None:
+        """Script the batch API (see ``tests.fakes.batches``)."""
+        self._call(lambda: self._core.batches.set_script(settings))
+
+    def batch_stats(self) -> dict[str, Any]:
+        return self._call(self._core.batches.stats)
 
     def close(self) -> None:
         """Stop serving: hung requests are released, then the thread ends."""
@@ -161,6 +168,12 @@ class FakeProviderProcess:
 
     def reset(self) -> None:
         self._request("POST", "/_fake/reset", {})
+
+    def batch_script(self, **settings: Any) -> None:
+        self._request("POST", "/_fake/batch_script", settings)
+
+    def batch_stats(self) -> dict[str, Any]:
+        return dict(self._request("GET", "/_fake/batch_stats"))
 
     def close(self) -> None:
         if self.process.poll() is None:

@@ -16,7 +16,8 @@ Latency counts from the moment the request arrived: the reply is built at once a
 written ``latency`` after arrival, so a burst of 256 requests on this one core does
 not add its own queueing to every reply's latency.
 
-Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, and for scripting from
+Routes: ``POST /v1/chat/completions``, ``GET /v1/models``, OpenAI's Batch API (files +
+batches, ``tests.fakes.batches``), and for scripting from
 another process ``GET /_fake/stats``, ``GET /_fake/requests``, ``POST /_fake/reset``,
 ``POST /_fake/script`` (each also under ``/v1``).
 
@@ -42,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from tests.fakes.answers import error_json, reply_for
+from tests.fakes.batches import FakeBatches
 from tests.fakes.script import FAULTS, FakeState, Rule
 
 __all__ = ["FAULTS", "Answer", "FakeCore", "Front", "RawServer", "Rule", "main"]
@@ -80,11 +82,14 @@ class FakeCore:
 
     def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None) -> None:
         self.state = FakeState(latency_ms=latency_ms, rpm=rpm)
+        self.batches = FakeBatches(self.state)
         self._admin: dict[tuple[str, str], Callable[[bytes], tuple[int, Any]]] = {
             ("GET", "/_fake/stats"): lambda body: (200, self.state.stats()),
             ("GET", "/_fake/requests"): lambda body: (200, list(self.state.bodies)),
             ("POST", "/_fake/reset"): self._admin_reset,
             ("POST", "/_fake/script"): self._admin_script,
+            ("GET", "/_fake/batch_stats"): lambda body: (200, self.batches.stats()),
+            ("POST", "/_fake/batch_script"): lambda body: (200, self.batches.set_script(json.loads(body or b"{}"))),
             ("GET", "/v1/models"): lambda body: (200, {"object": "list", "data": [
                 {"id": "fake-model", "object": "model", "owned_by": "fake"}]}),
         }
@@ -96,6 +101,9 @@ class FakeCore:
         route_path = path[3:] if path.startswith("/v1/_fake/") else path
         if method == "POST" and route_path in CHAT_PATHS:
             return self._chat(headers, body, arrived)
+        batch_answer = self.batches.handle(method, route_path, query, headers, body)
+        if batch_answer is not None:
+            return Answer("reply", arrived, *batch_answer)
         route = self._admin.get((method, route_path))
         if route is None:
             return Answer("reply", arrived, 404, error_json(f"no route {method} {path}"))
@@ -117,8 +125,13 @@ class FakeCore:
             self.state.in_flight -= 1
         answer.generation = None
 
-    def _admin_reset(self, body: bytes) -> tuple[int, Any]:
+    def reset(self) -> None:
+        """Zero the counters and scripts, chat and batches alike."""
         self.state.reset()
+        self.batches.reset()
+
+    def _admin_reset(self, body: bytes) -> tuple[int, Any]:
+        self.reset()
         return 200, {"ok": True}
 
     def _admin_script(self, body: bytes) -> tuple[int, Any]:
@@ -191,6 +204,7 @@ class _Request:
     headers: dict[str, str]
     body: bytes
     keep_alive: bool
+    query: str = ""
 
 
 class _Connection(asyncio.Protocol):
@@ -232,7 +246,8 @@ class _Connection(asyncio.Protocol):
             if request is None:
                 return
             self.keep_alive = request.keep_alive
-            answer = self.core.decide(request.method, request.path, request.headers, request.body, self.arrived)
+            answer = self.core.decide(request.method, request.path, request.headers, request.body,
+                                      self.arrived, request.query)
             self.answer = answer
             if answer.action == "hang":
                 self.core.state.hung.add(self)
@@ -271,7 +286,8 @@ class _Connection(asyncio.Protocol):
         body = bytes(self.buffer[end + 4 : end + 4 + length])
         del self.buffer[: end + 4 + length]
         close = headers.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-        return _Request(method, path.split("?", 1)[0], headers, body, not close)
+        path, _, query = path.partition("?")
+        return _Request(method, path, headers, body, not close, query)
 
     def send(self, status: int, payload: bytes, extra: dict[str, str]) -> None:
         if self.closed or self.transport is None:

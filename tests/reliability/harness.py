@@ -171,15 +171,17 @@ def count_lost_and_duplicated(ids: list[str], expected: list[str]) -> tuple[int,
 
 
 class ServeProcess:
-    """``agentflow-jobs serve`` as a subprocess on a store file, with one API key."""
+    """``agentflow-jobs serve`` as a subprocess on a store (file or URL), with one API key."""
 
-    def __init__(self, root: Path, provider: Mapping[str, Any], *, port: int | None = None) -> None:
+    def __init__(self, root: Path, provider: Mapping[str, Any], *, port: int | None = None,
+                 store: str | Path | None = None, name: str = "serve") -> None:
         self.root = root
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.profiles = root / "serve-profiles.yaml"
+        self.profiles = root / f"{name}-profiles.yaml"
         self.profiles.write_text(yaml.safe_dump({"profiles": {"local": {"provider": dict(provider)}}}))
-        self.store = root / "serve-store.db"
+        # a file of its own, or a postgresql:// URL several instances share
+        self.store: Any = store if store is not None else root / f"{name}-store.db"
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 

@@ -214,7 +214,8 @@ def test_a_bad_prices_key_in_the_profile_names_it(
 
 def test_a_state_from_before_prices_migrates_and_says_unknown(tmp_path: Path) -> None:
     from agentflow_jobs.runner.ledger import Ledger
-    from agentflow_jobs.runner.state import _V1, State
+    from agentflow_jobs.runner.state import _V1, SCHEMA_VERSION
+    from agentflow_jobs.runner.state import SqliteState as State
 
     path = tmp_path / "state.db"
     db = sqlite3.connect(path)
@@ -227,8 +228,8 @@ def test_a_state_from_before_prices_migrates_and_says_unknown(tmp_path: Path) ->
     db.commit()
     db.close()
     with State(path) as state:
-        version = state.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        assert version == ("2",)
+        version = state.query("SELECT value FROM meta WHERE key='schema_version'")[0]
+        assert version == (str(SCHEMA_VERSION),)
         ledger = Ledger(state)
         assert ledger.job_cost("old") is None  # answered before prices were kept: unknown
         row: Any = {"status": "completed", "result": {}, "error": None,

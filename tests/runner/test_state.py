@@ -10,23 +10,41 @@ from typing import Any
 import pytest
 
 from agentflow_jobs.errors import LockedError, StateError
+from agentflow_jobs.runner.backend import as_location, state_lock
 from agentflow_jobs.runner.lock import StateLock
-from agentflow_jobs.runner.state import SCHEMA_VERSION, State
+from agentflow_jobs.runner.state import SCHEMA_VERSION
+from agentflow_jobs.runner.state import SqliteState as State
 from agentflow_jobs.runner.workspace import Workspace as StateWorkspace
 from tests.runner.conftest import Workspace, reviews
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest, ws: Workspace) -> list[str]:
+    """The ``--state`` arguments of each backend (none: the default state file)."""
+    if request.param == "sqlite":
+        return []
+    return ["--state", request.getfixturevalue("pg_url")]
+
+
+def _location(ws: Workspace, backend: list[str]) -> Any:
+    return as_location(backend[1]) if backend else ws.state
+
+
 def test_second_apply_exits_5_naming_the_holder(
-    ws: Workspace, fake_provider: Any, capsys: Any
+    ws: Workspace, fake_provider: Any, capsys: Any, backend: list[str]
 ) -> None:
     ws.write_input("reviews.jsonl", reviews(3))
     ws.write_spec()
-    with StateLock(ws.state.with_suffix(".lock"), command="watch"):
-        assert ws.run("apply", "--lock-timeout", "0.2") == 5
+    holder = state_lock(_location(ws, backend), command="watch")
+    holder.acquire()
+    assert ws.run("apply", "--lock-timeout", "0.2", *backend) == 5
     err = capsys.readouterr().err
     assert "is locked by pid" in err and "watch" in err
+    assert ws.run("status", "--json", *backend) == 0
+    assert json.loads(capsys.readouterr().out)["lock"]["command"] == "watch"
+    holder.release()
     assert fake_provider.count == 0
-    assert ws.run("apply") == 0
+    assert ws.run("apply", *backend) == 0
 
 
 def test_lock_waits_up_to_the_timeout(tmp_path: Path) -> None:
@@ -42,16 +60,18 @@ def test_lock_waits_up_to_the_timeout(tmp_path: Path) -> None:
     waiter.release()
 
 
-def test_a_held_workspace_spans_several_applies(ws: Workspace, fake_provider: Any) -> None:
+def test_a_held_workspace_spans_several_applies(
+    ws: Workspace, fake_provider: Any, backend: list[str]
+) -> None:
     from agentflow_jobs.runner import apply_jobs
     from agentflow_jobs.spec.load import load_specs
 
     ws.write_input("reviews.jsonl", reviews(4))
     ws.write_spec()
     specs = load_specs([ws.root / "specs"])
-    with StateWorkspace(ws.state) as held:
+    with StateWorkspace(_location(ws, backend)) as held:
         assert apply_jobs(specs, state=held).exit_code == 0
-        assert ws.run("apply") == 5  # someone else is refused meanwhile
+        assert ws.run("apply", *backend) == 5  # someone else is refused meanwhile
         assert apply_jobs(specs, state=held).jobs[0].status == "up_to_date"
 
 
@@ -75,17 +95,18 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         State(path)
 
 
-def test_status_json(ws: Workspace, fake_provider: Any, capsys: Any) -> None:
+def test_status_json(ws: Workspace, fake_provider: Any, capsys: Any, backend: list[str]) -> None:
     ws.write_input("reviews.jsonl", reviews(5))
     ws.write_spec()
-    assert ws.run("apply") == 0
+    assert ws.run("apply", *backend) == 0
     capsys.readouterr()
-    assert ws.run("status", "--json") == 0
-    (row,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert ws.run("status", "--json", *backend) == 0
+    document = json.loads(capsys.readouterr().out)
+    (row,) = document["jobs"]
     assert row["job"] == "reviews" and row["completed"] == 5 and row["drift"] == []
-    assert row["tokens"] > 0 and row["batches_in_flight"] == []
+    assert row["tokens"] > 0 and row["batches_in_flight"] == [] and document["lock"] is None
     ws.write_input("reviews.jsonl", reviews(1, start=5), append=True)
-    assert ws.run("status", "--json") == 0
+    assert ws.run("status", "--json", *backend) == 0
     assert json.loads(capsys.readouterr().out)["jobs"][0]["drift"] == ["input"]
 
 

@@ -159,6 +159,23 @@ profiles:
     assert load_profile("own").provider["timeout"] == 30  # type: ignore[index]
 
 
+def test_an_unknown_provider_key_is_named_not_ignored(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = write(tmp_path / "profiles.yaml", "profiles:\n  cheap:\n    provider:\n      type: openai\n"
+                 "      base_url: https://api.openai.com/v1\n      bacth: native\n")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    with pytest.raises(ConfigError) as error:
+        load_profile("cheap")
+    assert error.value.key == "profiles.cheap.provider.bacth"
+    assert "did you mean `batch`" in str(error.value) and str(path) in str(error.value)
+    write(path, "profiles:\n  cheap:\n    provider:\n      base_url: https://api.openai.com/v1\n"
+          "      batch: native\n      batch_max_requests: 500\n      keep_batch_files: true\n")
+    assert load_profile("cheap").provider == {"base_url": "https://api.openai.com/v1", "batch": "native",
+                                              "batch_max_requests": 500, "keep_batch_files": True}
+    write(path, "profiles:\n  cheap:\n    provider:\n      base_url: https://x/v1\n      batch: later\n")
+    with pytest.raises(ConfigError, match=r"provider\.batch: must be engine or native"):
+        load_profile("cheap")
+
+
 def test_an_anthropic_profile_loads_and_answers(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_anthropic: FakeAnthropic
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import agentflow
 import agentflow_jobs.errors
-from agentflow_jobs.engine.store import BatchStore
+from agentflow_jobs.engine.store_pg import open_store
 from agentflow_jobs.sdk import (
     AgentFlow,
     AsyncAgentFlow,
@@ -86,10 +86,13 @@ def test_close_joins_the_thread_and_dropping_a_client_does_too(prod_profile: str
 
 
 def test_embedded_batches_resume_in_a_later_client(
-    fake_provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    fake_provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    store_location: str | Path,
 ) -> None:
-    """(The server's restart is covered in tests/server/test_restart.py.)"""
-    config = write_profiles(tmp_path / "p.yaml", {"local": embedded_profile(fake_provider.base_url, tmp_path / "s.db")})
+    """(The server's restart is covered in tests/server/test_restart.py.) A profile's
+    ``store:`` is a file or a ``postgresql://`` URL."""
+    profile = embedded_profile(fake_provider.base_url, store_location)  # type: ignore[arg-type]
+    config = write_profiles(tmp_path / "p.yaml", {"local": profile})
     monkeypatch.setenv("AGENTFLOW_CONFIG", str(config))
     prod_profile = "local"
     fake_provider.script(latency_ms=100)
@@ -101,7 +104,7 @@ def test_embedded_batches_resume_in_a_later_client(
     first.close()  # stops the workers mid-batch
     # Look at the store itself: any call on the closed client would reopen its engine,
     # whose workers resume the batch and put a second window of requests in flight.
-    store = BatchStore(tmp_path / "s.db")
+    store = open_store(store_location)
     stopped = store.get(batch.id)
     store.close()
     assert stopped is not None
