@@ -61,6 +61,8 @@ PROVIDER_KEYS = frozenset({
     "type", "base_url", "api_key", "model", "headers", "timeout", "connect_timeout",
     "read_timeout", "max_attempts", "concurrency", "requests_per_minute", "tokens_per_minute",
     "self_hosted", "prices", "model_path", "n_ctx", "workers", "threads",
+    # anthropic
+    "max_tokens", "structured_output",
     # native batches (BatchSettings)
     "batch", "batch_max_requests", "batch_max_bytes", "batch_reask", "keep_batch_files",
     "batch_poll_interval", "batch_poll_max",
@@ -141,6 +143,9 @@ def build_batch_api(config: Mapping[str, Any]) -> BatchAPI | None:
     if settings.strategy != "native":
         return None
     from agentflow_jobs.providers.batch_api import BatchLimits
+
+    if str(config.get("type") or "openai") == "anthropic":
+        return _anthropic_batches(config, settings)
     from agentflow_jobs.providers.openai_batch import DEFAULT_LIMITS, OpenAIBatchAPI
 
     provider = _openai(config)  # the same checks of base_url, key and headers
@@ -152,6 +157,22 @@ def build_batch_api(config: Mapping[str, Any]) -> BatchAPI | None:
         model=provider.default_model, headers={str(k): str(v) for k, v in headers.items()},
         limits=limits,
     )
+
+
+def _anthropic_batches(config: Mapping[str, Any], settings: BatchSettings) -> BatchAPI:
+    """Message Batches for an anthropic block: the lines are the sync provider's bodies."""
+    from agentflow_jobs.providers.anthropic import AnthropicProvider
+    from agentflow_jobs.providers.anthropic_batch import DEFAULT_LIMITS, AnthropicBatchAPI
+    from agentflow_jobs.providers.batch_api import BatchLimits
+
+    provider = _anthropic(config)  # the same checks of base_url, key, headers and settings
+    assert isinstance(provider, AnthropicProvider)
+    headers = config.get("headers") or {}
+    limits = BatchLimits(settings.max_requests or DEFAULT_LIMITS.max_requests,
+                         settings.max_bytes or DEFAULT_LIMITS.max_bytes)
+    return AnthropicBatchAPI(provider.base_url, _optional_str(config, "api_key"), provider.default_model,
+                             max_tokens=provider.max_tokens, native=provider.native, limits=limits,
+                             headers={str(k): str(v) for k, v in headers.items()})
 
 
 def _choice(config: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
