@@ -36,7 +36,7 @@ REDACTED = "***"
 # names whose values are secrets wherever they appear: api_key, Authorization, x-api-token, ...
 _SECRET_KEY = re.compile(r"api[_-]?key|authorization|token|secret|password|passwd|credential", re.I)
 # environment variables whose values are always secrets
-_SECRET_ENV = ("OPENAI_API_KEY", "AGENTFLOW_API_KEY")
+_SECRET_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "AGENTFLOW_API_KEY")
 # shorter values would redact ordinary words; a real key is never this short
 _MIN_SECRET_LEN = 4
 

@@ -233,6 +233,7 @@ class ProviderBatch(BaseModel):
     completed: int = 0
     failed: int = 0
     expires_at: float | None = None  # epoch seconds: when the provider gives up on it
+    results_until: float | None = None  # epoch seconds: when its results go (Anthropic: 29 days)
     chunk: int = 0
     kind: str = "ask"  # ask, or reask (invalid answers asked again)
     state: str = ""  # how far the engine got: uploaded, created, harvested, done, failed

@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench.e2e",
     "bench.destinations",
     "bench.state",
+    "bench.anthropic",
 ]
 RESULTS = Path(__file__).resolve().parent / "results.json"
 

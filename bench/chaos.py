@@ -9,7 +9,8 @@ Scenarios (figures in bench/reliability.json):
   ``agentflow-jobs serve`` subprocess (itself killed mid-batch in most batch rounds and
   restarted at the start of the next round), batch mode through the fake's batch API
   (``batch/native``: ``provider.batch: native``, each kill aimed at a random number of
-  batch lines answered, plus a random moment after), and sync mode with the runner's
+  batch lines answered, plus a random moment after; ``batch/anthropic``: the same through
+  Anthropic's Message Batches on the Anthropic fake), and sync mode with the runner's
   state in PostgreSQL (``sync/postgres``); named crash points hit on purpose. Rounds
   run until ``--kills`` kills have landed (the apply was still running when SIGKILL came);
   only those count. Per round: items lost, items duplicated, requests re-sent (counted at
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import chaos_pg
+from tests.fakes.anthropic import FakeAnthropicProcess
 from tests.fakes.handles import FakeProviderProcess
 from tests.reliability import scenarios
 from tests.reliability.harness import (
@@ -73,7 +75,10 @@ CONCURRENCY = 64
 WINDOW = 2 * CONCURRENCY
 BATCH_SIZE = 500
 CONFIGS = (("sync", "embedded"), ("batch", "embedded"), ("sync", "server"), ("batch", "server"),
-           ("batch", "native"), chaos_pg.SYNC)
+           ("batch", "native"), ("batch", "anthropic"), chaos_pg.SYNC)
+# the configurations whose batches run through a provider's batch API (batch/anthropic:
+# Anthropic's Message Batches, on the Anthropic fake)
+NATIVE = ("native", "anthropic")
 # batch/native: the profile's provider runs batches through the fake's batch API, whose
 # batches take a moment in each state so that kills land at every step
 NATIVE_PROVIDER = {"batch": "native", "batch_poll_interval": 0.05, "batch_poll_max": 0.3}
@@ -98,7 +103,9 @@ PG_URL: str | None = None  # the database of this run's sync/postgres jobs (chao
 
 
 def provider_block(fake: FakeProviderProcess, **extra: Any) -> dict[str, Any]:
-    return {"type": "openai", "base_url": fake.base_url, "api_key": "sk-chaos", "model": "fake-model",
+    kind = fake.kind
+    return {"type": kind, "base_url": fake.base_url, "api_key": "sk-chaos",
+            "model": "claude-haiku-4-5" if kind == "anthropic" else "fake-model",
             "concurrency": CONCURRENCY, "timeout": 10, **extra}
 
 
@@ -147,7 +154,7 @@ class SoakJob:
         self.config = f"{mode}/{transport}"
         self.number, self.items = number, items
         root = base / f"{mode}-{transport}-{number}"
-        self.native = transport == "native"
+        self.native = transport in NATIVE
         extra = NATIVE_PROVIDER if self.native else {}
         self.project = Project(root, provider_block(fake, **extra),
                                remote_url=server.url if server else None)
@@ -345,14 +352,19 @@ def _count(db: Path | None, sql: str) -> int:
 
 
 def run_soak(base: Path, fake: FakeProviderProcess, kills: int, items: int, rng: random.Random,
-             deadline: float, configs: tuple[tuple[str, str], ...] = CONFIGS) -> Soak:
+             deadline: float, configs: tuple[tuple[str, str], ...] = CONFIGS,
+             claude: FakeProviderProcess | None = None) -> Soak:
+    """``claude``: the Anthropic fake, for batch/anthropic."""
     soak = Soak()
     per_config = max(1, -(-kills // len(configs)))
     server = ServeProcess(base, provider_block(fake))
     try:
         for mode, transport in configs:
-            budget = max(per_config, NATIVE_MIN_KILLS) if transport == "native" and kills >= MIN_KILLS else per_config
-            _soak_config(soak, base, fake, mode, transport, budget, items, rng,
+            budget = max(per_config, NATIVE_MIN_KILLS) if transport in NATIVE and kills >= MIN_KILLS else per_config
+            job_fake = claude if transport == "anthropic" else fake
+            if job_fake is None:
+                continue
+            _soak_config(soak, base, job_fake, mode, transport, budget, items, rng,
                          server if transport == "server" else None, deadline)
     finally:
         server.stop()
@@ -364,7 +376,7 @@ def _soak_config(soak: Soak, base: Path, fake: FakeProviderProcess, mode: str, t
                  deadline: float) -> None:
     """Jobs of this configuration until ``budget`` kills have landed (or the deadline)."""
     landed, number = 0, 0
-    if transport == "native":
+    if transport in NATIVE:
         fake.batch_script(**NATIVE_SCRIPT)
     while landed < budget and time.monotonic() < deadline:
         number += 1
@@ -412,16 +424,22 @@ CRASH_POINTS = (
     # batch/native: each step of a chunk (native.py), the 2nd or 3rd chunk
     ("native_after_upload:2", "batch/native"), ("native_after_create:2", "batch/native"),
     ("native_polling:3", "batch/native"), ("native_mid_harvest:2", "batch/native"),
+    ("native_after_upload:2", "batch/anthropic"), ("native_after_create:2", "batch/anthropic"),
+    ("native_polling:3", "batch/anthropic"), ("native_mid_harvest:2", "batch/anthropic"),
 )
 
 
-def run_crash_points(base: Path, fake: FakeProviderProcess, items: int, soak: Soak) -> None:
+def run_crash_points(base: Path, fake: FakeProviderProcess, items: int, soak: Soak,
+                     claude: FakeProviderProcess | None = None) -> None:
     """Each named window once: crash there (exit 137), then resume to a complete output."""
     for number, (point, config) in enumerate(CRASH_POINTS, start=1000):
         mode, _, transport = config.partition("/")
-        if transport == "native":
-            fake.batch_script(**NATIVE_SCRIPT)
-        job = SoakJob(base, fake, mode, transport or "embedded", items, None, number)
+        job_fake = claude if transport == "anthropic" else fake
+        if job_fake is None:
+            continue
+        if transport in NATIVE:
+            job_fake.batch_script(**NATIVE_SCRIPT)
+        job = SoakJob(base, job_fake, mode, transport or "embedded", items, None, number)
         job.config = f"{mode}/{transport or 'embedded'}@{point}"
         job.mark_store()
         crashed, code, err = job.finish(AGENTFLOW_CRASH_AT=point)
@@ -520,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     configs, multi = _configs(args.configs)
     with tempfile.TemporaryDirectory(prefix="agentflow-chaos-") as tmp, \
             FakeProviderProcess(latency_ms=2, front="raw") as fake, \
+            FakeAnthropicProcess(latency_ms=2) as claude, \
             chaos_pg.pg_database("soak" in wanted and chaos_pg.SYNC in configs) as pg:
         global PG_URL
         PG_URL = pg
@@ -528,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         if "soak" in wanted:
             print("soak: kill -9 rounds", file=sys.stderr, flush=True)
             soak = run_soak(base, fake, args.kills, args.items, rng, started + args.budget_s,
-                            configs)
+                            configs, claude)
         if "soak" in wanted and multi:
             print(f"{chaos_pg.MULTI}: kill -9 two of three serve instances", file=sys.stderr)
             report["multi"] = chaos_pg.multi_figures(
@@ -536,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                 items=args.items, window=WINDOW, rng=rng)
         if "crash" in wanted:
             print("crash points", file=sys.stderr, flush=True)
-            run_crash_points(base, fake, min(args.items, 2000), soak)
+            run_crash_points(base, fake, min(args.items, 2000), soak, claude)
         report["soak"] = soak_figures(soak, args.kills if "soak" in wanted else 0)
         _save(args.output, report)
         fake.reset()

@@ -13,9 +13,9 @@ pytest_plugins = ["tests.fakes.fixtures", "tests.postgres"]
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """No test sees the developer's AGENTFLOW_* / OPENAI_* settings or profiles file."""
+    """No test sees the developer's AGENTFLOW_* / OPENAI_* / ANTHROPIC_* settings or profiles file."""
     for name in list(os.environ):
-        if name.startswith(("AGENTFLOW_", "OPENAI_")):
+        if name.startswith(("AGENTFLOW_", "OPENAI_", "ANTHROPIC_")):
             monkeypatch.delenv(name, raising=False)
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))

@@ -55,14 +55,17 @@ def test_registered_and_environment_secrets_vanish_from_every_string(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env-0123456789")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-env-0123456789")
     configure_logging(fmt="json")
     register_secret("hunter2-secret-value")
     structlog.get_logger().error(
         "provider said: key sk-env-0123456789 is invalid",
         detail=["retry with hunter2-secret-value", {"url": "https://x/?k=sk-env-0123456789"}],
+        claude="sk-ant-env-0123456789 rejected",
     )
     text = capsys.readouterr().err
     assert "sk-env-0123456789" not in text and "hunter2-secret-value" not in text
+    assert "sk-ant-env-0123456789" not in text
     line = json.loads(text)
     assert line["event"] == "provider said: key *** is invalid"
     assert line["detail"] == ["retry with ***", {"url": "https://x/?k=***"}]

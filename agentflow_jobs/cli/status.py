@@ -76,8 +76,10 @@ def _status_row(row: dict[str, Any]) -> list[str]:
 
 
 def _provider_batch(batch: dict[str, Any]) -> str:
-    """`` (provider batch_abc in_progress 120/500, expires 2026-12-05 10:00)``"""
-    expires = batch.get("expires_at")
-    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(expires)) if expires else "unknown"
+    """`` (provider batch_abc in_progress 120/500, expires 2026-12-05 10:00)``, or for a
+    provider that keeps results for a while (Anthropic) ``results until ...``"""
+    until = batch.get("results_until")
+    label, at = ("results until", until) if until else ("expires", batch.get("expires_at"))
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(at)) if at else "unknown"
     return (f" (provider {batch.get('id') or 'creating'} {batch.get('status') or batch.get('state')}"
-            f" {batch.get('completed', 0)}/{batch.get('total', 0)}, expires {when})")
+            f" {batch.get('completed', 0)}/{batch.get('total', 0)}, {label} {when})")

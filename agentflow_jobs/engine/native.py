@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 
@@ -61,12 +61,21 @@ Outcome = tuple[str, RowError | None]
 _GROUP = 200  # rows recorded per transaction while harvesting
 
 
+@runtime_checkable
+class _FindsByRecords(Protocol):
+    """A ``BatchAPI`` that must be told which provider batches are recorded already."""
+
+    recorded: Callable[[str], bool]
+
+
 class NativeBatches:
     """Runs AgentFlow batches through one provider's ``BatchAPI`` (see the module doc)."""
 
     def __init__(self, api: BatchAPI, settings: BatchSettings, executor: Executor, store: BatchStore) -> None:
         self.api, self.settings, self.executor, self.store = api, settings, executor, store
         self.records = NativeRecords(store)
+        if isinstance(api, _FindsByRecords):  # a provider whose batches carry no metadata
+            api.recorded = self.records.is_recorded
         self._wakes: dict[str, asyncio.Event] = {}
         # chunks uploaded by this process just now: no create can have happened for them
         self._fresh: set[tuple[str, int]] = set()

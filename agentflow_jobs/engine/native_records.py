@@ -43,7 +43,7 @@ CREATE TABLE IF NOT EXISTS native_chunks (
 # chunks the strategy still has work on
 OPEN_STATES = ("intent", "uploaded", "created", "harvested")
 _COLUMNS = ("batch_id, seq, kind, key, indices, lines, state, upload_id, provider_id, status, phase,"
-            " total, succeeded, failed, expires_at, raw, error")
+            " total, succeeded, failed, expires_at, raw, error, created")
 
 
 @dataclass
@@ -67,11 +67,15 @@ class Chunk:
     expires_at: float | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    created: float = 0.0  # epoch seconds of the intent
 
     @property
     def metadata(self) -> dict[str, str]:
-        """What the provider batch is tagged with, and found again by."""
-        return {"agentflow_batch": self.batch_id, "agentflow_chunk": str(self.seq), "agentflow_key": self.key}
+        """What the provider batch is tagged with, and found again by: its chunk, and the
+        intent's time and size for a provider whose batches carry no metadata (Anthropic
+        finds a running batch by creation time and request count)."""
+        return {"agentflow_batch": self.batch_id, "agentflow_chunk": str(self.seq), "agentflow_key": self.key,
+                "agentflow_lines": str(len(self.indices)), "agentflow_intent_at": f"{self.created:.3f}"}
 
     def remote(self) -> RemoteBatch:
         """The provider batch as last recorded (enough to read results and discard files)."""
@@ -83,7 +87,8 @@ class Chunk:
         """The provider batch for ``status`` and the SDK's ``Batch``."""
         return {"id": self.provider_id, "chunk": self.seq, "kind": self.kind, "state": self.state,
                 "status": self.status, "total": self.total or len(self.indices),
-                "completed": self.succeeded, "failed": self.failed, "expires_at": self.expires_at}
+                "completed": self.succeeded, "failed": self.failed, "expires_at": self.expires_at,
+                "results_until": self.raw.get("results_until")}
 
 
 class NativeRecords:
@@ -96,6 +101,10 @@ class NativeRecords:
         rows = self.store._query(
             f"SELECT {_COLUMNS} FROM native_chunks WHERE batch_id=? ORDER BY seq", (batch_id,))
         return [_chunk(row) for row in rows]
+
+    def is_recorded(self, provider_id: str) -> bool:
+        """Whether a provider batch id is some chunk's already (``AnthropicBatchAPI.find``)."""
+        return bool(self.store._query("SELECT 1 FROM native_chunks WHERE provider_id=? LIMIT 1", (provider_id,)))
 
     def add_intent(self, batch_id: str, kind: str, key: str, indices: Sequence[int],
                    lines: Mapping[str, Any] | None = None, *, done_seq: int | None = None) -> Chunk:
@@ -113,7 +122,7 @@ class NativeRecords:
                 (batch_id, seq, kind, f"{key}-{seq}", json.dumps(list(indices)),
                  json.dumps(dict(lines)) if lines else None, now, now),
             )
-        return Chunk(batch_id, seq, kind, f"{key}-{seq}", list(indices), "intent", dict(lines or {}))
+        return Chunk(batch_id, seq, kind, f"{key}-{seq}", list(indices), "intent", dict(lines or {}), created=now)
 
     def set_upload(self, chunk: Chunk, upload_id: str | None) -> None:
         with self.store._tx() as db:
@@ -162,5 +171,5 @@ def _chunk(row: Sequence[Any]) -> Chunk:
         batch_id=row[0], seq=int(row[1]), kind=row[2], key=row[3], indices=json.loads(row[4]),
         lines=json.loads(row[5]) if row[5] else {}, state=row[6], upload_id=row[7], provider_id=row[8],
         status=row[9], phase=row[10], total=int(row[11]), succeeded=int(row[12]), failed=int(row[13]),
-        expires_at=row[14], raw=json.loads(row[15] or "{}"), error=row[16],
+        expires_at=row[14], raw=json.loads(row[15] or "{}"), error=row[16], created=float(row[17]),
     )

@@ -18,6 +18,7 @@ from agentflow_jobs.pricing.estimate import (
     estimate_output_tokens,
     estimate_prompt_tokens,
     estimate_text_tokens,
+    request_overhead_tokens,
 )
 from agentflow_jobs.pricing.prices import (
     BATCH_LISTED,
@@ -50,4 +51,5 @@ __all__ = [
     "parse_price_overrides",
     "price_for",
     "price_lookup",
+    "request_overhead_tokens",
 ]

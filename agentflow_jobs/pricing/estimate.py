@@ -5,7 +5,8 @@ Anthropic publishes none), so prompts are counted by a stated heuristic,
 ``PROMPT_TOKEN_METHOD``: one token per 4 bytes of UTF-8 (English averages about 4
 characters a token; counting bytes keeps CJK text, about one token a character, from
 being undercounted fourfold), plus 4 tokens per message for the chat framing and 3 for
-the reply's priming.
+the reply's priming, plus what the provider adds to each request on its own
+(``request_overhead_tokens``: Anthropic's tool-use system prompt).
 
 Output tokens come from the shape the operation asks for (``OUTPUT_TOKEN_METHOD``):
 label → the label JSON with the longest category; enrich → one key and a typical value
@@ -29,6 +30,7 @@ __all__ = [
     "estimate_output_tokens",
     "estimate_prompt_tokens",
     "estimate_text_tokens",
+    "request_overhead_tokens",
 ]
 
 PROMPT_TOKEN_METHOD = "heuristic: 4 UTF-8 bytes per token + 4 per message"
@@ -38,6 +40,9 @@ _BYTES_PER_TOKEN = 4
 _PER_MESSAGE = 4
 _REPLY_PRIMING = 3
 _JSON_FRAME = 2  # the braces around a JSON object
+# Anthropic's tool-use system prompt with tool_choice "tool", by its own table (235-340
+# by model): the top of the range, so an estimate does not fall short
+TOOL_PROMPT_TOKENS = 340
 _DEFAULT_OUTPUT = {"summarize": 128, "run": 512}
 _CONTEXT_TOKENS = 32  # one sentence of justification per enrich field
 # a typical value of each type, in tokens
@@ -55,6 +60,14 @@ _VALUE_TOKENS = {
 def estimate_text_tokens(text: str) -> int:
     """Tokens in ``text`` by the byte heuristic; 0 for the empty string."""
     return math.ceil(len(text.encode("utf-8")) / _BYTES_PER_TOKEN)
+
+
+def request_overhead_tokens(provider: Mapping[str, Any] | None, *, asks_schema: bool) -> int:
+    """Input tokens a provider adds to each request on its own: Anthropic's tool-use system
+    prompt when structured output is a forced tool (``TOOL_PROMPT_TOKENS``), else 0."""
+    if not provider or provider.get("type") != "anthropic" or not asks_schema:
+        return 0
+    return TOOL_PROMPT_TOKENS if (provider.get("structured_output") or "tool") == "tool" else 0
 
 
 def estimate_prompt_tokens(messages: Sequence[Mapping[str, str]]) -> int:

@@ -1,8 +1,11 @@
 """Model backends behind one small async interface (``base.Provider``).
 
 ``build_provider(config)`` turns a profile's ``provider:`` block into a provider:
-``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: local`` the
-offline model (imported lazily: it needs the optional ``llama-cpp-python``).
+``type: openai`` (default) is any OpenAI-compatible endpoint, ``type: anthropic``
+Anthropic's Messages API (``base_url`` defaults to ``https://api.anthropic.com``; a
+``max_tokens`` reply budget for operations that set none; ``structured_output: tool``,
+the default, or ``native``, see ``anthropic_request``), ``type: local`` the offline
+model (imported lazily: it needs the optional ``llama-cpp-python``).
 
 An endpoint is *self-hosted* when its host is loopback, a private or link-local address,
 ``localhost``, a ``.local``/``.localhost`` name, ``host.docker.internal`` or a name
@@ -58,6 +61,8 @@ PROVIDER_KEYS = frozenset({
     "type", "base_url", "api_key", "model", "headers", "timeout", "connect_timeout",
     "read_timeout", "max_attempts", "concurrency", "requests_per_minute", "tokens_per_minute",
     "self_hosted", "prices", "model_path", "n_ctx", "workers", "threads",
+    # anthropic
+    "max_tokens", "structured_output",
     # native batches (BatchSettings)
     "batch", "batch_max_requests", "batch_max_bytes", "batch_reask", "keep_batch_files",
     "batch_poll_interval", "batch_poll_max",
@@ -75,9 +80,12 @@ def build_provider(config: Mapping[str, Any]) -> Provider:
     kind = str(config.get("type") or "openai")
     if kind == "openai":
         return _openai(config)
+    if kind == "anthropic":
+        return _anthropic(config)
     if kind == "local":
         return _local(config)
-    raise ConfigError(f"unknown provider type {kind!r}; use 'openai' or 'local'", key="provider.type")
+    raise ConfigError(f"unknown provider type {kind!r}; use 'openai', 'anthropic' or 'local'",
+                      key="provider.type")
 
 
 def check_provider_keys(config: Mapping[str, Any]) -> None:
@@ -135,6 +143,9 @@ def build_batch_api(config: Mapping[str, Any]) -> BatchAPI | None:
     if settings.strategy != "native":
         return None
     from agentflow_jobs.providers.batch_api import BatchLimits
+
+    if str(config.get("type") or "openai") == "anthropic":
+        return _anthropic_batches(config, settings)
     from agentflow_jobs.providers.openai_batch import DEFAULT_LIMITS, OpenAIBatchAPI
 
     provider = _openai(config)  # the same checks of base_url, key and headers
@@ -148,6 +159,22 @@ def build_batch_api(config: Mapping[str, Any]) -> BatchAPI | None:
     )
 
 
+def _anthropic_batches(config: Mapping[str, Any], settings: BatchSettings) -> BatchAPI:
+    """Message Batches for an anthropic block: the lines are the sync provider's bodies."""
+    from agentflow_jobs.providers.anthropic import AnthropicProvider
+    from agentflow_jobs.providers.anthropic_batch import DEFAULT_LIMITS, AnthropicBatchAPI
+    from agentflow_jobs.providers.batch_api import BatchLimits
+
+    provider = _anthropic(config)  # the same checks of base_url, key, headers and settings
+    assert isinstance(provider, AnthropicProvider)
+    headers = config.get("headers") or {}
+    limits = BatchLimits(settings.max_requests or DEFAULT_LIMITS.max_requests,
+                         settings.max_bytes or DEFAULT_LIMITS.max_bytes)
+    return AnthropicBatchAPI(provider.base_url, _optional_str(config, "api_key"), provider.default_model,
+                             max_tokens=provider.max_tokens, native=provider.native, limits=limits,
+                             headers={str(k): str(v) for k, v in headers.items()})
+
+
 def _choice(config: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> str:
     value = config.get(key)
     if value is None:
@@ -158,20 +185,43 @@ def _choice(config: Mapping[str, Any], key: str, allowed: tuple[str, ...]) -> st
 
 
 def _openai(config: Mapping[str, Any]) -> Provider:
-    from agentflow_jobs.providers.openai_compat import DEFAULT_TIMEOUT, OpenAICompatProvider
+    from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 
     base_url = config.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():
         raise ConfigError("an openai provider needs base_url (e.g. https://api.openai.com/v1)",
                           key="provider.base_url")
+    return OpenAICompatProvider(base_url.strip(), **_http_options(config, base_url.strip()))
+
+
+def _anthropic(config: Mapping[str, Any]) -> Provider:
+    from agentflow_jobs.providers.anthropic import DEFAULT_BASE_URL, AnthropicProvider
+    from agentflow_jobs.providers.anthropic_request import DEFAULT_MAX_TOKENS, STRUCTURED_OUTPUTS
+
+    base_url = config.get("base_url") or DEFAULT_BASE_URL
+    if not isinstance(base_url, str) or not base_url.strip():
+        raise ConfigError("must be a URL (default https://api.anthropic.com)", key="provider.base_url")
+    max_tokens = int(_number(config, "max_tokens", DEFAULT_MAX_TOKENS, integer=True))
+    structured = config.get("structured_output") or "tool"
+    if structured not in STRUCTURED_OUTPUTS:
+        raise ConfigError(f"must be 'tool' (a forced tool call, every Claude model) or 'native' "
+                          f"(output_config.format, newer models), got {structured!r}",
+                          key="provider.structured_output")
+    return AnthropicProvider(base_url.strip(), max_tokens=max_tokens, structured_output=str(structured),
+                             **_http_options(config, base_url.strip()))
+
+
+def _http_options(config: Mapping[str, Any], base_url: str) -> dict[str, Any]:
+    """The settings every HTTP provider takes, checked (a ConfigError names the key)."""
+    from agentflow_jobs.providers.openai_compat import DEFAULT_TIMEOUT
+
     api_key = _optional_str(config, "api_key")
-    _check_base_url(base_url.strip(), has_key=api_key is not None)
+    _check_base_url(base_url, has_key=api_key is not None)
     headers = config.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError("headers must be a mapping of header name to value", key="provider.headers")
-    self_hosted = _self_hosted(config, base_url.strip())
-    return OpenAICompatProvider(
-        base_url.strip(),
+    self_hosted = _self_hosted(config, base_url)
+    return dict(
         api_key=api_key,
         model=_optional_str(config, "model"),
         headers={str(k): str(v) for k, v in headers.items()},

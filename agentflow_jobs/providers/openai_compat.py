@@ -89,7 +89,7 @@ class OpenAICompatProvider:
             tokens_per_minute=tokens_per_minute,
         )
         self._endpoint = Endpoint(
-            f"{self.base_url}/chat/completions", _headers(self._api_key, headers),
+            self._endpoint_url(), self._request_headers(headers),
             timeout=timeout, connect_timeout=connect_timeout, read_timeout=read_timeout,
             max_connections=self.limiter.max_concurrency, kind=transport,
         )
@@ -98,13 +98,32 @@ class OpenAICompatProvider:
     def __repr__(self) -> str:  # never shows the key
         return f"OpenAICompatProvider(base_url={display_url(self.base_url)!r}, model={self.default_model!r})"
 
+    # ---- the wire format: what a subclass for another API (anthropic) replaces --------
+
+    def _endpoint_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _request_headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        return _headers(self._api_key, extra)
+
     def payload(self, request: ChatRequest) -> dict[str, Any]:
         """The JSON body this provider sends for ``request`` (benchmarks replay it)."""
         return self._bodies.payload(request, self.default_model)
 
+    def encode(self, payload: dict[str, Any]) -> bytes:
+        return self._bodies.encode(payload)
+
+    def parse(self, content: bytes, payload: dict[str, Any]) -> ChatReply:
+        """The answered (2xx) body of ``payload`` as a ChatReply; a ProviderError when unusable."""
+        return parse_reply(content, where=self._where, secret=self._api_key)
+
+    def refused_features(self, status: int, body: str, payload: dict[str, Any]) -> frozenset[str]:
+        """The request features an error answer says the model cannot take (resent without)."""
+        return self._bodies.refused(status, body, payload)
+
     async def chat(self, request: ChatRequest) -> ChatReply:
         payload = self.payload(request)
-        body = self._bodies.encode(payload)
+        body = self.encode(payload)
         limit = request.max_attempts or self.retry.max_attempts
         attempt = sent = 0  # retry attempts; HTTP requests (fallback resends included)
         timeout: float | None = None  # the endpoint's own, until a self-hosted timeout
@@ -116,7 +135,7 @@ class OpenAICompatProvider:
             except UnsupportedFeatureError:
                 # the new payload leaves the features out, so no feature is refused twice
                 payload = self.payload(request)
-                body = self._bodies.encode(payload)
+                body = self.encode(payload)
                 attempt -= 1  # a different request, not a retry of this one
                 continue
             except ProviderError as error:
@@ -157,7 +176,7 @@ class OpenAICompatProvider:
                 self.limiter.observe(rates)
             if response.status >= 400:
                 self._failed(permit, response, payload, rates)
-            reply = parse_reply(response.content, where=self._where, secret=self._api_key)
+            reply = self.parse(response.content, payload)
             self.limiter.settle(permit, reply.usage.total_tokens or None)
             self.limiter.on_success()
             return reply
@@ -172,7 +191,7 @@ class OpenAICompatProvider:
         self.limiter.settle(permit, 0)  # a refused request used no tokens
         if response.status == 429:
             self._rate_limited(permit, error, rates, body)
-        refused = self._bodies.refused(response.status, body, payload)
+        refused = self.refused_features(response.status, body, payload)
         if refused:
             raise UnsupportedFeatureError(refused, status_code=response.status)
         raise error

@@ -16,7 +16,7 @@ from typing import Any
 
 from agentflow_jobs.errors import Problem, SpecError
 from agentflow_jobs.hashing import canonical_json
-from agentflow_jobs.pricing import estimate_prompt_tokens
+from agentflow_jobs.pricing import estimate_prompt_tokens, request_overhead_tokens
 from agentflow_jobs.runner.costs import NOTHING_TO_SEND, CostEstimate, estimate_cost
 from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint, same_input
 from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
@@ -189,6 +189,8 @@ def _remember(plan: JobPlan, rendered: RenderedItem) -> None:
 def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
     ledger = Ledger(state)
     seen: set[str] = set()
+    provider = job.profile.provider if job.profile is not None else None
+    overhead = request_overhead_tokens(provider, asks_schema=job.operation.asks_schema)
     for block in blocks(job_items(job)):
         keys = [r.key for r in block if r.key is not None]
         statuses = {} if force else ledger.statuses(keys)
@@ -208,15 +210,15 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                 # duplicates within the file are sent once; the bounded set is a plan nicety
                 if len(seen) < 100_000:
                     seen.add(rendered.key)
-                _to_send(job, plan, rendered)
+                _to_send(job, plan, rendered, overhead)
     _estimate(job, ledger, plan)
 
 
-def _to_send(job: Job, plan: JobPlan, rendered: RenderedItem) -> None:
+def _to_send(job: Job, plan: JobPlan, rendered: RenderedItem, overhead: int) -> None:
     plan.to_send += 1
     plan.prompt_chars += _item_chars(rendered.item)
     messages = job.operation.messages(rendered.item or {})
-    plan.est_input_tokens += estimate_prompt_tokens(messages or [])
+    plan.est_input_tokens += estimate_prompt_tokens(messages or []) + overhead
     _remember(plan, rendered)
 
 

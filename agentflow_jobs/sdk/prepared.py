@@ -67,6 +67,12 @@ class PreparedOperation:
         except AgentFlowError:
             return None
 
+    @property
+    def asks_schema(self) -> bool:
+        """Whether the operation asks for JSON following a schema (structured output)."""
+        fmt = self._bound.response_format if self._bound is not None else None
+        return fmt is not None and fmt.get("type") == "json_schema"
+
     def output_tokens(self) -> int:
         """The tokens of one answer, guessed from the output's shape and ``max_tokens``."""
         bound, fields = self._bound, self.fields

@@ -70,7 +70,10 @@ class Profile:
             from agentflow_jobs.providers.local import DEFAULT_MODEL  # no llama import
 
             return f"local:{chosen or DEFAULT_MODEL}"
-        return f"{kind}:{chosen or 'default'}@{_endpoint(provider.get('base_url'))}"
+        base_url = provider.get("base_url")
+        if kind == "anthropic" and not base_url:  # the default, spelled: one identity for both
+            base_url = "https://api.anthropic.com"
+        return f"{kind}:{chosen or 'default'}@{_endpoint(base_url)}"
 
 
 def _endpoint(url: Any) -> str:

@@ -15,15 +15,18 @@ from agentflow_jobs.errors import InvalidRequest, ProviderError, UnprocessableEn
 from agentflow_jobs.providers import build_provider
 from agentflow_jobs.wire import CompletionRequest, CompletionResult, ResultRow, Usage
 from tests.fakes.handles import FakeProvider
+from tests.fakes.kinds import KINDS, asked_schema, provider_block
 from tests.fakes.replies import SELF_ESTIMATE_WITH_LOGPROBS
 
 CATS = ["positive", "negative", "mixed"]
 
 
+# the tests that hold for every provider API run against each fake (tests.fakes.kinds)
+BOTH = pytest.mark.parametrize("provider_kind", KINDS, indirect=True)
+
+
 def provider_config(fake: FakeProvider, **extra: Any) -> dict[str, Any]:
-    # the fake on loopback stands for a hosted API here, not a self-hosted server
-    return {"type": "openai", "base_url": fake.base_url, "api_key": "k", "model": "m",
-            "self_hosted": False, **extra}
+    return provider_block(fake, api_key="k", model="m", **extra)
 
 
 def complete(
@@ -75,9 +78,10 @@ def results(outcome: CompletionResult) -> list[Any]:
 # -- each operation end to end -------------------------------------------------------
 
 
-def test_classify_labels_each_item_with_a_confidence(fake_provider: FakeProvider) -> None:
+@BOTH
+def test_classify_labels_each_item_with_a_confidence(chat_fake: FakeProvider) -> None:
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="classify",
         categories=CATS,
         items=[{"content": "Terrible support, I waited hours"}, {"content": "I love it"}],
@@ -85,9 +89,9 @@ def test_classify_labels_each_item_with_a_confidence(fake_provider: FakeProvider
     assert [r["label"] for r in results(outcome)] == ["negative", "positive"]
     assert all(0.0 <= r["confidence"] <= 1.0 for r in results(outcome))
     assert outcome.operation == "label" and outcome.model == "m"
-    assert fake_provider.count == 2
-    body = fake_provider.requests[0]
-    assert body["response_format"]["json_schema"]["schema"]["properties"]["label"]["enum"] == CATS
+    assert chat_fake.count == 2
+    schema = asked_schema(chat_fake.requests[0])
+    assert schema is not None and schema["properties"]["label"]["enum"] == CATS
 
 
 def test_label_confidence_comes_from_logprobs_when_the_provider_sends_them(
@@ -104,14 +108,15 @@ def test_label_confidence_comes_from_logprobs_when_the_provider_sends_them(
     assert fake_provider.requests[0]["logprobs"] is True
 
 
-def test_extract_with_a_schema_returns_a_valid_object(fake_provider: FakeProvider) -> None:
+@BOTH
+def test_extract_with_a_schema_returns_a_valid_object(chat_fake: FakeProvider) -> None:
     schema = {
         "type": "object",
         "properties": {"contact": {"type": "string"}, "seats": {"type": "integer", "minimum": 1}},
         "required": ["contact", "seats"],
     }
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="extract",
         extraction_instructions="Extract contact and seat count.",
         output_schema=schema,
@@ -122,20 +127,22 @@ def test_extract_with_a_schema_returns_a_valid_object(fake_provider: FakeProvide
     assert set(row["result"]) == {"contact", "seats"} and row["result"]["seats"] >= 1
 
 
-def test_extract_without_a_schema_returns_an_object(fake_provider: FakeProvider) -> None:
+@BOTH
+def test_extract_without_a_schema_returns_an_object(chat_fake: FakeProvider) -> None:
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="extract",
         extraction_instructions="Extract 'contact' and 'company'.",
         items=[{"content": "Sarah Chen, VP Engineering at Acme Corp"}],
     )
-    assert fake_provider.requests[0]["response_format"] == {"type": "json_object"}
+    assert asked_schema(chat_fake.requests[0]) is None  # JSON, but no schema to follow
     assert isinstance(results(outcome)[0], dict) and results(outcome)[0]
 
 
-def test_summarize_returns_a_summary(fake_provider: FakeProvider) -> None:
+@BOTH
+def test_summarize_returns_a_summary(chat_fake: FakeProvider) -> None:
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="summarize",
         summary_instructions="Under 20 words.",
         items=[{"content": "A long meeting transcript."}],
@@ -144,9 +151,10 @@ def test_summarize_returns_a_summary(fake_provider: FakeProvider) -> None:
     assert results(outcome)[0]["summary"]
 
 
-def test_enrich_returns_typed_fields_with_context(fake_provider: FakeProvider) -> None:
+@BOTH
+def test_enrich_returns_typed_fields_with_context(chat_fake: FakeProvider) -> None:
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="enrich",
         items=[{"content": "Enterprise SaaS company, 500 employees, Series C"}],
         fields=[
@@ -167,11 +175,12 @@ def test_enrich_returns_typed_fields_with_context(fake_provider: FakeProvider) -
     }  # fmt: skip
 
 
+@BOTH
 def test_custom_run_renders_the_template_and_returns_text_or_json(
-    fake_provider: FakeProvider,
+    chat_fake: FakeProvider,
 ) -> None:
     text = complete(
-        fake_provider,
+        chat_fake,
         operation="feedback_analysis",
         system_prompt="You analyze customer feedback.",
         user_prompt_template="Analyze this feedback:\n\n{content}",
@@ -181,10 +190,10 @@ def test_custom_run_renders_the_template_and_returns_text_or_json(
     assert results(text) == [
         {"text": "Fake reply about: analyze this feedback:\n\nthe app is slow"}
     ]
-    messages = fake_provider.requests[0]["messages"]
+    messages = chat_fake.requests[0]["messages"]
     assert messages[-1]["content"] == "Analyze this feedback:\n\nThe app is slow"
     as_json = complete(
-        fake_provider,
+        chat_fake,
         operation="run",
         user_prompt_template="Give 'topic' for: {content}",
         response_format={"type": "json_object"},
@@ -196,12 +205,13 @@ def test_custom_run_renders_the_template_and_returns_text_or_json(
 # -- bad replies -----------------------------------------------------------------------
 
 
+@BOTH
 def test_a_wrong_label_is_re_asked_once_then_fails_as_invalid_output(
-    fake_provider: FakeProvider,
+    chat_fake: FakeProvider,
 ) -> None:
-    fake_provider.script(fault="wrong_label", match="waited three hours")
+    chat_fake.script(fault="wrong_label", match="waited three hours")
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="classify",
         categories=CATS,
         items=[{"content": "I love it"}, {"content": "Terrible, I waited three hours"}],
@@ -211,66 +221,71 @@ def test_a_wrong_label_is_re_asked_once_then_fails_as_invalid_output(
     assert bad["status"] == "failed" and bad["result"] is None
     assert bad["error"]["code"] == "invalid_output"
     assert "'not_a_valid_label' is not one of the categories" in bad["error"]["message"]
-    asked = sent_for(fake_provider, "waited three hours")
+    asked = sent_for(chat_fake, "waited three hours")
     assert len(asked) == 2
     assert "not_a_valid_label" in asked[1]["messages"][-1]["content"]
     assert bad["usage"]["requests"] == 2
 
 
-def test_a_re_ask_that_succeeds_completes_the_row(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="wrong_label", times=1)
+@BOTH
+def test_a_re_ask_that_succeeds_completes_the_row(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="wrong_label", times=1)
     outcome = complete(
-        fake_provider, operation="classify", categories=CATS, items=[{"content": "great"}]
+        chat_fake, operation="classify", categories=CATS, items=[{"content": "great"}]
     )
-    # no logprobs in the reply, so the model's own estimate is kept
-    assert results(outcome) == [
-        {"label": "positive", "confidence": pytest.approx(SELF_ESTIMATE_WITH_LOGPROBS)}
-    ]
-    assert fake_provider.count == 2
+    # no logprobs in the reply, so the model's own estimate is kept (the fake says 0.5
+    # to a request that asked for logprobs; Anthropic's API has none to ask for: 0.9)
+    own = SELF_ESTIMATE_WITH_LOGPROBS if chat_fake.kind == "openai" else 0.9
+    assert results(outcome) == [{"label": "positive", "confidence": pytest.approx(own)}]
+    assert chat_fake.count == 2
     assert outcome.usage.requests == 2
 
 
-def test_prose_instead_of_json_fails_as_invalid_output(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="non_json")
-    outcome = complete(fake_provider, operation="summarize", items=[{"content": "x"}])
+@BOTH
+def test_prose_instead_of_json_fails_as_invalid_output(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="non_json")
+    outcome = complete(chat_fake, operation="summarize", items=[{"content": "x"}])
     # prose is an acceptable summary; JSON-only operations reject it
     assert outcome.results[0]["status"] == "completed"
     outcome = complete(
-        fake_provider, operation="extract", extraction_instructions="x", items=[{"content": "x"}]
+        chat_fake, operation="extract", extraction_instructions="x", items=[{"content": "x"}]
     )
     assert outcome.results[0]["error"]["code"] == "invalid_output"
 
 
-def test_a_truncated_summary_is_invalid_output(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="truncated")
-    outcome = complete(fake_provider, operation="summarize", items=[{"content": "long text"}])
+@BOTH
+def test_a_truncated_summary_is_invalid_output(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="truncated")
+    outcome = complete(chat_fake, operation="summarize", items=[{"content": "long text"}])
     assert outcome.results[0]["error"]["code"] == "invalid_output"
     assert "cut off" in outcome.results[0]["error"]["message"]
-    assert fake_provider.count == 2
+    assert chat_fake.count == 2
 
 
+@BOTH
 def test_a_malformed_provider_reply_fails_the_item_with_the_provider_code(
-    fake_provider: FakeProvider,
+    chat_fake: FakeProvider,
 ) -> None:
-    fake_provider.script(fault="malformed", match="broken one")
+    chat_fake.script(fault="malformed", match="broken one")
     outcome = complete(
-        fake_provider,
-        provider=provider_config(fake_provider, max_attempts=2),
+        chat_fake,
+        provider=provider_config(chat_fake, max_attempts=2),
         operation="classify",
         categories=CATS,
         items=[{"content": "fine one"}, {"content": "broken one"}],
     )
     assert outcome.results[0]["status"] == "completed"
     assert outcome.results[1]["error"]["code"] == "provider_error"
-    assert len(sent_for(fake_provider, "broken one")) == 2  # the provider's attempts, no more
+    assert len(sent_for(chat_fake, "broken one")) == 2  # the provider's attempts, no more
 
 
-def test_one_bad_item_never_fails_the_others(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="non_json", match="item 17")
-    fake_provider.script(status=400, match="item 31")
+@BOTH
+def test_one_bad_item_never_fails_the_others(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="non_json", match="item 17")
+    chat_fake.script(status=400, match="item 31")
     items = [{"content": f"item {i}", "id": f"r{i}"} for i in range(60)]
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="extract",
         extraction_instructions="x",
         id_field="id",
@@ -285,11 +300,12 @@ def test_one_bad_item_never_fails_the_others(fake_provider: FakeProvider) -> Non
 # -- bad items -------------------------------------------------------------------------
 
 
+@BOTH
 def test_a_missing_template_field_fails_only_that_item_without_a_request(
-    fake_provider: FakeProvider,
+    chat_fake: FakeProvider,
 ) -> None:
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="run",
         user_prompt_template="{title}: {content}",
         items=[{"title": "a", "content": "b"}, {"content": "no title"}],
@@ -299,19 +315,20 @@ def test_a_missing_template_field_fails_only_that_item_without_a_request(
         "code": "missing_field",
         "message": "item has no field 'title' used by user_prompt_template",
     }
-    assert fake_provider.count == 1
+    assert chat_fake.count == 1
 
 
-def test_empty_and_oversized_content_fail_without_a_request(fake_provider: FakeProvider) -> None:
+@BOTH
+def test_empty_and_oversized_content_fail_without_a_request(chat_fake: FakeProvider) -> None:
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="classify",
         categories=CATS,
         items=[{"content": "  "}, {"content": "x" * 100_001}, {"content": "good"}],
     )
     codes = [r["error"]["code"] if r["error"] else None for r in outcome.results]
     assert codes == ["empty_content", "item_too_large", None]
-    assert fake_provider.count == 1
+    assert chat_fake.count == 1
 
 
 def test_a_broken_request_raises_before_anything_is_sent(fake_provider: FakeProvider) -> None:
@@ -326,47 +343,50 @@ def test_a_broken_request_raises_before_anything_is_sent(fake_provider: FakeProv
     assert fake_provider.count == 0
 
 
-def test_rejected_credentials_fail_the_request_as_a_whole(fake_provider: FakeProvider) -> None:
-    fake_provider.script(status=401)
+@BOTH
+def test_rejected_credentials_fail_the_request_as_a_whole(chat_fake: FakeProvider) -> None:
+    chat_fake.script(status=401)
     with pytest.raises(ProviderError) as caught:
         complete(
-            fake_provider,
+            chat_fake,
             concurrency=2,
             operation="classify",
             categories=CATS,
             items=[{"content": f"item {i}"} for i in range(50)],
         )
     assert caught.value.code == "auth"
-    assert fake_provider.count <= 4  # the workers stop taking items
+    assert chat_fake.count <= 4  # the workers stop taking items
 
 
 # -- throughput and accounting -------------------------------------------------------------
 
 
-def test_concurrency_bounds_the_requests_in_flight(fake_provider: FakeProvider) -> None:
-    fake_provider.script(latency_ms=40)
+@BOTH
+def test_concurrency_bounds_the_requests_in_flight(chat_fake: FakeProvider) -> None:
+    chat_fake.script(latency_ms=40)
     outcome = complete(
-        fake_provider,
+        chat_fake,
         concurrency=5,
         operation="classify",
         categories=CATS,
         items=[{"content": f"good {i}"} for i in range(30)],
     )
     assert all(r["status"] == "completed" for r in outcome.results)
-    assert fake_provider.max_in_flight == 5
+    assert chat_fake.max_in_flight == 5
 
 
-def test_usage_sums_every_attempt(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="wrong_label", match="bad apple")
+@BOTH
+def test_usage_sums_every_attempt(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="wrong_label", match="bad apple")
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="classify",
         categories=CATS,
         items=[{"content": "good"}, {"content": "bad apple"}, {"content": "  "}],
     )
     rows = outcome.results
     assert [r["usage"]["requests"] for r in rows] == [1, 2, 0]
-    assert outcome.usage.requests == fake_provider.count == 3
+    assert outcome.usage.requests == chat_fake.count == 3
     for key in ("prompt_tokens", "completion_tokens", "total_tokens"):
         assert getattr(outcome.usage, key) == sum(r["usage"][key] for r in rows) > 0
     assert rows[1]["usage"]["prompt_tokens"] > rows[0]["usage"]["prompt_tokens"]
@@ -444,20 +464,22 @@ def test_stopping_early_stops_sending() -> None:
 # -- provider faults, seen from the rows ------------------------------------------------
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("rule", "code"),
     [
         ({"status": 429, "retry_after_ms": 5}, "rate_limited"),
         ({"status": 500, "retry_after_ms": 5}, "provider_error"),
         ({"status": 503, "retry_after": 0}, "provider_error"),
+        ({"status": 529, "retry_after_ms": 5}, "provider_error"),  # Anthropic: overloaded
     ],
 )
 def test_a_fault_that_never_clears_fails_only_its_row_after_max_attempts(
-    fake_provider: FakeProvider, rule: dict[str, Any], code: str
+    chat_fake: FakeProvider, rule: dict[str, Any], code: str
 ) -> None:
-    fake_provider.script(match="stuck one", **rule)
+    chat_fake.script(match="stuck one", **rule)
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="classify",
         categories=CATS,
         items=[{"content": "fine one"}, {"content": "stuck one"}],
@@ -466,30 +488,32 @@ def test_a_fault_that_never_clears_fails_only_its_row_after_max_attempts(
     assert fine["status"] == "completed"
     assert stuck["error"]["code"] == code
     assert "gave up after 3 attempts" in stuck["error"]["message"]
-    assert len(sent_for(fake_provider, "stuck one")) == 3
+    assert len(sent_for(chat_fake, "stuck one")) == 3
     assert stuck["usage"]["requests"] == 3  # every paid-or-not request is counted
-    assert outcome.usage.requests == fake_provider.count == 4
+    assert outcome.usage.requests == chat_fake.count == 4
 
 
-def test_the_requests_max_attempts_bounds_the_providers_retries(fake_provider: FakeProvider) -> None:
-    fake_provider.script(status=500, retry_after_ms=5)
+@BOTH
+def test_the_requests_max_attempts_bounds_the_providers_retries(chat_fake: FakeProvider) -> None:
+    chat_fake.script(status=500, retry_after_ms=5)
     outcome = complete(
-        fake_provider,
-        provider=provider_config(fake_provider, max_attempts=5),
+        chat_fake,
+        provider=provider_config(chat_fake, max_attempts=5),
         operation="classify",
         categories=CATS,
         max_attempts=1,
         items=[{"content": "only once"}],
     )
     assert outcome.results[0]["error"]["code"] == "provider_error"
-    assert fake_provider.count == 1
+    assert chat_fake.count == 1
 
 
-def test_a_hung_provider_fails_the_row_as_a_timeout(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="hang", match="never answered")
+@BOTH
+def test_a_hung_provider_fails_the_row_as_a_timeout(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="hang", match="never answered")
     outcome = complete(
-        fake_provider,
-        provider=provider_config(fake_provider, timeout=0.3, max_attempts=2),
+        chat_fake,
+        provider=provider_config(chat_fake, timeout=0.3, max_attempts=2),
         operation="classify",
         categories=CATS,
         items=[{"content": "answered"}, {"content": "never answered"}],
@@ -497,27 +521,31 @@ def test_a_hung_provider_fails_the_row_as_a_timeout(fake_provider: FakeProvider)
     answered, hung = outcome.results
     assert answered["status"] == "completed"
     assert hung["error"]["code"] == "timeout"
-    assert len(sent_for(fake_provider, "never answered")) == 2
+    assert len(sent_for(chat_fake, "never answered")) == 2
 
 
-def test_a_truncated_label_is_re_asked_then_invalid_output(fake_provider: FakeProvider) -> None:
-    fake_provider.script(fault="truncated")
-    outcome = complete(fake_provider, operation="classify", categories=CATS, items=[{"content": "x"}])
+@BOTH
+def test_a_truncated_label_is_re_asked_then_invalid_output(chat_fake: FakeProvider) -> None:
+    chat_fake.script(fault="truncated")
+    outcome = complete(chat_fake, operation="classify", categories=CATS, items=[{"content": "x"}])
     error = outcome.results[0]["error"]
     assert error["code"] == "invalid_output" and "cut off" in error["message"]
-    assert fake_provider.count == 2
+    assert chat_fake.count == 2
 
 
+@BOTH
 @pytest.mark.parametrize(
     ("fault", "said"),
     [("refusal", "I can't help with that."), ("content_filter", "content filter")],
 )
 def test_a_declined_reply_fails_its_row_as_refused_without_a_re_ask(
-    fake_provider: FakeProvider, fault: str, said: str
+    chat_fake: FakeProvider, fault: str, said: str
 ) -> None:
-    fake_provider.script(fault=fault, match="touchy")
+    if chat_fake.kind == "anthropic":  # no content filter: a refusal stop, the model's words
+        said = "I can't help with that."
+    chat_fake.script(fault=fault, match="touchy")
     outcome = complete(
-        fake_provider,
+        chat_fake,
         operation="extract",
         extraction_instructions="names",
         items=[{"content": "plain"}, {"content": "touchy"}],
@@ -526,7 +554,7 @@ def test_a_declined_reply_fails_its_row_as_refused_without_a_re_ask(
     assert plain["status"] == "completed"
     assert touchy["error"]["code"] == "refused"
     assert touchy["error"]["message"].startswith("the model declined: ") and said in touchy["error"]["message"]
-    assert len(sent_for(fake_provider, "touchy")) == 1 and touchy["usage"]["requests"] == 1
+    assert len(sent_for(chat_fake, "touchy")) == 1 and touchy["usage"]["requests"] == 1
 
 
 def test_labels_complete_on_a_server_without_json_schema(fake_provider: FakeProvider) -> None:

@@ -14,10 +14,13 @@ import yaml
 from agentflow_jobs.pricing import cost_usd, price_for
 from agentflow_jobs.sdk import AgentFlow
 from tests.fakes.handles import FakeProvider
+from tests.fakes.kinds import KINDS
 from tests.reliability.harness import Project, review_rows
 from tests.reliability.scenarios import provider_block
 
 FAST = {"batch": "native", "batch_poll_interval": 0.02, "batch_poll_max": 0.1}
+# the tests that hold for every provider's batch API run against each fake (tests.fakes.kinds)
+BOTH = pytest.mark.parametrize("provider_kind", KINDS, indirect=True)
 
 
 def native_project(tmp_path: Path, fake: FakeProvider, items: int, **provider: Any) -> Project:
@@ -35,12 +38,13 @@ def output(project: Project) -> list[dict[str, Any]]:
     return [json.loads(line) for line in project.output_path.read_text().splitlines()]
 
 
+@BOTH
 def test_a_2000_item_batch_job_sends_no_chat_request_and_a_second_apply_sends_nothing(
-        tmp_path: Path, fake_provider: FakeProvider) -> None:
-    project = native_project(tmp_path, fake_provider, 2000)
+        tmp_path: Path, chat_fake: FakeProvider) -> None:
+    project = native_project(tmp_path, chat_fake, 2000)
     first = project.run()
     assert first.code == 0, first.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["chat_requests"] == 0 and stats["batches_created"] >= 1
     assert stats["lines_answered"] == 2000 and stats["files_live"] == 0  # inputs and results deleted
     rows = output(project)
@@ -48,57 +52,61 @@ def test_a_2000_item_batch_job_sends_no_chat_request_and_a_second_apply_sends_no
     assert all(r["result"]["label"] == expected_label(r["id"]) for r in rows)
     again = project.run()
     assert again.code == 0, again.stderr[-2000:]
-    assert fake_provider.batch_stats()["routes"] == stats["routes"] and fake_provider.count == 0
+    assert chat_fake.batch_stats()["routes"] == stats["routes"] and chat_fake.count == 0
 
 
+@BOTH
 def test_limits_split_a_chunk_into_provider_batches_and_output_keeps_input_order(
-        tmp_path: Path, fake_provider: FakeProvider) -> None:
-    fake_provider.batch_script(shuffle=True)  # result lines out of order, too
-    project = native_project(tmp_path, fake_provider, 2000, batch_max_requests=500)
+        tmp_path: Path, chat_fake: FakeProvider) -> None:
+    chat_fake.batch_script(shuffle=True)  # result lines out of order, too
+    project = native_project(tmp_path, chat_fake, 2000, batch_max_requests=500)
     outcome = project.run()
     assert outcome.code == 0, outcome.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["batches_created"] == 4 and stats["lines_run"] == 2000
     rows = output(project)
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(2000)]
     assert all(r["result"]["label"] == expected_label(r["id"]) for r in rows)
 
 
-def test_the_byte_limit_splits_too(tmp_path: Path, fake_provider: FakeProvider) -> None:
-    project = native_project(tmp_path, fake_provider, 30, batch_max_bytes=4000)
+@BOTH
+def test_the_byte_limit_splits_too(tmp_path: Path, chat_fake: FakeProvider) -> None:
+    project = native_project(tmp_path, chat_fake, 30, batch_max_bytes=4000)
     assert project.run().code == 0
-    assert fake_provider.batch_stats()["batches_created"] > 1
+    assert chat_fake.batch_stats()["batches_created"] > 1
     assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(30)]
 
 
+@BOTH
 def test_an_expired_batch_keeps_its_answers_and_the_next_apply_sends_only_the_rest(
-        tmp_path: Path, fake_provider: FakeProvider) -> None:
-    fake_provider.batch_script(outcome="expired", answer_share=0.6)
-    project = native_project(tmp_path, fake_provider, 100)
+        tmp_path: Path, chat_fake: FakeProvider) -> None:
+    chat_fake.batch_script(outcome="expired", answer_share=0.6)
+    project = native_project(tmp_path, chat_fake, 100)
     first = project.run()
     assert first.code == 0 and "incomplete" in first.stderr, first.stderr[-2000:]  # 40 left for later
-    assert len(output(project)) == 60 and fake_provider.batch_stats()["lines_answered"] == 60
-    fake_provider.batch_script(replace=True)
+    assert len(output(project)) == 60 and chat_fake.batch_stats()["lines_answered"] == 60
+    chat_fake.batch_script(replace=True)
     second = project.run()
     assert second.code == 0, second.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["batches_created"] == 2 and stats["lines_run"] == 100  # 60 + only the 40 left
     assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(100)]
 
 
+@BOTH
 def test_error_file_lines_with_error_null_and_a_failed_status_are_failures(
-        tmp_path: Path, fake_provider: FakeProvider) -> None:
+        tmp_path: Path, chat_fake: FakeProvider) -> None:
     # a 500 inside the error file is unpaid and transient: sent again; a 400 fails the row
-    fake_provider.batch_script(error_status={"match": "review 7:", "status_code": 500})
-    project = native_project(tmp_path, fake_provider, 20)
+    chat_fake.batch_script(error_status={"match": "review 7:", "status_code": 500})
+    project = native_project(tmp_path, chat_fake, 20)
     first = project.run()
     assert first.code == 0 and "incomplete" in first.stderr
     assert "r7" not in [r["id"] for r in output(project)] and len(output(project)) == 19
-    fake_provider.batch_script(replace=True, error_status={"match": "review 7:", "status_code": 400})
+    chat_fake.batch_script(replace=True, error_status={"match": "review 7:", "status_code": 400})
     second = project.run()
     [error] = project.error_rows()
     assert second.code == 0 and error["id"] == "r7" and error["code"] == "bad_request"
-    assert fake_provider.batch_stats()["batches_created"] == 2
+    assert chat_fake.batch_stats()["batches_created"] == 2
 
 
 def test_a_batch_completed_with_only_an_error_file_is_harvested(
@@ -110,22 +118,23 @@ def test_a_batch_completed_with_only_an_error_file_is_harvested(
     assert Counter(e["code"] for e in project.error_rows()) == {"bad_request": 5}
 
 
+@BOTH
 @pytest.mark.parametrize("reask", ["batch", "sync"])
-def test_an_invalid_answer_is_asked_again_once(tmp_path: Path, fake_provider: FakeProvider, reask: str) -> None:
-    fake_provider.script(fault="wrong_label", match="review 3:", times=1)
-    fake_provider.script(fault="wrong_label", match="review 4:")  # wrong every time
-    project = native_project(tmp_path, fake_provider, 10, batch_reask=reask)
+def test_an_invalid_answer_is_asked_again_once(tmp_path: Path, chat_fake: FakeProvider, reask: str) -> None:
+    chat_fake.script(fault="wrong_label", match="review 3:", times=1)
+    chat_fake.script(fault="wrong_label", match="review 4:")  # wrong every time
+    project = native_project(tmp_path, chat_fake, 10, batch_reask=reask)
     outcome = project.run()
     assert outcome.code == 1, outcome.stderr[-2000:]
     rows = {r["id"]: r for r in output(project)}
     assert rows["r3"]["result"]["label"] == "positive" and "r4" not in rows
     [error] = project.error_rows()
     assert error["id"] == "r4" and error["code"] == "invalid_output" and "re-ask" in error["message"]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     if reask == "batch":
-        assert stats["batches_created"] == 2 and stats["lines_run"] == 12 and fake_provider.count == 0
+        assert stats["batches_created"] == 2 and stats["lines_run"] == 12 and chat_fake.count == 0
     else:
-        assert stats["batches_created"] == 1 and fake_provider.count == 2
+        assert stats["batches_created"] == 1 and chat_fake.count == 2
 
 
 def test_keep_batch_files_keeps_them(tmp_path: Path, fake_provider: FakeProvider) -> None:
@@ -135,15 +144,16 @@ def test_keep_batch_files_keeps_them(tmp_path: Path, fake_provider: FakeProvider
     assert stats["files_live"] == 2 and stats["files_deleted"] == 0  # the input and the output
 
 
-def test_control_endpoint_429s_and_5xx_are_waited_out(tmp_path: Path, fake_provider: FakeProvider) -> None:
-    fake_provider.batch_script(validating_s=0.2, control=[
+@BOTH
+def test_control_endpoint_429s_and_5xx_are_waited_out(tmp_path: Path, chat_fake: FakeProvider) -> None:
+    chat_fake.batch_script(validating_s=0.2, control=[
         {"route": "create", "status": 500, "times": 1}, {"route": "retrieve", "status": 429, "times": 8,
                                                           "retry_after": 0.01},
-        {"route": "content", "status": 503, "times": 2}])
-    project = native_project(tmp_path, fake_provider, 50)
+        {"route": "content" if chat_fake.kind == "openai" else "results", "status": 503, "times": 2}])
+    project = native_project(tmp_path, chat_fake, 50)
     outcome = project.run()
     assert outcome.code == 0, outcome.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     # the failed create may have made the batch: it was looked for before the second create
     assert stats["batches_created"] == 1 and stats["routes"]["list"] == 1
     assert len(output(project)) == 50
@@ -158,15 +168,17 @@ def _profiles(tmp_path: Path, fake: FakeProvider, **provider: Any) -> None:
     os.environ["AGENTFLOW_CONFIG"] = str(path)
 
 
+@BOTH
 def test_sdk_batches_cancel_cancels_the_provider_batch_and_keeps_its_answers(
-        tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    fake_provider.batch_script(in_progress_s=60, cancel_share=0.5)
-    _profiles(tmp_path, fake_provider)
+        tmp_path: Path, chat_fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    chat_fake.batch_script(in_progress_s=60, cancel_share=0.5)
+    _profiles(tmp_path, chat_fake)
     with AgentFlow(profile="native") as client:
         batch = client.batches.submit("classify", [r["content"] for r in review_rows(40)],
                                       categories=["positive", "negative"])
         deadline = time.monotonic() + 20
-        while not client.batches.retrieve(batch.id).provider_batches and time.monotonic() < deadline:
+        while not any(p.id for p in client.batches.retrieve(batch.id).provider_batches) \
+                and time.monotonic() < deadline:
             time.sleep(0.02)
         [running] = client.batches.retrieve(batch.id).provider_batches
         assert running.id and running.status == "in_progress" and running.total == 40
@@ -174,15 +186,19 @@ def test_sdk_batches_cancel_cancels_the_provider_batch_and_keeps_its_answers(
         client.batches.cancel(batch.id)
         done = client.batches.wait(batch.id, timeout=20, poll_interval=0.05)
         rows = list(client.batches.iter_output(batch.id))
-    assert done.status == "cancelled" and done.provider_batches[0].status == "cancelled"
+    # the provider's own word for how its batch ended
+    said = "cancelled" if chat_fake.kind == "openai" else "canceled"
+    assert done.status == "cancelled" and done.provider_batches[0].status == said
     assert len(rows) == 20 and all(r["status"] == "completed" for r in rows)
-    assert fake_provider.batch_stats()["batches_cancelled"] == 1
+    assert chat_fake.batch_stats()["batches_cancelled"] == 1
 
 
+@BOTH
 def test_native_answers_are_priced_at_the_batch_price(
-        tmp_path: Path, fake_provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
-    _profiles(tmp_path, fake_provider, model="gpt-4o-mini")
-    price = price_for("openai", "gpt-4o-mini")
+        tmp_path: Path, chat_fake: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = "gpt-4o-mini" if chat_fake.kind == "openai" else "claude-haiku-4-5"
+    _profiles(tmp_path, chat_fake, model=model)
+    price = price_for(chat_fake.kind, model)
     assert price is not None and price.batch.input_per_mtok < price.sync.input_per_mtok
     with AgentFlow(profile="native") as client:
         batch = client.batches.submit_and_wait("classify", ["great", "awful"], categories=["positive", "negative"])
@@ -192,9 +208,10 @@ def test_native_answers_are_priced_at_the_batch_price(
         batch_cost = cost_usd(price, usage["prompt_tokens"], usage["completion_tokens"], batch=True)
         assert usage["cost_usd"] == pytest.approx(batch_cost)
         assert usage["cost_usd"] < cost_usd(price, usage["prompt_tokens"], usage["completion_tokens"])
-    assert fake_provider.count == 0
+    assert chat_fake.count == 0
 
 
+@BOTH
 @pytest.mark.parametrize(("point", "items", "extra"), [
     ("native_after_upload", 300, {}),
     ("native_after_create", 300, {}),
@@ -203,29 +220,31 @@ def test_native_answers_are_priced_at_the_batch_price(
     ("native_mid_harvest", 900, {}),  # after the first 200 rows were recorded
 ])
 def test_a_kill_at_each_step_never_creates_a_second_provider_batch_for_a_chunk(
-        tmp_path: Path, fake_provider: FakeProvider, point: str, items: int, extra: dict[str, Any]) -> None:
-    fake_provider.batch_script(validating_s=0.2)
-    project = native_project(tmp_path, fake_provider, items, **extra)
+        tmp_path: Path, chat_fake: FakeProvider, point: str, items: int, extra: dict[str, Any]) -> None:
+    chat_fake.batch_script(validating_s=0.2)
+    project = native_project(tmp_path, chat_fake, items, **extra)
     crashed = project.run(AGENTFLOW_CRASH_AT=point)
     assert crashed.code == 137, crashed.stderr[-2000:]
     chunks = -(-items // extra.get("batch_max_requests", items))
-    created = fake_provider.batch_stats()["batches_created"]
+    created = chat_fake.batch_stats()["batches_created"]
     if "after_create" in point:  # the provider made it; the process died before recording its id
         assert created == int(point.partition(":")[2] or 1)
     resumed = project.run()
     assert resumed.code == 0, resumed.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["batches_created"] == chunks and stats["duplicate_chunks"] == 0, (created, stats)
-    assert stats["lines_run"] == items and fake_provider.count == 0  # every line answered once
+    assert stats["lines_run"] == items and chat_fake.count == 0  # every line answered once
     assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(items)]
     # only a kill between an upload and its record leaves that upload behind (its id was never known)
-    assert stats["files_live"] == (1 if point == "native_after_upload" else 0)
+    # Anthropic's batches take their lines in the create: nothing is uploaded
+    assert stats["files_live"] == (1 if point == "native_after_upload" and chat_fake.kind == "openai" else 0)
 
 
+@BOTH
 def test_status_shows_the_provider_batches_and_cancel_keeps_what_they_answered(
-        tmp_path: Path, fake_provider: FakeProvider) -> None:
-    fake_provider.batch_script(in_progress_s=120, cancel_share=0.5)
-    project = native_project(tmp_path, fake_provider, 40)
+        tmp_path: Path, chat_fake: FakeProvider) -> None:
+    chat_fake.batch_script(in_progress_s=120, cancel_share=0.5)
+    project = native_project(tmp_path, chat_fake, 40)
     apply = project.start()
     try:
         shown: list[dict[str, Any]] = []
@@ -237,23 +256,29 @@ def test_status_shows_the_provider_batches_and_cancel_keeps_what_they_answered(
             shown = [p for b in job["batches_in_flight"] for p in b["provider_batches"]]
             time.sleep(0.1)
         [provider] = shown
-        assert provider["id"].startswith("batch-fake") and provider["status"] == "in_progress"
+        assert provider["id"].startswith(("batch-fake", "msgbatch_fake")) and provider["status"] == "in_progress"
         assert (provider["total"], provider["completed"]) == (40, 0)
         assert provider["expires_at"] > time.time() + 23 * 3600
+        if chat_fake.kind == "anthropic":
+            assert provider["results_until"] == pytest.approx(time.time() + 29 * 86_400, abs=120)
         table = project.run("status", COLUMNS="400")
-        assert provider["id"] in table.stderr and "in_progress 0/40, expires" in table.stderr
+        # the cell may wrap: its lines, read without the table's borders, run on
+        shown_text = " ".join(table.stderr.replace("│", " ").split())
+        # Anthropic's results stay readable for 29 days: status says until when
+        until = "expires" if chat_fake.kind == "openai" else "results until"
+        assert provider["id"] in shown_text and f"in_progress 0/40, {until}" in shown_text
     finally:
         apply.kill()
         apply.communicate()
     cancelled = project.run("cancel", "reviews")
     assert cancelled.code == 0, cancelled.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["batches_cancelled"] == 1 and stats["lines_answered"] == 20
     assert len(output(project)) == 20  # what the provider answered before it stopped is kept
-    fake_provider.batch_script(replace=True)
+    chat_fake.batch_script(replace=True)
     finished = project.run()
     assert finished.code == 0, finished.stderr[-2000:]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["batches_created"] == 2 and stats["lines_run"] == 40
     assert [r["id"] for r in output(project)] == [f"r{i}" for i in range(40)]
 
@@ -372,3 +397,31 @@ def test_native_batches_run_on_a_postgresql_store_and_state(
     again = project.run(env=state)
     assert again.code == 0, again.stderr[-2000:]
     assert fake_provider.batch_stats()["batches_created"] == 3 and fake_provider.count == 0
+
+
+NATIVE_OPERATIONS = [
+    ("classify", {"categories": ["positive", "negative"]}, "label"),
+    ("extract", {"extraction_instructions": "Seats wanted.", "output_schema": {
+        "type": "object", "properties": {"seats": {"type": "integer", "minimum": 1}}, "required": ["seats"]}},
+     "seats"),
+    ("summarize", {"summary_instructions": "One sentence."}, "summary"),
+    ("enrich", {"fields": [{"name": "segment", "type": "categorical", "valid_values": ["smb", "ent"]}]}, "segment"),
+    ("run", {"operation": "feedback_analysis", "user_prompt_template": "Topic of: {content}",
+             "response_format": {"type": "json_object"}}, None),
+]
+
+
+@BOTH
+@pytest.mark.parametrize(("method", "fields", "key"), NATIVE_OPERATIONS, ids=[o[0] for o in NATIVE_OPERATIONS])
+def test_each_operation_runs_through_the_providers_batch_api(
+        tmp_path: Path, chat_fake: FakeProvider, method: str, fields: dict[str, Any], key: str | None) -> None:
+    _profiles(tmp_path, chat_fake)
+    items = ["I love it, 500 seats", "Terrible support, we leave"]
+    fields = dict(fields)  # the parameters are shared by both kinds' runs
+    with AgentFlow(profile="native") as client:
+        batch = client.batches.submit_and_wait(fields.pop("operation", method), items, timeout=30, **fields)
+        rows = list(client.batches.iter_output(batch.id))
+    assert batch.status == "completed" and [r["status"] for r in rows] == ["completed", "completed"]
+    assert all(isinstance(r["result"], dict) and (key is None or key in r["result"]) for r in rows)
+    stats = chat_fake.batch_stats()
+    assert stats["batches_created"] == 1 and stats["lines_run"] == 2 and chat_fake.count == 0

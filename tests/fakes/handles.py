@@ -33,9 +33,12 @@ class FakeProvider:
     see it; ``front="raw"`` the bare protocol (benchmarks; tests that keep it working).
     """
 
-    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None, front: str = "uvicorn") -> None:
+    kind = "openai"  # the API it speaks (tests.fakes.anthropic: "anthropic")
+
+    def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None, front: str = "uvicorn",
+                 core: FakeCore | None = None) -> None:
         self.front = front
-        self._core = FakeCore(latency_ms=latency_ms, rpm=rpm)
+        self._core = core or FakeCore(latency_ms=latency_ms, rpm=rpm)
         self._server = make_front(self._core, front)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: list[BaseException] = []
@@ -118,10 +121,13 @@ class FakeProviderProcess:
     ``front``: "uvicorn" (default, the ASGI app) or "raw" (the bare protocol, benchmarks).
     """
 
+    kind = "openai"
+    module = "tests.fakes.provider"  # what ``python -m`` runs
+
     def __init__(self, *, latency_ms: float = 0.0, rpm: int | None = None, port: int = 0,
                  front: str = "uvicorn") -> None:
         self.front = front
-        cmd = [sys.executable, "-m", "tests.fakes.provider", "--port", str(port),
+        cmd = [sys.executable, "-m", self.module, "--port", str(port),
                "--latency-ms", str(latency_ms), "--front", front]
         if rpm:
             cmd += ["--rpm", str(rpm)]

@@ -4,7 +4,8 @@ The fake counts tokens from the characters it sees, which is close to, but not, 
 test can state in advance. ``fixed_usage(fake, prompt, completion)`` rewrites the
 ``usage`` of each answered chat request for the length of a ``with`` block, leaving
 everything else (content, counters, faults) as the script makes it, so a test can
-check a recorded cost to the cent.
+check a recorded cost to the cent. It works on either fake (``FakeAnthropic``'s Messages
+get Anthropic's usage fields).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ def fixed_usage(fake: FakeProvider, prompt_tokens: int, completion_tokens: int) 
         "total_tokens": prompt_tokens + completion_tokens,
     }
 
+    anthropic = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+
     def metered(*args: Any) -> Any:
         answer = decide(*args)
         if answer.chat and answer.status == 200 and answer.payload:
             body = json.loads(answer.payload)
-            body["usage"] = dict(usage)
+            # the Anthropic fake's Messages carry Anthropic's usage fields
+            body["usage"] = dict(anthropic if body.get("type") == "message" else usage)
             answer.payload = json.dumps(body).encode()
         return answer
 

@@ -42,7 +42,10 @@ def test_openai_provider_from_config(fake_provider: FakeProvider) -> None:
         ({"base_url": "http://x/v1", "concurrency": 0}, "provider.concurrency"),
         ({"base_url": "http://x/v1", "timeout": -1}, "provider.timeout"),
         ({"base_url": "http://x/v1", "headers": ["x"]}, "provider.headers"),
-        ({"type": "anthropic"}, "provider.type"),
+        ({"type": "bedrock"}, "provider.type"),
+        ({"type": "anthropic", "max_tokens": 0}, "provider.max_tokens"),
+        ({"type": "anthropic", "base_url": "ftp://files.example"}, "provider.base_url"),
+        ({"type": "anthropic", "concurrency": "many"}, "provider.concurrency"),
         ({"base_url": "api.openai.com/v1"}, "provider.base_url"),
         ({"base_url": "ftp://files.example/v1"}, "provider.base_url"),
         ({"base_url": "http:///v1"}, "provider.base_url"),
@@ -54,6 +57,17 @@ def test_bad_config_names_the_key(config: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         build_provider(config)
     assert caught.value.key == key
+
+
+def test_an_unknown_type_names_every_known_one() -> None:
+    with pytest.raises(ConfigError, match="'openai', 'anthropic' or 'local'"):
+        build_provider({"type": "bedrock"})
+
+
+def test_an_anthropic_provider_defaults_to_anthropics_api() -> None:
+    provider = build_provider({"type": "anthropic", "api_key": "sk-ant-SECRET", "model": "claude-haiku-4-5"})
+    assert provider.name == "anthropic" and provider.default_model == "claude-haiku-4-5"
+    assert "api.anthropic.com" in repr(provider) and "SECRET" not in repr(provider)
 
 
 def test_a_base_url_error_never_shows_its_password() -> None:

@@ -69,8 +69,11 @@ def traceback_free(outcome: Outcome) -> bool:
 
 
 def provider_block(fake: Fake, **extra: Any) -> dict[str, Any]:
-    return {"type": "openai", "base_url": fake.base_url, "api_key": "sk-reliability",
-            "model": "fake-model", "concurrency": 32, **extra}
+    """A provider block for ``fake``, of the API it speaks (OpenAI's, or Anthropic's)."""
+    kind = str(getattr(fake, "kind", "openai"))
+    model = "claude-haiku-4-5" if kind == "anthropic" else "fake-model"
+    return {"type": kind, "base_url": fake.base_url, "api_key": "sk-reliability",
+            "model": model, "concurrency": 32, **extra}
 
 
 def targeted_rows(copies: int = 2) -> list[dict[str, Any]]:

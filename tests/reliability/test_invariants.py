@@ -9,7 +9,10 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.fakes.handles import FakeProvider
+from tests.fakes.kinds import KINDS
 from tests.reliability import scenarios
 from tests.reliability.harness import Project, review_rows
 
@@ -76,13 +79,14 @@ def test_a_provider_fault_storm_ends_every_item_with_a_fitting_code(
     assert figures["targeted_ok"] == figures["targeted_total"], figures["targeted"]
 
 
+@pytest.mark.parametrize("provider_kind", KINDS, indirect=True)
 def test_a_native_chunk_never_gets_a_second_provider_batch_across_crashes(
-        tmp_path: Path, fake_provider: FakeProvider) -> None:
+        tmp_path: Path, chat_fake: FakeProvider) -> None:
     """Invariant 8 on the batch/native configuration: a kill between the provider's create
     and its record, in the second of three chunks, then a kill while polling."""
-    fake_provider.batch_script(validating_s=0.1)
+    chat_fake.batch_script(validating_s=0.1)
     native = {"batch": "native", "batch_poll_interval": 0.02, "batch_poll_max": 0.1}
-    project = Project(tmp_path / "native", scenarios.provider_block(fake_provider, **native))
+    project = Project(tmp_path / "native", scenarios.provider_block(chat_fake, **native))
     project.write_input(review_rows(90))
     project.write_spec(mode="batch", execution={"batch_size": 30})
     for point in ("native_after_create:2", "native_polling"):
@@ -91,6 +95,6 @@ def test_a_native_chunk_never_gets_a_second_provider_batch_across_crashes(
     resumed = project.run()
     assert resumed.code == 0, resumed.stderr
     assert project.output_ids() == [f"r{i}" for i in range(90)]
-    stats = fake_provider.batch_stats()
+    stats = chat_fake.batch_stats()
     assert stats["batches_created"] == 3 and stats["duplicate_chunks"] == 0
-    assert stats["lines_run"] == 90 and fake_provider.count == 0
+    assert stats["lines_run"] == 90 and chat_fake.count == 0

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from tests.fakes.anthropic import FakeAnthropic
 from tests.fakes.handles import FakeProvider
+from tests.fakes.kinds import provider_block
 from tests.fakes.metered import fixed_usage
 from tests.runner.conftest import Workspace, reviews
 
@@ -299,3 +302,35 @@ def test_retry_keeps_a_run_budget_too(
     assert "exceeds --max-cost-usd $1e-06" in report["jobs"][0]["message"]
     assert ws.run("retry", "reviews", "specs", "--max-cost-usd", "1") == 0
     assert fake_provider.count == 20
+
+
+def test_an_anthropic_profile_is_priced_by_its_claude_model_in_plan_and_apply(
+    ws: Workspace, fake_anthropic: FakeAnthropic, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    profiles = ws.root / "profiles.yaml"
+    provider = provider_block(fake_anthropic, model="claude-haiku-4-5")
+    profiles.write_text(yaml.safe_dump({"profiles": {"claude": {
+        "engine": "embedded", "store": str(ws.root / "claude.db"), "provider": provider}}}))
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(profiles))
+    ws.write_input("reviews.jsonl", reviews(10))
+    ws.write_spec(profile="claude")
+    _, plan = _json(capsys, ws, "plan", "specs")
+    cost = plan["jobs"][0]["cost"]
+    assert "anthropic/claude-haiku-4-5" in cost["basis"] and "listed batch price" in cost["basis"]
+    # each request carries Anthropic's tool-use system prompt on top of the prompt plan rendered
+    tool_mode = plan["jobs"][0]["est_input_tokens"]
+    provider["structured_output"] = "native"
+    profiles.write_text(yaml.safe_dump({"profiles": {"claude": {
+        "engine": "embedded", "store": str(ws.root / "claude.db"), "provider": provider}}}))
+    _, native = _json(capsys, ws, "plan", "specs")
+    assert tool_mode - native["jobs"][0]["est_input_tokens"] == 10 * 340
+    provider.pop("structured_output")
+    profiles.write_text(yaml.safe_dump({"profiles": {"claude": {
+        "engine": "embedded", "store": str(ws.root / "claude.db"), "provider": provider}}}))
+    assert cost["sync_usd"] > 0 and cost["batch_usd"] == pytest.approx(cost["sync_usd"] / 2)
+    # claude-haiku-4-5: $1 in, $5 out per million tokens
+    with fixed_usage(fake_anthropic, PROMPT, COMPLETION):
+        code, report = _json(capsys, ws, "apply", "specs")
+    assert code == 0 and fake_anthropic.count == 10
+    assert report["jobs"][0]["cost_usd"] == pytest.approx(10 * (PROMPT * 1.0 + COMPLETION * 5.0) / 1e6)

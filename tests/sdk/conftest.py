@@ -1,4 +1,5 @@
-"""``client``: the same SDK behaviours on both transports (embedded and HTTP)."""
+"""``client``: the same SDK behaviours on both transports (embedded and HTTP); a test
+parametrized over ``provider_kind`` also runs them with each provider API behind."""
 
 from __future__ import annotations
 
@@ -20,16 +21,18 @@ def transport(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def prod_profile(
-    transport: str, fake_provider: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    transport: str, chat_fake: FakeProvider, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[str]:
-    """A `prod` profile in $AGENTFLOW_CONFIG pointing at the engine over ``transport``."""
+    """A `prod` profile in $AGENTFLOW_CONFIG pointing at the engine over ``transport``,
+    the engine's provider the fake of ``provider_kind`` (OpenAI's unless parametrized)."""
     config = tmp_path / "profiles.yaml"
     monkeypatch.setenv("AGENTFLOW_CONFIG", str(config))
+    kind = chat_fake.kind
     if transport == "embedded":
-        write_profiles(config, {"prod": embedded_profile(fake_provider.base_url, tmp_path / "e.db")})
+        write_profiles(config, {"prod": embedded_profile(chat_fake.base_url, tmp_path / "e.db", kind)})
         yield "prod"
         return
-    with live_server(fake_provider.base_url, tmp_path / "server.db") as server:
+    with live_server(chat_fake.base_url, tmp_path / "server.db", kind=kind) as server:
         write_profiles(config, {"prod": http_profile(server)})
         yield "prod"
 

@@ -8,6 +8,7 @@ import pytest
 
 from agentflow_jobs.sdk import AgentFlow, ConfigError
 from agentflow_jobs.sdk.profiles import config_path, load_profile
+from tests.fakes.anthropic import FakeAnthropic
 
 
 def write(path: Path, text: str) -> Path:
@@ -173,3 +174,39 @@ def test_an_unknown_provider_key_is_named_not_ignored(monkeypatch: pytest.Monkey
     write(path, "profiles:\n  cheap:\n    provider:\n      base_url: https://x/v1\n      batch: later\n")
     with pytest.raises(ConfigError, match=r"provider\.batch: must be engine or native"):
         load_profile("cheap")
+
+
+def test_an_anthropic_profile_loads_and_answers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    path = write(tmp_path / "p.yaml", f"""
+profiles:
+  claude:
+    engine: embedded
+    store: {tmp_path / "claude.db"}
+    provider:
+      type: anthropic
+      base_url: {fake_anthropic.base_url}
+      api_key: ${{ANTHROPIC_API_KEY}}
+      model: claude-haiku-4-5
+      self_hosted: false
+""")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-SECRET-123")
+    profile = load_profile("claude")
+    assert profile.model_identity() == f"anthropic:claude-haiku-4-5@{fake_anthropic.base_url}"
+    assert "SECRET" not in repr(profile)
+    with AgentFlow.from_profile("claude") as client:
+        result = client.completions.classify(items=["I love it"], categories=["positive", "negative"])
+    assert result.results[0]["result"]["label"] == "positive"
+    assert fake_anthropic.request_headers[0]["x-api-key"] == "sk-ant-SECRET-123"
+
+
+def test_an_anthropic_profile_without_base_url_is_anthropics_api(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "p.yaml", "profiles:\n  claude:\n    engine: embedded\n"
+                 "    provider: {type: anthropic, api_key: k, model: claude-sonnet-4-5}\n")
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(path))
+    profile = load_profile("claude")
+    assert profile.model_identity() == "anthropic:claude-sonnet-4-5@https://api.anthropic.com"

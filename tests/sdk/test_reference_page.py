@@ -3,7 +3,8 @@
 The page is read at test time from ``../shared/reference/`` beside the repository (in CI
 the shared folder sits beside the clone). The blocks run in order in one namespace, as a
 reader pasting them into one session would, against a ``prod`` profile that points at
-the embedded engine in one run and at a live server in the other.
+the embedded engine in one run and at a live server in the other, each with an OpenAI
+and with an Anthropic provider behind the engine.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 
 from agentflow_jobs.sdk import AgentFlow, Batch, CompletionResult, OutputPage
 from tests.fakes.handles import FakeProvider
+from tests.fakes.kinds import KINDS
 
 REPO = Path(__file__).resolve().parents[2]
 PAGE = REPO.parent / "shared" / "reference" / "agentflow-sdk-batch-processing.md"
@@ -49,10 +51,11 @@ def real_batch(profile: str) -> str:
         return batch.id
 
 
+@pytest.mark.parametrize("provider_kind", KINDS, indirect=True)
 def test_every_reference_block_runs_unchanged(
     prod_profile: str,
     transport: str,
-    fake_provider: FakeProvider,
+    chat_fake: FakeProvider,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -20,6 +20,7 @@ from agentflow_jobs.sdk import (
     UnprocessableEntityError,
 )
 from tests.fakes.handles import FakeProvider
+from tests.fakes.kinds import KINDS
 
 REVIEWS = [
     {"content": "The product is amazing, but delivery was slow."},
@@ -29,14 +30,15 @@ REVIEWS = [
 CATEGORIES = ["positive", "negative", "mixed"]
 
 
-def test_classify_returns_a_label_per_item_in_order(client: AgentFlow, fake_provider: FakeProvider) -> None:
+@pytest.mark.parametrize("provider_kind", KINDS, indirect=True)
+def test_classify_returns_a_label_per_item_in_order(client: AgentFlow, chat_fake: FakeProvider) -> None:
     result = client.completions.classify(items=REVIEWS, categories=CATEGORIES)
 
     assert [r["index"] for r in result.results] == [0, 1, 2]
     assert [r["result"]["label"] for r in result.results] == ["positive", "negative", "positive"]
     assert all(0.0 <= r["result"]["confidence"] <= 1.0 for r in result.results)
     assert result.usage.total_tokens > 0
-    assert fake_provider.count == 3
+    assert chat_fake.count == 3
 
 
 @pytest.mark.parametrize(
@@ -50,6 +52,7 @@ def test_classify_returns_a_label_per_item_in_order(client: AgentFlow, fake_prov
                  "response_format": {"type": "json_object"}}, None),
     ],
 )
+@pytest.mark.parametrize("provider_kind", KINDS, indirect=True)
 def test_each_operation_completes_rows(
     client: AgentFlow, method: str, fields: dict[str, object], key: str | None
 ) -> None:

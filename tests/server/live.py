@@ -47,7 +47,10 @@ class LiveServer:
         self._sock.close()
 
 
-def provider_config(base_url: str, **extra: Any) -> dict[str, Any]:
+def provider_config(base_url: str, kind: str = "openai", **extra: Any) -> dict[str, Any]:
+    """A provider block for a fake's ``base_url``; ``kind`` "anthropic" for the Anthropic fake."""
+    if kind == "anthropic":
+        extra = {"type": "anthropic", "model": "claude-haiku-4-5", "self_hosted": False, **extra}
     return {"type": "openai", "base_url": base_url, "api_key": "sk-test", "model": "fake-model",
             "max_attempts": 2, "concurrency": 4, **extra}
 
@@ -55,9 +58,9 @@ def provider_config(base_url: str, **extra: Any) -> dict[str, Any]:
 @contextmanager
 def live_server(
     fake_base_url: str, store: Path, *, api_keys: tuple[str, ...] = ("key-a", "key-b"),
-    **options: Any,
+    kind: str = "openai", **options: Any,
 ) -> Iterator[LiveServer]:
-    app = create_app(provider_config=provider_config(fake_base_url), store_path=store,
+    app = create_app(provider_config=provider_config(fake_base_url, kind), store_path=store,
                      api_keys=api_keys, **options)
     server = LiveServer(app)
     try:
@@ -71,8 +74,8 @@ def write_profiles(path: Path, profiles: Mapping[str, Any]) -> Path:
     return path
 
 
-def embedded_profile(fake_base_url: str, store: Path) -> dict[str, Any]:
-    return {"engine": "embedded", "store": str(store), "provider": provider_config(fake_base_url)}
+def embedded_profile(fake_base_url: str, store: Path, kind: str = "openai") -> dict[str, Any]:
+    return {"engine": "embedded", "store": str(store), "provider": provider_config(fake_base_url, kind)}
 
 
 def http_profile(server: LiveServer, api_key: str = "key-a") -> dict[str, Any]:
