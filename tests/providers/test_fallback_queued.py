@@ -7,12 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 
+import jsonschema
+import pytest
+
 from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import LABEL_FORMAT, make_provider, request
+from tests.providers.llama_server import LlamaServer
 
 CONCURRENCY = 4
 ITEMS = 40
+LABEL_ONLY = {"type": "object", "properties": {"label": {"enum": ["positive", "negative"]}},
+              "required": ["label"], "additionalProperties": False}
 
 
 def chat_all(base_url: str, texts: list[str], **options: object) -> list[ChatReply]:
@@ -72,3 +79,27 @@ def test_other_models_still_get_json_schema(fake_provider: FakeProvider) -> None
     assert by_model["other"] == ["json_schema"] * 12
     assert by_model["fake-model"].count("json_schema") <= CONCURRENCY
     assert by_model["fake-model"].count("json_object") == 12
+
+
+@pytest.mark.local_model
+def test_llama_cpp_servers_refusal_reaches_queued_requests(llama_server: LlamaServer) -> None:
+    """The example jobs' case: llama-cpp-python's real server answers json_schema with a
+    500; at concurrency 4 at most the 4 requests in flight get it, not every queued one."""
+    before = len(llama_server.statuses())
+    fmt = {"type": "json_schema", "json_schema": {"name": "label", "strict": True, "schema": LABEL_ONLY}}
+
+    async def run() -> list[ChatReply]:
+        provider = OpenAICompatProvider(llama_server.base_url, self_hosted=True, concurrency=CONCURRENCY)
+        try:
+            return await asyncio.gather(*(
+                provider.chat(request(f"Review {i}: it was {'great' if i % 2 else 'awful'}.",
+                                      response_format=fmt, max_tokens=20))
+                for i in range(10)))
+        finally:
+            await provider.aclose()
+
+    replies = asyncio.run(run())
+    statuses = llama_server.statuses()[before:]
+    assert 1 <= statuses.count(500) <= CONCURRENCY and statuses.count(200) == 10
+    for reply in replies:
+        jsonschema.validate(json.loads(reply.text), LABEL_ONLY)
