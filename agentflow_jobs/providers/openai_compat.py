@@ -11,7 +11,10 @@ pool, called directly), which keeps its rate with hundreds of requests in flight
 
 A model whose server refuses a feature of the request (``json_schema``, ``json_object``,
 ``logprobs``; see ``openai_request``) gets the request again without it. Such a resend
-is not a retry attempt, and happens at most once per feature.
+is not a retry attempt, and happens at most once per feature. A body is checked against
+what has been refused once its request holds a limiter slot, so the requests that were
+waiting for one when the refusal came do not send the refused feature again: at most
+the requests in flight at that moment carry it.
 
 Every reply's rate-limit headers go to the limiter (``ratelimits``, ``Limiter.observe``);
 a 429 is an exhausted bucket (the limiter pauses every start) or a stray (only this
@@ -121,9 +124,12 @@ class OpenAICompatProvider:
         """The request features an error answer says the model cannot take (resent without)."""
         return self._bodies.refused(status, body, payload)
 
-    async def chat(self, request: ChatRequest) -> ChatReply:
+    def _build(self, request: ChatRequest) -> _Body:
         payload = self.payload(request)
-        body = self.encode(payload)
+        return _Body(payload, self.encode(payload), self._bodies.version)
+
+    async def chat(self, request: ChatRequest) -> ChatReply:
+        built = self._build(request)
         limit = request.max_attempts or self.retry.max_attempts
         attempt = sent = 0  # retry attempts; HTTP requests (fallback resends included)
         timeout: float | None = None  # the endpoint's own, until a self-hosted timeout
@@ -131,11 +137,9 @@ class OpenAICompatProvider:
             attempt += 1
             sent += 1
             try:
-                reply = await self._attempt(payload, body, timeout)
+                reply = await self._attempt(request, built, timeout)
             except UnsupportedFeatureError:
-                # the new payload leaves the features out, so no feature is refused twice
-                payload = self.payload(request)
-                body = self.encode(payload)
+                # the next attempt's body is built again without the refused features
                 attempt -= 1  # a different request, not a retry of this one
                 continue
             except ProviderError as error:
@@ -166,17 +170,20 @@ class OpenAICompatProvider:
 
     # ---- one attempt -----------------------------------------------------------------
 
-    async def _attempt(self, payload: dict[str, Any], body: bytes, timeout: float | None) -> ChatReply:
+    async def _attempt(self, request: ChatRequest, built: _Body, timeout: float | None) -> ChatReply:
         # the estimate only matters to a tokens-per-minute budget
-        tokens = estimate_tokens(payload) if self.limiter.tokens_per_minute else 0
+        tokens = estimate_tokens(built.payload) if self.limiter.tokens_per_minute else 0
         async with self.limiter.slot(tokens) as permit:
-            response = await self._post(body, timeout, permit)
+            if built.version != self._bodies.version:  # a refusal came while it waited
+                fresh = self._build(request)
+                built.payload, built.data, built.version = fresh.payload, fresh.data, fresh.version
+            response = await self._post(built.data, timeout, permit)
             rates = read_headers(response.headers)
             if rates is not None:
                 self.limiter.observe(rates)
             if response.status >= 400:
-                self._failed(permit, response, payload, rates)
-            reply = self.parse(response.content, payload)
+                self._failed(permit, response, built.payload, rates)
+            reply = self.parse(response.content, built.payload)
             self.limiter.settle(permit, reply.usage.total_tokens or None)
             self.limiter.on_success()
             return reply
@@ -213,6 +220,15 @@ class OpenAICompatProvider:
             if error.code == "timeout" and self.self_hosted:
                 self.limiter.on_overloaded(permit)  # it is still working on what we sent
             raise error from None
+
+
+@dataclasses.dataclass(slots=True)
+class _Body:
+    """A request's JSON body, and the refusals version (``RequestBodies``) it was built under."""
+
+    payload: dict[str, Any]
+    data: bytes
+    version: int
 
 
 def _headers(api_key: str | None, extra: Mapping[str, str] | None) -> dict[str, str]:

@@ -49,6 +49,9 @@ class RequestBodies:
         self._systems: dict[tuple[tuple[str, Any], ...], str] = {}
         # id of a json_schema format -> (it, its json_object fallback): one object each
         self._fallbacks: dict[int, tuple[dict[str, Any], dict[str, Any]]] = {}
+        # bumped whenever a refusal is learned: a body built under an older version may
+        # carry a feature its model's server has since refused, and is built again
+        self.version = 0
 
     def payload(self, request: ChatRequest, default_model: str | None) -> dict[str, Any]:
         """The JSON body for ``request``, leaving out what its model's server refused."""
@@ -90,8 +93,11 @@ class RequestBodies:
         """The features of ``payload`` an error answer says its model cannot take; they
         are left out of that model's payloads from now on."""
         features = _refused_features(status, body, payload)
+        model = payload.get("model")
         for feature in features:
-            self._unsupported[feature].add(payload.get("model"))
+            if model not in self._unsupported[feature]:
+                self._unsupported[feature].add(model)
+                self.version += 1
         return features
 
     def encode(self, payload: dict[str, Any]) -> bytes:

@@ -1,0 +1,70 @@
+"""What `apply` loads at start-up, as a process: the price table (genai-prices, ~70 ms
+of imports) only when a job sends something to a priced provider, since only then is a
+price needed (the plan's cost for budgets, each answer's usage.cost_usd)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fakes.handles import REPO_ROOT, FakeProviderProcess
+
+SPEC = """apiVersion: agentflow-jobs/v1
+kind: Job
+name: start
+profile: fake
+operation: classify
+categories: [positive, negative]
+input: {path: ../data/items.jsonl, id_field: rid}
+output: {path: ../out/start.jsonl}
+mode: sync
+"""
+PROFILES = """profiles:
+  fake:
+    engine: embedded
+    store: {store}
+    provider: {{type: openai, base_url: "{base_url}", api_key: test, model: gpt-4o-mini}}
+"""
+# apply as the console script runs it, then say whether the price table was loaded
+APPLY = (
+    "import sys\nfrom agentflow_jobs.cli import main\ncode = main(['apply', '--json'])\n"
+    "print(json.dumps({'code': code, 'prices': 'genai_prices' in sys.modules}), file=sys.stderr)"
+)
+
+
+def _apply(root: Path, env: dict[str, str]) -> tuple[dict[str, object], dict[str, object]]:
+    done = subprocess.run([sys.executable, "-c", "import json\n" + APPLY], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    loaded = json.loads(done.stderr.strip().splitlines()[-1])
+    return json.loads(done.stdout), loaded
+
+
+def test_only_an_apply_that_sends_loads_the_price_table(
+    tmp_path: Path, fake_provider_process: FakeProviderProcess
+) -> None:
+    for name in (".git", "specs", "data"):
+        (tmp_path / name).mkdir()
+    items = [{"rid": f"r{i}", "content": f"it was {'great' if i % 2 else 'awful'}"} for i in range(6)]
+    (tmp_path / "data" / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    (tmp_path / "specs" / "start.yaml").write_text(SPEC)
+    (tmp_path / "profiles.yaml").write_text(
+        PROFILES.format(store=tmp_path / "store.db", base_url=fake_provider_process.base_url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
+    env.update(AGENTFLOW_CONFIG=str(tmp_path / "profiles.yaml"), AGENTFLOW_LOCAL_MODEL="off",
+               PYTHONPATH=str(REPO_ROOT))
+
+    report, loaded = _apply(tmp_path, env)
+    (job,) = report["jobs"]  # type: ignore[attr-defined]
+    assert loaded == {"code": 0, "prices": True}
+    assert job["completed"] == 6 and job["sent"] >= 1
+    requests = fake_provider_process.stats()["requests"]
+    assert report["cost_usd"] is not None and report["cost_usd"] > 0  # priced: the table was read
+
+    report, loaded = _apply(tmp_path, env)  # nothing left to send: no price is needed
+    (job,) = report["jobs"]  # type: ignore[attr-defined]
+    assert loaded == {"code": 0, "prices": False}
+    assert (job["sent"], job["cached"]) == (0, 6)
+    assert fake_provider_process.stats()["requests"] == requests
