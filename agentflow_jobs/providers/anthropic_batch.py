@@ -62,6 +62,7 @@ from agentflow_jobs.providers.batch_api import (
     BatchPhase,
     LineOutcome,
     RemoteBatch,
+    json_line,
 )
 from agentflow_jobs.providers.failures import status_failure, transport_failure
 from agentflow_jobs.urls import display_url
@@ -196,7 +197,7 @@ class AnthropicBatchAPI:
                         await response.aread()
                         raise self._failure(response)
                     async for text in response.aiter_lines():
-                        decoded = _json_line(text)
+                        decoded = json_line(text)
                         if decoded is not None:
                             yielded += 1
                             yield decoded
@@ -342,16 +343,6 @@ def outcome_of(line: Mapping[str, Any], tag: str | None, *, where: str = "provid
 
 def _mapping(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
-
-
-def _json_line(text: str) -> dict[str, Any] | None:
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _int(value: Any) -> int:

@@ -16,6 +16,7 @@ A line's ``custom_id`` is chosen by the engine (stable, unique in the batch,
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -29,6 +30,7 @@ __all__ = [
     "BatchPhase",
     "LineOutcome",
     "RemoteBatch",
+    "json_line",
 ]
 
 # Where a provider batch is, in the engine's words (each provider maps its own statuses):
@@ -135,3 +137,14 @@ class BatchAPI(Protocol):
     async def aclose(self) -> None:
         """Release connections."""
         ...
+
+
+def json_line(text: str) -> dict[str, Any] | None:
+    """One result line as a JSON object, or None for a blank or unreadable line."""
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

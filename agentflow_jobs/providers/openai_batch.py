@@ -40,6 +40,7 @@ from agentflow_jobs.providers.batch_api import (
     BatchPhase,
     LineOutcome,
     RemoteBatch,
+    json_line,
 )
 from agentflow_jobs.providers.failures import (
     code_for_status,
@@ -220,7 +221,7 @@ class OpenAIBatchAPI:
                         raise status_failure(response.status_code, response.text, response.headers,
                                              where=f"{self._where} file {file_id}", secret=self._api_key)
                     async for text in response.aiter_lines():
-                        line = _json_line(text)
+                        line = json_line(text)
                         if line is not None:
                             yield line
                 return
@@ -278,16 +279,6 @@ def outcome_of(line: dict[str, Any]) -> LineOutcome | None:
         return LineOutcome(custom_id, reply=parse_reply(raw, where="batch result line"), paid=True)
     except ProviderError as exc:
         return LineOutcome(custom_id, code="provider_error", message=exc.message, paid=True)
-
-
-def _json_line(text: str) -> dict[str, Any] | None:
-    if not text.strip():
-        return None
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
 
 
 def _mapping(value: object) -> dict[str, Any]:
