@@ -100,16 +100,7 @@ class BatchStore:
         with self._lock:
             self._db.executescript(_SCHEMA + NATIVE_SCHEMA)
         with self._tx() as db:
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.path}: batch store schema {row[0]} is newer than this version "
-                    f"({SCHEMA_VERSION}); upgrade agentflow-jobs"
-                )
-            elif row[0] < SCHEMA_VERSION:  # the new tables were created above
-                db.execute("UPDATE schema_version SET version=?", (SCHEMA_VERSION,))
+            stamp_version(db, self.path)
 
     def close(self) -> None:
         with self._lock:
@@ -343,6 +334,17 @@ _BATCH_COLUMNS = (
     "id, owner, status, operation, model, total_items, completed, failed, usage, metadata,"
     " error, created_at, started_at, completed_at"
 )
+
+
+def stamp_version(db: Any, where: object) -> None:
+    """Record the schema version in a store whose tables exist; a newer store is refused."""
+    row = db.execute("SELECT version FROM schema_version").fetchone()
+    if row is None or row[0] < SCHEMA_VERSION:  # older: its new tables were just created
+        db.execute("DELETE FROM schema_version")
+        db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+    elif row[0] > SCHEMA_VERSION:
+        raise StateError(f"{where}: batch store schema {row[0]} is newer than this version "
+                         f"({SCHEMA_VERSION}); upgrade agentflow-jobs")
 
 
 def _batch(r: Sequence[Any]) -> Batch:

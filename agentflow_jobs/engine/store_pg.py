@@ -40,9 +40,9 @@ from agentflow_jobs.engine.store import (
     _ACTIVE,
     _SCHEMA,
     LEASE_SECONDS,
-    SCHEMA_VERSION,
     BatchStore,
     _row_json,
+    stamp_version,
 )
 from agentflow_jobs.errors import StateError
 from agentflow_jobs.urls import display_url, is_postgres_url
@@ -128,16 +128,7 @@ class PgBatchStore(BatchStore):
             for statement in (pg_ddl(_SCHEMA + NATIVE_SCHEMA) + ";" + _EXTRA).split(";"):
                 if statement.strip():
                     db.execute(statement)
-            row = db.execute("SELECT version FROM schema_version").fetchone()
-            if row is None:
-                db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
-            elif row[0] > SCHEMA_VERSION:
-                raise StateError(
-                    f"{self.path}: batch store schema {row[0]} is newer than this version "
-                    f"({SCHEMA_VERSION}); upgrade agentflow-jobs"
-                )
-            elif row[0] < SCHEMA_VERSION:  # the new tables were created above
-                db.execute("UPDATE schema_version SET version=?", (SCHEMA_VERSION,))
+            stamp_version(db, self.path)
 
     def close(self) -> None:
         self._pool.close()
