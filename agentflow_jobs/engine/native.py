@@ -36,7 +36,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import structlog
 
@@ -61,21 +61,12 @@ Outcome = tuple[str, RowError | None]
 _GROUP = 200  # rows recorded per transaction while harvesting
 
 
-@runtime_checkable
-class _FindsByRecords(Protocol):
-    """A ``BatchAPI`` that must be told which provider batches are recorded already."""
-
-    recorded: Callable[[str], bool]
-
-
 class NativeBatches:
     """Runs AgentFlow batches through one provider's ``BatchAPI`` (see the module doc)."""
 
     def __init__(self, api: BatchAPI, settings: BatchSettings, executor: Executor, store: BatchStore) -> None:
         self.api, self.settings, self.executor, self.store = api, settings, executor, store
         self.records = NativeRecords(store)
-        if isinstance(api, _FindsByRecords):  # a provider whose batches carry no metadata
-            api.recorded = self.records.is_recorded
         self._wakes: dict[str, asyncio.Event] = {}
         # chunks uploaded by this process just now: no create can have happened for them
         self._fresh: set[tuple[str, int]] = set()
@@ -201,7 +192,7 @@ class NativeBatches:
     async def _create(self, judge: Judge, chunk: Chunk) -> None:
         fresh = (chunk.batch_id, chunk.seq) in self._fresh
         self._fresh.discard((chunk.batch_id, chunk.seq))
-        found = None if fresh else await self.api.find(chunk.metadata)
+        found = None if fresh else await self.api.find(chunk.metadata, self.records.is_recorded)
         if found is not None:
             log.info("provider batch found again by its metadata", provider_batch=found.id, chunk=chunk.seq)
         else:
@@ -306,7 +297,7 @@ class NativeBatches:
         """What the provider batches answered before they stopped is still harvested."""
         for chunk in self.records.chunks(batch_id):
             if chunk.state == "uploaded":
-                found = await self.api.find(chunk.metadata)
+                found = await self.api.find(chunk.metadata, self.records.is_recorded)
                 if found is None:
                     await self.api.discard(RemoteBatch("", "ended", "abandoned"), chunk.upload_id)
                     self.records.set_state(chunk, "abandoned")

@@ -21,8 +21,8 @@ just before a crash, before its id was recorded, is found this way:
 - a batch still running shows only its creation time and request count. With
   ``agentflow_intent_at`` (epoch seconds of the intent) and ``agentflow_lines`` in the
   metadata, the one running batch created since the intent (less ``CLOCK_SKEW_S``) with
-  that many requests, and not already recorded for another chunk (``recorded``, set by
-  the engine), is taken; ``results`` checks the tags when it ends and refuses a batch
+  that many requests, and not already recorded for another chunk (``find``'s ``taken``,
+  from the engine's records), is taken; ``results`` checks the tags when it ends and refuses a batch
   that turns out to be someone else's (another job's of the same size, created in the
   same minutes in the same Anthropic workspace);
 - when running batches cannot be told apart (two candidates, or metadata without those
@@ -111,9 +111,6 @@ class AnthropicBatchAPI:
         if self._key:
             sent["x-api-key"] = self._key
         self._http = httpx.AsyncClient(base_url=self.root, headers=sent, timeout=timeout, follow_redirects=False)
-        # whether a provider batch id is already recorded for some chunk: the engine sets
-        # it, so ``find`` never takes another chunk's running batch for this one's
-        self.recorded: Callable[[str], bool] = lambda batch_id: False
 
     def __repr__(self) -> str:  # never shows the key
         return f"AnthropicBatchAPI(base_url={display_url(self.root)!r}, model={self.model!r})"
@@ -225,14 +222,16 @@ class AnthropicBatchAPI:
 
     # ---- find -----------------------------------------------------------------------
 
-    async def find(self, metadata: Mapping[str, str]) -> RemoteBatch | None:
+    async def find(
+        self, metadata: Mapping[str, str], taken: Callable[[str], bool] | None = None
+    ) -> RemoteBatch | None:
         lines = _optional_number(metadata.get("agentflow_lines"))
         since = _optional_number(metadata.get("agentflow_intent_at"))
         floor = (since - CLOCK_SKEW_S) if since is not None else None
         tag, running = tag_of(metadata), []
         async for listed in self._listing(floor):
             batch = self._batch(listed, metadata)
-            if (lines is not None and batch.total != int(lines)) or self.recorded(batch.id):
+            if (lines is not None and batch.total != int(lines)) or (taken is not None and taken(batch.id)):
                 continue
             if batch.phase != "ended":
                 running.append(batch)

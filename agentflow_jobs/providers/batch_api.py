@@ -17,7 +17,7 @@ A line's ``custom_id`` is chosen by the engine (stable, unique in the batch,
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -113,9 +113,13 @@ class BatchAPI(Protocol):
         """Create the provider batch from ``upload_id`` (or ``lines``), tagged ``metadata``."""
         ...
 
-    async def find(self, metadata: Mapping[str, str]) -> RemoteBatch | None:
+    async def find(
+        self, metadata: Mapping[str, str], taken: Callable[[str], bool] | None = None
+    ) -> RemoteBatch | None:
         """The provider batch created with exactly ``metadata``, if there is one: how a
-        batch created just before a crash, before its id was recorded, is found again."""
+        batch created just before a crash, before its id was recorded, is found again.
+        ``taken(id)`` says a provider batch is recorded for another chunk already (a
+        provider whose batches carry no metadata must never take one of those)."""
         ...
 
     async def retrieve(self, batch_id: str) -> RemoteBatch:

@@ -132,7 +132,10 @@ class OpenAIBatchAPI:
                 "metadata": dict(metadata)}
         return self._batch(await self._call("POST", "/batches", json=body))  # never retried: see doc
 
-    async def find(self, metadata: Mapping[str, str]) -> RemoteBatch | None:
+    async def find(
+        self, metadata: Mapping[str, str], taken: Callable[[str], bool] | None = None
+    ) -> RemoteBatch | None:
+        # the metadata names the chunk: a batch carrying it is this chunk's, never another's
         wanted = dict(metadata)
         after: str | None = None
         for _ in range(_LIST_PAGES):

@@ -258,8 +258,7 @@ def test_a_batch_recorded_for_another_chunk_is_never_taken_for_this_one(fake_ant
         first = await api.create(lines(), None, meta(0, agentflow_lines="5", agentflow_intent_at=intent))
         second = meta(1, agentflow_lines="5", agentflow_intent_at=intent)
         unaware = await api.find(second)  # without the engine's records it would be taken
-        api.recorded = {first.id}.__contains__
-        return unaware, await api.find(second)
+        return unaware, await api.find(second, {first.id}.__contains__)
 
     unaware, found = run(fake_anthropic, work)
     assert unaware is not None and found is None
