@@ -36,13 +36,13 @@ import json
 import random
 import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
 from tests.fakes.anthropic_replies import anthropic_error, invalid, message_for
+from tests.fakes.control import ScriptedControl
 from tests.fakes.script import FakeState
 
 __all__ = ["DAY_S", "SETTINGS", "BatchStore", "FakeBatch"]
@@ -83,8 +83,11 @@ class FakeBatch:
         return counts
 
 
-class BatchStore:
+class BatchStore(ScriptedControl):
     """The batches of one fake, touched only from its server's loop."""
+
+    SETTINGS = SETTINGS
+    NAME = "fake anthropic"
 
     def __init__(self, state: FakeState, url: str = "") -> None:
         self.state = state
@@ -92,23 +95,10 @@ class BatchStore:
         self.reset()
 
     def reset(self) -> None:
+        super().reset()
         self.batches: dict[str, FakeBatch] = {}
-        self.script: dict[str, Any] = dict(SETTINGS)
-        self.faults: list[dict[str, Any]] = []
-        self.counts: Counter[str] = Counter()
-        self.routes: Counter[str] = Counter()
         self.bodies: list[Any] = []  # the create requests received, most recent last
         self._chunks: set[str] = set()
-
-    def set_script(self, data: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(data) - set(SETTINGS) - {"replace"}
-        if unknown:
-            raise ValueError(f"unknown batch script keys {sorted(unknown)}; known: {sorted(SETTINGS)}")
-        if data.get("replace"):
-            self.script = dict(SETTINGS)
-        self.script.update({k: v for k, v in data.items() if k != "replace"})
-        self.faults = [dict(f) for f in self.script.get("control") or []]
-        return {"ok": True}
 
     def stats(self) -> dict[str, Any]:
         counters = ("batches_created", "batches_cancelled", "lines_run", "lines_answered", "duplicate_chunks")
@@ -118,37 +108,18 @@ class BatchStore:
 
     # ---- routing -------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, bytes, dict[str, str]] | None:
-        """The answer to a batches request, or None when the path is not one."""
-        route = _route(method, path)
-        if route is None:
-            return None
-        name, args = route
-        self.routes[name] += 1
-        fault = self._fault(name)
-        if fault is not None:
-            return fault
-        try:
-            status, payload = getattr(self, f"_{name}")(*args, query=query, body=body)
-        except KeyError as exc:
-            return 404, anthropic_error(404, f"message batch {exc.args[0]} not found"), {}
-        except ValueError as exc:
-            return 400, anthropic_error(400, str(exc)), {}
-        return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode(), {}
+    def _route(self, method: str, path: str) -> tuple[str, tuple[str, ...]] | None:
+        return _route(method, path)
 
-    def _fault(self, name: str) -> tuple[int, bytes, dict[str, str]] | None:
-        for fault in self.faults:
-            if fault.get("route") == name and fault.get("times", 1) > 0:
-                fault["times"] = fault.get("times", 1) - 1
-                extra = {"retry-after": str(fault["retry_after"])} if "retry_after" in fault else {}
-                status = int(fault.get("status", 500))
-                return status, anthropic_error(status, f"fake anthropic scripted status {status}"), extra
-        return None
+    def _error(self, status: int, message: str) -> bytes:
+        return anthropic_error(status, message)
+
+    def _missing(self, key: str) -> str:
+        return f"message batch {key} not found"
 
     # ---- the routes ----------------------------------------------------------------
 
-    def _create(self, *, query: str, body: bytes) -> tuple[int, Any]:
+    def _create(self, *, query: str, body: bytes, **_: Any) -> tuple[int, Any]:
         data = _json(body)
         self.bodies.append(data)
         requests = data.get("requests") if isinstance(data, dict) else None

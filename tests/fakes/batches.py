@@ -39,12 +39,12 @@ import json
 import random
 import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
 from tests.fakes.answers import error_json, reply_for
+from tests.fakes.control import ScriptedControl
 from tests.fakes.script import FakeState
 
 __all__ = ["FakeBatches"]
@@ -75,32 +75,21 @@ class _Batch:
     failed: int = 0
 
 
-class FakeBatches:
+class FakeBatches(ScriptedControl):
     """Files and batches on the fake's loop; ``state`` is the chat fake's (its script)."""
+
+    SETTINGS = SETTINGS
 
     def __init__(self, state: FakeState) -> None:
         self.state = state
         self.reset()
 
     def reset(self) -> None:
+        super().reset()
         self.files: dict[str, tuple[str, bytes]] = {}  # id -> (purpose, content)
         self.batches: dict[str, _Batch] = {}
-        self.script: dict[str, Any] = dict(SETTINGS)
-        self.faults: list[dict[str, Any]] = []
-        self.counts: Counter[str] = Counter()
-        self.routes: Counter[str] = Counter()
         self._chunks: set[tuple[str | None, str | None]] = set()
         self._next = 0
-
-    def set_script(self, data: dict[str, Any]) -> dict[str, Any]:
-        unknown = set(data) - set(SETTINGS) - {"replace"}
-        if unknown:
-            raise ValueError(f"unknown batch script keys {sorted(unknown)}; known: {sorted(SETTINGS)}")
-        if data.get("replace"):
-            self.script = dict(SETTINGS)
-        self.script.update({k: v for k, v in data.items() if k != "replace"})
-        self.faults = [dict(f) for f in self.script.get("control") or []]
-        return {"ok": True}
 
     def stats(self) -> dict[str, Any]:
         counters = ("files_uploaded", "files_deleted", "batches_created", "batches_cancelled", "lines_run",
@@ -111,34 +100,11 @@ class FakeBatches:
 
     # ---- routing -------------------------------------------------------------------
 
-    def handle(self, method: str, path: str, query: str, headers: dict[str, str],
-               body: bytes) -> tuple[int, bytes, dict[str, str]] | None:
-        """The answer to a files/batches request, or None when the path is not ours."""
-        parts = path.removeprefix("/v1").strip("/").split("/")
-        route = _route(method, parts)
-        if route is None:
-            return None
-        name, args = route
-        self.routes[name] += 1
-        fault = self._fault(name)
-        if fault is not None:
-            return fault
-        try:
-            status, payload = getattr(self, f"_{name}")(*args, query=query, headers=headers, body=body)
-        except KeyError as exc:
-            return 404, error_json(f"No such object: {exc.args[0]}", 404), {}
-        except ValueError as exc:
-            return 400, error_json(str(exc)), {}
-        return status, payload if isinstance(payload, bytes) else json.dumps(payload).encode(), {}
+    def _route(self, method: str, path: str) -> tuple[str, tuple[str, ...]] | None:
+        return _route(method, path.removeprefix("/v1").strip("/").split("/"))
 
-    def _fault(self, name: str) -> tuple[int, bytes, dict[str, str]] | None:
-        for fault in self.faults:
-            if fault.get("route") == name and fault.get("times", 1) > 0:
-                fault["times"] = fault.get("times", 1) - 1
-                extra = {"retry-after": str(fault["retry_after"])} if "retry_after" in fault else {}
-                status = int(fault.get("status", 500))
-                return status, error_json(f"fake batch API scripted status {status}", status), extra
-        return None
+    def _error(self, status: int, message: str) -> bytes:
+        return error_json(message, status)
 
     # ---- files ---------------------------------------------------------------------
 
