@@ -6,7 +6,9 @@ system prompt, the response format and the other settings after the messages) on
 
 A model whose server says it cannot take ``response_format: json_schema`` gets
 ``json_object`` instead, carrying the schema (``{"type": "json_object", "schema": ...}``,
-which llama-cpp-python's server turns into a grammar) and with the schema also written
+which llama-cpp-python's server turns into a grammar; a ``type`` list there is sent as
+one ``anyOf`` branch per type, since its grammar builder drops a list's ``maxLength``)
+and with the schema also written
 into a system message for servers that ignore it; a server that then refuses the
 ``schema`` key gets plain ``json_object``. ``refused`` reads that from what the error
 body says, whatever the status: a 400 or 422, and also a 500, since llama-cpp-python's
@@ -26,6 +28,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from agentflow_jobs.chat import ChatRequest
+from agentflow_jobs.providers.local_schema import one_type_each
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "RequestBodies", "estimate_tokens"]
 
@@ -86,7 +89,9 @@ class RequestBodies:
         if found is None or found[0] is not fmt:
             if len(self._fallbacks) >= _CACHE_SIZE:
                 self._fallbacks.clear()
-            found = self._fallbacks[id(fmt)] = (fmt, {**_JSON_OBJECT, "schema": _schema_of(fmt)})
+            # the server builds a grammar from it: one type per branch keeps each type's bounds
+            schema = one_type_each(_schema_of(fmt))
+            found = self._fallbacks[id(fmt)] = (fmt, {**_JSON_OBJECT, "schema": schema})
         return found[1]
 
     def refused(self, status: int, body: str, payload: dict[str, Any]) -> frozenset[str]:

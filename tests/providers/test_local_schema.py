@@ -8,6 +8,7 @@ from agentflow_jobs.providers.local_prompts import ReplyPlan
 from agentflow_jobs.providers.local_schema import (
     PROSE_LIMIT,
     bounded_schema,
+    one_type_each,
     whole_sentences,
     with_room,
 )
@@ -38,3 +39,44 @@ def test_a_short_summary_is_left_alone() -> None:
     plan = ReplyPlan(schema=SUMMARY, prose_fields=("summary",))
     reply = json.dumps({"summary": "Two candidates moved to final rounds, and"})
     assert whole_sentences(reply, plan) == (reply, True)
+
+
+NULLABLE = {
+    "type": "object",
+    "properties": {
+        "name": {"type": ["string", "null"], "maxLength": 5, "description": "who"},
+        "seats": {"type": ["integer", "null"]},
+        "tags": {"type": "array", "items": {"type": ["string", "null"]}},
+    },
+    "required": ["name", "seats", "tags"],
+}
+
+
+def _grammar(schema: dict[str, object]) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return str(json_schema_to_gbnf(json.dumps(schema)))
+
+
+def test_a_list_of_types_keeps_its_bound_in_the_grammar() -> None:
+    # llama.cpp's builder drops maxLength on a list of types: an unbounded string, which
+    # a greedy model filled until its token limit (the lead-contacts example, 392 s an item)
+    assert 'name ::= string | null' in _grammar(NULLABLE)
+    bounded = _grammar(bounded_schema(NULLABLE))
+    name_rule = next(line for line in bounded.splitlines() if line.startswith("name-0 ::="))
+    assert "char*" not in name_rule and name_rule.count("char") == 5
+
+
+def test_one_type_each_accepts_exactly_the_same_values() -> None:
+    import jsonschema
+
+    split = one_type_each(NULLABLE)
+    assert split["properties"]["name"] == {"description": "who", "anyOf": [
+        {"maxLength": 5, "type": "string"}, {"maxLength": 5, "type": "null"}]}
+    for value, valid in (({"name": "Ana", "seats": 3, "tags": ["a", None]}, True),
+                         ({"name": None, "seats": None, "tags": []}, True),
+                         ({"name": "Anabel", "seats": 3, "tags": []}, False),
+                         ({"name": "Ana", "seats": 1.5, "tags": []}, False),
+                         ({"name": "Ana", "seats": 1, "tags": [3]}, False)):
+        for schema in (NULLABLE, split):
+            assert jsonschema.Draft202012Validator(schema).is_valid(value) is valid, (value, schema)

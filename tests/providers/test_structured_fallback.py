@@ -71,3 +71,24 @@ def test_a_server_refusing_the_schema_key_gets_plain_json_object(fake_provider: 
     note = fake_provider.requests[-1]["messages"][0]["content"]
     assert "follows this JSON Schema" in note and '"enum": ["positive", "negative"]' in note
     assert [json.loads(r.text)["label"] for r in (first, second)] == ["negative", "positive"]
+
+
+def test_the_fallback_schema_has_one_type_per_branch(fake_provider: FakeProvider) -> None:
+    # llama.cpp's grammar builder drops a type list's maxLength: send it as anyOf branches
+    schema = {"type": "object", "properties": {"who": {"type": ["string", "null"], "maxLength": 40}},
+              "required": ["who"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "contact", "schema": schema}}
+    fake_provider.script(fault="reject_json_schema_500")
+
+    async def run() -> None:
+        provider = make_provider(fake_provider.base_url, max_attempts=3)
+        try:
+            await provider.chat(request("Ana from Acme", response_format=fmt))
+        finally:
+            await provider.aclose()
+
+    asyncio.run(run())
+    sent = fake_provider.requests[-1]["response_format"]
+    assert sent["type"] == "json_object"
+    assert sent["schema"]["properties"]["who"] == {"anyOf": [{"maxLength": 40, "type": "string"},
+                                                             {"maxLength": 40, "type": "null"}]}
