@@ -238,3 +238,15 @@ def test_the_model_identity_holds_no_secret(
     stored = b"".join(p.read_bytes() for p in ws.state.parent.glob("state.db*"))
     assert host.encode() in stored
     assert b"s3cret" not in stored and b"sk-k3y" not in stored
+
+
+def test_apply_leaves_the_garbage_collector_as_it_found_it(ws: Workspace, fake_provider: Any) -> None:
+    # apply collects rarely while it sends (bench e2e); watch and SDK callers run many
+    import gc
+
+    before = gc.get_threshold()
+    ws.write_input("reviews.jsonl", reviews(5))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+    assert fake_provider.count == 5
