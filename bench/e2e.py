@@ -10,6 +10,10 @@ Figures, each as items/s and as a fraction of the ideal ``concurrency / latency`
   bucket is spent (an overloaded provider): ``stray_vs_clean`` is its rate over the
   clean one in the same run (target ≥ 0.7: a stray 429 must delay its own request, not
   every start);
+- ``window`` (in each): the provider's busy window alone, first request to last answer,
+  as the fake measures it, with the mean number of requests in flight across it; the
+  rest of ``seconds`` (``outside_window_s``) is the process starting, the plan reading
+  the input, and the output being written;
 - ``bare_loop``: the ceiling of this machine — the same number of requests sent by a
   bare aiohttp loop with 256 workers and nothing else (no engine, no ledger, no files).
 
@@ -84,10 +88,15 @@ def _apply(fake: FakeProviderProcess, count: int, rule: dict[str, Any] | None) -
         env = _workspace(Path(tmp), count, fake.base_url)
         seconds, _, code = _run(Path(tmp), env, "apply")
     stats = fake.stats()
-    rate = count / seconds
+    rate, window = count / seconds, stats["window_s"]
     return {"exit_code": code, "seconds": round(seconds, 2), "items_per_s": round(rate, 1),
             "of_ideal": round(rate / IDEAL, 3), "requests": stats["requests"],
-            "by_status": stats["by_status"], "max_in_flight": stats["max_in_flight"]}
+            "by_status": stats["by_status"], "max_in_flight": stats["max_in_flight"],
+            # the provider's busy window alone: what the runner keeps in flight while it sends
+            "window": {"seconds": round(window, 2), "of_ideal": round(count / window / IDEAL, 3) if window else 0.0,
+                       "mean_in_flight": stats["mean_in_flight"]},
+            # before the first request (start-up, plan) and after the last answer (output)
+            "outside_window_s": round(seconds - window, 2)}
 
 
 async def _bare(base_url: str, count: int) -> float:

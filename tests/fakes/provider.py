@@ -75,6 +75,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     chat: bool = False  # a chat request: its outcome is counted in by_status when settled
     generation: int | None = None  # the counters' generation it is in flight in; None once out
+    started: float | None = None  # time.monotonic() at a chat request's arrival
 
 
 class FakeCore:
@@ -122,7 +123,12 @@ class FakeCore:
     def leave(self, answer: Answer) -> None:
         """The request is no longer in flight (once; not if the counters were reset since)."""
         if answer.generation is not None and answer.generation == self.state.generation:
-            self.state.in_flight -= 1
+            state = self.state
+            state.in_flight -= 1
+            now = time.monotonic()
+            if answer.chat and answer.started is not None:
+                state.flight_seconds += now - answer.started
+                state.last_settled = now
         answer.generation = None
 
     def reset(self) -> None:
@@ -142,6 +148,14 @@ class FakeCore:
         return 200, {"ok": True, "rules": len(self.state.rules)}
 
     def _chat(self, headers: dict[str, str], raw: bytes, arrived: float) -> Answer:
+        started = time.monotonic()
+        if self.state.first_arrival is None:
+            self.state.first_arrival = started
+        answer = self._chat_answer(headers, raw, arrived)
+        answer.started = started
+        return answer
+
+    def _chat_answer(self, headers: dict[str, str], raw: bytes, arrived: float) -> Answer:
         state = self.state
         state.count += 1
         number = state.count

@@ -147,6 +147,10 @@ class FakeState:
         self.by_status: Counter[str] = Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        # the chat window: first arrival to last answer, and the request-seconds in it
+        self.first_arrival: float | None = None
+        self.last_settled: float | None = None
+        self.flight_seconds = 0.0
         self.bodies: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
         self.headers: deque[dict[str, str]] = deque(maxlen=KEPT_REQUESTS)
         self.accepted: deque[float] = deque()
@@ -208,11 +212,16 @@ class FakeState:
                 "x-ratelimit-reset-requests": f"{max(0.0, reset):.3f}s"}
 
     def stats(self) -> dict[str, Any]:
+        window = (self.last_settled - self.first_arrival
+                  if self.first_arrival is not None and self.last_settled is not None else 0.0)
         return {
             "requests": self.count,
             "by_status": dict(self.by_status),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            # the busy window, and the mean requests in flight across it
+            "window_s": round(window, 4),
+            "mean_in_flight": round(self.flight_seconds / window, 2) if window else 0.0,
         }
 
 
