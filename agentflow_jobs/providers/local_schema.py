@@ -5,10 +5,7 @@ there does not parse; so ``bounded_schema`` bounds every string, array and objec
 the grammar makes a string close at its bound instead. A summary is prose, not a field:
 ``with_room`` gives it a few sentences, and ``whole_sentences`` ends one that still ran
 into its bound at its last whole sentence (or says it was cut). ``pin_values`` fixes the
-properties already decided by scoring choices. ``one_type_each`` rewrites a list of
-types (``type: [string, "null"]``) as one ``anyOf`` branch per type: llama.cpp's grammar
-builder keeps no ``maxLength`` (or any other keyword) on a list of types, so such a
-string had no bound and a greedy reply ran on to the token limit.
+properties already decided by scoring choices.
 """
 
 from __future__ import annotations
@@ -18,17 +15,13 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from agentflow_jobs.providers.schema_grammar import each_subschema, one_type_each
+
 if TYPE_CHECKING:
     from agentflow_jobs.providers.local_prompts import ReplyPlan
 
-__all__ = ["PROSE_LIMIT", "bounded_schema", "one_type_each", "pin_values", "whole_sentences", "with_room"]
+__all__ = ["PROSE_LIMIT", "bounded_schema", "pin_values", "whole_sentences", "with_room"]
 
-# what a schema holds schemas under: a mapping of them, or one, or a list
-_SCHEMA_MAPS = ("properties", "$defs", "definitions", "patternProperties")
-_SCHEMA_ONES = ("items", "additionalProperties", "not")
-_SCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
-# what stays on the node itself when its list of types becomes branches
-_ANNOTATIONS = ("title", "description", "default", "examples", "$id", "$schema", "$defs", "definitions")
 # Longest string a generated field may hold; keeps greedy repetition inside the budget.
 _STRING_LIMIT = 96
 # Longest summary: room for a few sentences (a 96-character bound cut them mid-sentence).
@@ -68,31 +61,6 @@ def whole_sentences(text: str, plan: ReplyPlan) -> tuple[str, bool]:
     return json.dumps(data, ensure_ascii=False), complete
 
 
-def one_type_each(schema: Any) -> Any:
-    """``schema`` with every ``type`` list of two or more turned into ``anyOf`` branches,
-    one per type, each carrying the node's other keywords: the same values are valid,
-    and a grammar built from it keeps each type's bounds."""
-    if not isinstance(schema, Mapping):
-        return schema
-    out = dict(schema)
-    for key in _SCHEMA_MAPS:
-        if isinstance(out.get(key), Mapping):
-            out[key] = {k: one_type_each(v) for k, v in out[key].items()}
-    for key in _SCHEMA_ONES:
-        if isinstance(out.get(key), Mapping):
-            out[key] = one_type_each(out[key])
-    for key in _SCHEMA_LISTS:
-        if isinstance(out.get(key), list):
-            out[key] = [one_type_each(s) for s in out[key]]
-    kinds = out.get("type")
-    if not isinstance(kinds, list) or len(kinds) < 2 or "anyOf" in out or "oneOf" in out:
-        return out
-    node = {k: v for k, v in out.items() if k in _ANNOTATIONS}
-    rest = {k: v for k, v in out.items() if k not in _ANNOTATIONS and k != "type"}
-    node["anyOf"] = [{**rest, "type": kind} for kind in kinds]
-    return node
-
-
 def bounded_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """The schema with lengths bounded, so a greedy loop ends inside the token budget.
 
@@ -104,22 +72,14 @@ def bounded_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _bounded(schema: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(schema)
-    for key in ("anyOf", "oneOf"):
-        if isinstance(out.get(key), list):
-            out[key] = [_bounded(s) if isinstance(s, Mapping) else s for s in out[key]]
+    out = each_subschema(schema, _bounded)  # every schema inside, ``$defs`` included
     kind = out.get("type")
     if kind == "string" and "enum" not in out and "const" not in out:
         out.setdefault("maxLength", _STRING_LIMIT)
     elif kind == "array":
         out.setdefault("maxItems", 8)
-        if isinstance(out.get("items"), Mapping):
-            out["items"] = _bounded(out["items"])
     elif kind == "object" or "properties" in out:
-        props = out.get("properties") or {}
-        out["properties"] = {
-            k: _bounded(v) if isinstance(v, Mapping) else v for k, v in props.items()
-        }
+        out.setdefault("properties", {})
         out.setdefault("additionalProperties", False)
     return out
 

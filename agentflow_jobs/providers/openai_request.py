@@ -6,10 +6,9 @@ system prompt, the response format and the other settings after the messages) on
 
 A model whose server says it cannot take ``response_format: json_schema`` gets
 ``json_object`` instead, carrying the schema (``{"type": "json_object", "schema": ...}``,
-which llama-cpp-python's server turns into a grammar; a ``type`` list there is sent as
-one ``anyOf`` branch per type, since its grammar builder drops a list's ``maxLength``)
-and with the schema also written
-into a system message for servers that ignore it; a server that then refuses the
+which llama-cpp-python's server turns into a grammar, so a ``type`` list goes as one
+``anyOf`` branch per type: ``schema_grammar``) and with the schema also written into a
+system message for servers that ignore it; a server that then refuses the
 ``schema`` key gets plain ``json_object``. ``refused`` reads that from what the error
 body says, whatever the status: a 400 or 422, and also a 500, since llama-cpp-python's
 server answers ``json_schema`` with HTTP 500 naming ``response_format``. The bodies
@@ -28,7 +27,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from agentflow_jobs.chat import ChatRequest
-from agentflow_jobs.providers.local_schema import one_type_each
+from agentflow_jobs.providers.schema_grammar import one_type_each
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "RequestBodies", "estimate_tokens"]
 

@@ -101,7 +101,12 @@ class FakeCore:
         with lower-case names) that arrived at loop time ``arrived``."""
         route_path = path[3:] if path.startswith("/v1/_fake/") else path
         if method == "POST" and route_path in CHAT_PATHS:
-            return self._chat(headers, body, arrived)
+            started = time.monotonic()
+            if self.state.first_arrival is None:
+                self.state.first_arrival = started
+            answer = self._chat(headers, body, arrived)
+            answer.started = started
+            return answer
         batch_answer = self.batches.handle(method, route_path, query, headers, body)
         if batch_answer is not None:
             return Answer("reply", arrived, *batch_answer)
@@ -148,14 +153,6 @@ class FakeCore:
         return 200, {"ok": True, "rules": len(self.state.rules)}
 
     def _chat(self, headers: dict[str, str], raw: bytes, arrived: float) -> Answer:
-        started = time.monotonic()
-        if self.state.first_arrival is None:
-            self.state.first_arrival = started
-        answer = self._chat_answer(headers, raw, arrived)
-        answer.started = started
-        return answer
-
-    def _chat_answer(self, headers: dict[str, str], raw: bytes, arrived: float) -> Answer:
         state = self.state
         state.count += 1
         number = state.count

@@ -8,10 +8,10 @@ from agentflow_jobs.providers.local_prompts import ReplyPlan
 from agentflow_jobs.providers.local_schema import (
     PROSE_LIMIT,
     bounded_schema,
-    one_type_each,
     whole_sentences,
     with_room,
 )
+from agentflow_jobs.providers.schema_grammar import one_type_each
 
 SUMMARY = {"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}
 
@@ -65,6 +65,14 @@ def test_a_list_of_types_keeps_its_bound_in_the_grammar() -> None:
     bounded = _grammar(bounded_schema(NULLABLE))
     name_rule = next(line for line in bounded.splitlines() if line.startswith("name-0 ::="))
     assert "char*" not in name_rule and name_rule.count("char") == 5
+
+
+def test_a_string_defined_under_defs_is_bounded_too() -> None:
+    # a $ref'd definition is a schema like any other: unbounded, a greedy reply runs on
+    schema = {"type": "object", "properties": {"who": {"$ref": "#/$defs/name"}}, "required": ["who"],
+              "$defs": {"name": {"type": ["string", "null"]}}}
+    assert "char*" in _grammar(schema)
+    assert "char*" not in _grammar(bounded_schema(schema))
 
 
 def test_one_type_each_accepts_exactly_the_same_values() -> None:

@@ -240,13 +240,27 @@ def test_the_model_identity_holds_no_secret(
     assert b"s3cret" not in stored and b"sk-k3y" not in stored
 
 
-def test_apply_leaves_the_garbage_collector_as_it_found_it(ws: Workspace, fake_provider: Any) -> None:
+def test_apply_leaves_the_garbage_collector_as_it_found_it(
+    ws: Workspace, fake_provider: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # apply collects rarely while it sends (bench e2e); watch and SDK callers run many
     import gc
 
+    import agentflow_jobs.runner.apply as apply_module
+
+    seen: list[tuple[tuple[int, int, int], int]] = []
+    apply_all = apply_module._apply_all
+
+    def watched(*args: Any) -> None:  # records what the jobs ran under, then runs them
+        seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        apply_all(*args)
+
+    monkeypatch.setattr(apply_module, "_apply_all", watched)
     before = gc.get_threshold()
     ws.write_input("reviews.jsonl", reviews(5))
     ws.write_spec()
     assert ws.run("apply") == 0
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
     assert fake_provider.count == 5
+    [(during, frozen)] = seen
+    assert during[0] > before[0] and frozen > 0
