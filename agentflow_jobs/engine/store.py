@@ -26,6 +26,7 @@ from typing import Any, get_args
 
 from pydantic_core import to_json
 
+from agentflow_jobs import walfile
 from agentflow_jobs.engine.native_records import SCHEMA as NATIVE_SCHEMA
 from agentflow_jobs.errors import StateError
 from agentflow_jobs.wire import (
@@ -86,12 +87,7 @@ class BatchStore:
         self._lock = threading.RLock()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            # NORMAL: a committed row survives a killed process, which is what we promise
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db = walfile.connect(self.path, check_same_thread=False)
             self._migrate()
         except sqlite3.DatabaseError as exc:
             raise StateError(f"{self.path}: cannot open batch store: {exc}") from exc

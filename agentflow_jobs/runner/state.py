@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentflow_jobs import walfile
 from agentflow_jobs.errors import StateError
 
 __all__ = [
@@ -316,12 +317,13 @@ class SqliteState(State):
         self.name = str(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        except (OSError, sqlite3.Error) as exc:
+        except OSError as exc:
             raise StateError(f"{self.path}: cannot open state file: {exc}") from exc
         try:
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = walfile.connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path}: {_describe(exc)}") from exc
+        try:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             self.db.close()
@@ -354,12 +356,17 @@ class SqliteState(State):
         return super().version() if has_meta else 0
 
     def _migrate(self) -> None:
-        version = self.version()
-        if version > SCHEMA_VERSION:
-            raise self._newer(version)
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            step = _MIGRATIONS[target]
-            with self.transaction():
+        if self.version() == SCHEMA_VERSION:
+            return
+        # two processes may open a new or older file at once (`status` while `apply`
+        # starts): the version that counts is the one read under the write lock, so the
+        # second waits for the first and then finds nothing left to do
+        with self.transaction():
+            version = self.version()
+            if version > SCHEMA_VERSION:
+                raise self._newer(version)
+            for target in range(version + 1, SCHEMA_VERSION + 1):
+                step = _MIGRATIONS[target]
                 if isinstance(step, str):
                     for statement in step.split(";"):
                         if statement.strip():
@@ -369,8 +376,9 @@ class SqliteState(State):
                 self._set_version(target)
 
 
-# SQLite result codes that are about the disk, not the file's content
+# SQLite result codes that are about the disk or another process, not the file's content
 _DISK_ERRORS = {
+    5: f"another process kept it locked for {walfile.BUSY_TIMEOUT_S:.0f} s",
     13: "the disk is full",
     8: "the state file is read-only",
     10: "a disk I/O error occurred",

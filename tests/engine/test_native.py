@@ -255,6 +255,7 @@ def test_status_shows_the_provider_batches_and_cancel_keeps_what_they_answered(
             [job] = json.loads(status.stdout)["jobs"]
             shown = [p for b in job["batches_in_flight"] for p in b["provider_batches"]]
             time.sleep(0.1)
+        assert shown, f"apply exited {apply.poll()} before status showed its provider batch"
         [provider] = shown
         assert provider["id"].startswith(("batch-fake", "msgbatch_fake")) and provider["status"] == "in_progress"
         assert (provider["total"], provider["completed"]) == (40, 0)
