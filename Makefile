@@ -2,12 +2,18 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
+# llama-cpp-python compiles llama.cpp at install. Its default, -march=native, takes every
+# instruction the CPU lists, AMX included, and a VM that lists AMX without enabling it
+# (Firecracker) crashes on the first token. A portable x86-64-v3 build runs on any
+# machine from 2015 on; set LLAMA_CMAKE_ARGS= (empty) for a native one.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 .PHONY: install test lint schema bench chaos eval clean
 
 install:
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip >/dev/null
-	$(PY) -m pip install -e '.[dev,local]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -e '.[dev,local]'
 
 test:
 	$(BIN)/pytest -q
