@@ -11,7 +11,7 @@ streaming pass to collect them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -55,8 +55,9 @@ class OutputSummary:
 Joined = tuple[RenderedItem, LedgerEntry | None]
 
 
-def _joined(job: Job, ledger: Ledger) -> Iterator[Joined]:
-    for block in blocks(job_items(job)):
+def _joined(job: Job, ledger: Ledger, items: Sequence[RenderedItem] | None) -> Iterator[Joined]:
+    """Each input item with its ledger entry: ``items`` if given, else the input read again."""
+    for block in blocks(iter(items) if items is not None else job_items(job)):
         found = ledger.lookup([r.key for r in block if r.key is not None])
         for rendered in block:
             yield rendered, found.get(rendered.key) if rendered.key else None
@@ -171,14 +172,14 @@ def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines
     }
 
 
-def _columns(job: Job, ledger: Ledger) -> dict[str, ColumnKind]:
+def _columns(job: Job, ledger: Ledger, items: Sequence[RenderedItem] | None) -> dict[str, ColumnKind]:
     """The flat columns of the output and their kinds (one streaming pass): the result
     fields' kinds are the job's own, the others are those of their values."""
     spec = job.spec
     declared = declared_kinds(spec.operation_kind, spec.fields)
     kinds: dict[str, ColumnKind | None] = {"id": None}
     rows = _Rows(job)
-    for rendered, entry in _joined(job, ledger):
+    for rendered, entry in _joined(job, ledger, items):
         if entry is not None and entry.status == "completed":
             observe(kinds, _flat(rows.row(rendered, entry)))
     for name, kind in declared.items():
@@ -188,16 +189,20 @@ def _columns(job: Job, ledger: Ledger) -> dict[str, ColumnKind]:
     return {name: kind or "string" for name, kind in kinds.items()}
 
 
-def write_output(job: Job, state: State, *, keep_output: bool = False) -> OutputSummary:
+def write_output(
+    job: Job, state: State, *, keep_output: bool = False, items: Sequence[RenderedItem] | None = None
+) -> OutputSummary:
     """Write the output and errors files for ``job`` from the ledger; returns the counts.
 
     ``keep_output`` leaves the output file as it is (a run that got no answers must not
     replace good rows); the counts and the errors file are still those of the ledger.
+    ``items``: the input's items as this apply planned them (the input is read again
+    without them), so the output is of the input the apply fingerprinted.
     A file that cannot be written (a directory in the way, a full disk, no permission) is
     an OutputError naming it; the ledger keeps every result for the next attempt.
     """
     try:
-        return _write_output(job, state, keep_output=keep_output)
+        return _write_output(job, state, keep_output=keep_output, items=items)
     except OSError as exc:
         raise OutputError(
             f"cannot write the output ({exc.strerror or exc}); the results are kept in the "
@@ -244,10 +249,13 @@ def _open_output(spec: JobSpec, columns: dict[str, ColumnKind]) -> tuple[_Target
 class _Files:
     """The output and errors files of one write, committed together or not at all."""
 
-    def __init__(self, job: Job, ledger: Ledger, keep_output: bool) -> None:
+    def __init__(
+        self, job: Job, ledger: Ledger, keep_output: bool, items: Sequence[RenderedItem] | None
+    ) -> None:
         spec = job.spec
         fmt = spec.output_format
-        self.columns = _columns(job, ledger) if fmt in _FLAT and not keep_output else None
+        flat = fmt in _FLAT and not keep_output
+        self.columns = _columns(job, ledger, items) if flat else None
         self.spec, self.keep_output = spec, keep_output
         self.out: _Target | None = None
         self.errors = AtomicFile(spec.errors_path)
@@ -301,13 +309,15 @@ class _Files:
                 self.errors_path.unlink()
 
 
-def _write_output(job: Job, state: State, *, keep_output: bool) -> OutputSummary:
+def _write_output(
+    job: Job, state: State, *, keep_output: bool, items: Sequence[RenderedItem] | None
+) -> OutputSummary:
     ledger = Ledger(state)
-    files = _Files(job, ledger, keep_output)
+    files = _Files(job, ledger, keep_output, items)
     summary = OutputSummary()
     try:
         files.open()
-        for rendered, entry in _joined(job, ledger):
+        for rendered, entry in _joined(job, ledger, items):
             files.write(rendered, entry, summary)
             if summary.total == 1 or summary.total % 500 == 0:
                 crash_point("mid_output_write")

@@ -54,6 +54,8 @@ class JobPlan:
     output: str = ""  # the destination as people see it (a URL without its password)
     # the items to send, when few: apply sends these instead of reading the input again
     pending_items: list[RenderedItem] | None = field(default=None, repr=False)
+    # every item of the input, when few: apply writes the output from these
+    items: list[RenderedItem] | None = field(default=None, repr=False)
     # characters the items to send add to their prompts (the rule-of-thumb est_tokens)
     prompt_chars: int = field(default=0, repr=False)
 
@@ -69,7 +71,7 @@ class JobPlan:
         return data
 
 
-_INTERNAL = ("pending_items", "prompt_chars")
+_INTERNAL = ("pending_items", "items", "prompt_chars")
 
 
 def resolve_mode(job: Job, override: str | None, to_send: int) -> str:
@@ -191,10 +193,14 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
     seen: set[str] = set()
     provider = job.profile.provider if job.profile is not None else None
     overhead = request_overhead_tokens(provider, asks_schema=job.operation.asks_schema)
+    kept: list[RenderedItem] | None = []
     for block in blocks(job_items(job)):
         keys = [r.key for r in block if r.key is not None]
         statuses = {} if force else ledger.statuses(keys)
         in_batches = state.keys_in_open_batches(keys) if plan.open_batches else set()
+        if kept is not None:
+            kept.extend(block)
+            kept = kept if len(kept) <= _REMEMBER else None
         for rendered in block:
             plan.total += 1
             if rendered.key is None:
@@ -211,6 +217,7 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                 if len(seen) < 100_000:
                     seen.add(rendered.key)
                 _to_send(job, plan, rendered, overhead)
+    plan.items = kept
     _estimate(job, ledger, plan)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -264,3 +266,30 @@ def test_apply_leaves_the_garbage_collector_as_it_found_it(
     assert fake_provider.count == 5
     [(during, frozen)] = seen
     assert during[0] > before[0] and frozen > 0
+
+
+def test_an_input_edited_while_apply_sends_is_applied_by_the_next_apply(
+        ws: Workspace, fake_provider: Any) -> None:
+    """The output of an apply is of the input it planned and fingerprinted, whole; rows
+    changed or added meanwhile wait for the next apply, which sends only them."""
+    ws.write_input("reviews.jsonl", reviews(20))
+    ws.write_spec(execution={"concurrency": 4}, output={"include_input": True})
+    fake_provider.script(latency_ms=150)
+    applying = threading.Thread(target=ws.run, args=("apply",))
+    applying.start()
+    deadline = time.monotonic() + 30
+    while fake_provider.count == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    edited = reviews(25)
+    edited[3]["content"] = "review 3: the product is awful"
+    ws.write_input("reviews.jsonl", edited)
+    applying.join(timeout=60)
+    rows = ws.output()
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(20)] and not ws.errors()
+    assert rows[3]["input"]["content"] == "review 3: the product is great"  # as it was sent
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 6  # r3 as edited, r20-r24
+    rows = ws.output()
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(25)]
+    assert rows[3]["input"]["content"] == "review 3: the product is awful"
