@@ -4,6 +4,7 @@ kill) saw at most the in-flight window extra per kill."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -32,9 +33,13 @@ def slow_fake(fake_provider_factory: Callable[..., Any]) -> Any:
 
 def _env(ws: Workspace, fake: Any, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
+    # the fake on loopback stands for a hosted API: as self-hosted it would get 4 requests
+    # at a time, and the window these tests kill into would be a sixteenth of the job's
+    config = ws.root / "profiles.yaml"
+    config.write_text(json.dumps({"profiles": {"local": {"engine": "embedded", "provider": {
+        "type": "openai", "base_url": fake.base_url, "api_key": "sk-test", "self_hosted": False}}}}))
     env.update(
-        OPENAI_BASE_URL=fake.base_url,
-        OPENAI_API_KEY="sk-test",
+        AGENTFLOW_CONFIG=str(config),
         AGENTFLOW_LOCAL_MODEL="off",
         AGENTFLOW_STORE=str(ws.root / "store.db"),
         PYTHONPATH=str(REPO_ROOT),
