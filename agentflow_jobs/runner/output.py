@@ -1,8 +1,10 @@
 """Writing a job's output and errors files from the ledger, in input order.
 
-The input is streamed again and each item's row looked up by its ledger key, so the
-output never needs every row in memory and always reflects exactly the current input:
-items removed from the input disappear from the output, duplicates share one answer.
+Each input item's row is looked up by its ledger key, so the output never needs every
+row in memory and always reflects exactly the input: items removed from it disappear
+from the output, duplicates share one answer. The items are those the apply's plan
+rendered (up to 10,000, so the output is of the input the apply fingerprinted), else
+the input streamed again.
 Both files are atomic (see ``io.writers``). CSV and Parquet need their columns (Parquet
 also their kinds, see ``io.columns``) before the first row, so they take one extra
 streaming pass to collect them.
