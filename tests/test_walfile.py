@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from agentflow_jobs.engine.store import BatchStore
-from agentflow_jobs.errors import StateError
 from agentflow_jobs.runner.state import _V1, SCHEMA_VERSION, SqliteState
 
 OPENERS = 6
@@ -25,8 +24,8 @@ def _open_at_once(kind: str, path: str, barrier: Any, outcomes: Any) -> None:
         else:
             BatchStore(path).close()
             outcomes.put("open")
-    except StateError as exc:
-        outcomes.put(str(exc))
+    except Exception as exc:  # whatever it was, the parent shows it
+        outcomes.put(f"{type(exc).__name__}: {exc}")
 
 
 def _open_together(kind: str, path: Path) -> list[Any]:

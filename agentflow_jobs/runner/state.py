@@ -377,7 +377,7 @@ class SqliteState(State):
 
 
 # SQLite result codes that are about the disk or another process, not the file's content
-_DISK_ERRORS = {
+_OUTSIDE_CAUSES = {
     5: f"another process kept it locked for {walfile.BUSY_TIMEOUT_S:.0f} s",
     13: "the disk is full",
     8: "the state file is read-only",
@@ -388,7 +388,7 @@ _DISK_ERRORS = {
 
 def _describe(exc: sqlite3.DatabaseError) -> str:
     """Say whether the disk or the file is at fault, so users fix the right thing."""
-    reason = _DISK_ERRORS.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+    reason = _OUTSIDE_CAUSES.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
     if reason:
         return f"cannot use the state file: {reason} ({exc}); nothing recorded was lost"
     return f"state file is corrupt or not a state file ({exc})"

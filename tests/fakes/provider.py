@@ -75,7 +75,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     chat: bool = False  # a chat request: its outcome is counted in by_status when settled
     generation: int | None = None  # the counters' generation it is in flight in; None once out
-    started: float | None = None  # time.monotonic() at a chat request's arrival
+    started: float | None = None  # a chat request's arrival (loop time, as ``due``)
 
 
 class FakeCore:
@@ -101,11 +101,10 @@ class FakeCore:
         with lower-case names) that arrived at loop time ``arrived``."""
         route_path = path[3:] if path.startswith("/v1/_fake/") else path
         if method == "POST" and route_path in CHAT_PATHS:
-            started = time.monotonic()
             if self.state.first_arrival is None:
-                self.state.first_arrival = started
+                self.state.first_arrival = arrived
             answer = self._chat(headers, body, arrived)
-            answer.started = started
+            answer.started = arrived
             return answer
         batch_answer = self.batches.handle(method, route_path, query, headers, body)
         if batch_answer is not None:

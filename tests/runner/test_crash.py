@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.handles import REPO_ROOT
+from tests.fakes.kinds import provider_block
 from tests.runner.conftest import Workspace, reviews
 
 TOTAL = 2000
@@ -36,8 +37,7 @@ def _env(ws: Workspace, fake: Any, **extra: str) -> dict[str, str]:
     # the fake on loopback stands for a hosted API: as self-hosted it would get 4 requests
     # at a time, and the window these tests kill into would be a sixteenth of the job's
     config = ws.root / "profiles.yaml"
-    config.write_text(json.dumps({"profiles": {"local": {"engine": "embedded", "provider": {
-        "type": "openai", "base_url": fake.base_url, "api_key": "sk-test", "self_hosted": False}}}}))
+    config.write_text(json.dumps({"profiles": {"local": {"engine": "embedded", "provider": provider_block(fake)}}}))
     env.update(
         AGENTFLOW_CONFIG=str(config),
         AGENTFLOW_LOCAL_MODEL="off",

@@ -275,7 +275,8 @@ def test_an_input_edited_while_apply_sends_is_applied_by_the_next_apply(
     ws.write_input("reviews.jsonl", reviews(20))
     ws.write_spec(execution={"concurrency": 4}, output={"include_input": True})
     fake_provider.script(latency_ms=150)
-    applying = threading.Thread(target=ws.run, args=("apply",))
+    codes: list[int] = []
+    applying = threading.Thread(target=lambda: codes.append(ws.run("apply")))
     applying.start()
     deadline = time.monotonic() + 30
     while fake_provider.count == 0 and time.monotonic() < deadline:
@@ -284,6 +285,7 @@ def test_an_input_edited_while_apply_sends_is_applied_by_the_next_apply(
     edited[3]["content"] = "review 3: the product is awful"
     ws.write_input("reviews.jsonl", edited)
     applying.join(timeout=60)
+    assert codes == [0]
     rows = ws.output()
     assert [r["id"] for r in rows] == [f"r{i}" for i in range(20)] and not ws.errors()
     assert rows[3]["input"]["content"] == "review 3: the product is great"  # as it was sent
