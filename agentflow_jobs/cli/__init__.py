@@ -9,9 +9,12 @@ Each command group lives in its own module and exposes a ``click`` command named
 from __future__ import annotations
 
 import importlib
+import logging
+import os
 import sys
+import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -124,4 +127,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def entrypoint() -> None:
     """Console-script entry point."""
-    sys.exit(main())
+    exit_now(main())
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with ``code`` without tearing the interpreter down.
+
+    By now every file a command writes is closed (and fsynced where it matters) and the
+    state committed; what the interpreter's teardown would still do is free every module
+    and object one by one: ~0.1 s after a 10,000-item apply, a tenth of the time it
+    spends outside the provider's window (bench ``e2e``), and a noticeable part of a
+    quick ``status`` or ``plan``. The normal exit is kept whenever it could matter: a
+    thread still running that it would wait for (a local model's workers), or a
+    standard stream that cannot be flushed (a closed pipe: Python reports it as usual).
+    """
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    if others:
+        sys.exit(code)
+    logging.shutdown()
+    os._exit(code)

@@ -222,6 +222,9 @@ class FakeState:
             # the busy window, and the mean requests in flight across it
             "window_s": round(window, 4),
             "mean_in_flight": round(self.flight_seconds / window, 2) if window else 0.0,
+            # the window's ends on the machine's monotonic clock (time.monotonic() elsewhere)
+            "first_arrival": self.first_arrival,
+            "last_settled": self.last_settled,
         }
 
 
