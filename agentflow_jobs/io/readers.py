@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import codecs
 import csv
+import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -55,6 +57,7 @@ _EXTENSIONS = {
 # bytes that were not UTF-8 survive decoding as lone surrogates, so rows can name them
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
 _READ_SIZE = 1 << 16
+_SNAPSHOT_BYTES = 32 << 20  # an input this small is read whole when its reading begins
 # a single JSON array element larger than this is refused rather than buffered forever
 _MAX_ELEMENT = 64 << 20
 
@@ -85,11 +88,30 @@ def read_items(
     """Stream the items of ``path``; malformed ones carry an error (or raise, on_error=fail)."""
     fmt = format or detect_format(path)
     _check_format(fmt)
-    handle = open_input(path)
+    handle = _whole_if_small(open_input(path))
     try:
         yield from read_stream(handle, fmt, name=display_url(str(path)), on_error=on_error)
     finally:
         handle.close()
+
+
+def _whole_if_small(handle: BinaryIO) -> BinaryIO:
+    """A local file of up to ``_SNAPSHOT_BYTES`` read whole at once and parsed from memory.
+
+    However long its reader is held (a sync apply reads its input as it sends, for the
+    whole run), it then sees the file as it was when reading began: never the second
+    half of a file rewritten in place under it, which would tear a line. A larger file
+    is streamed as it is.
+    """
+    if not isinstance(handle, io.BufferedReader):
+        return handle
+    if os.fstat(handle.fileno()).st_size > _SNAPSHOT_BYTES:
+        return handle
+    with handle:
+        try:
+            return io.BytesIO(handle.read())
+        except OSError as exc:
+            raise InputError(f"cannot read input: {exc.strerror}", path=handle.name) from exc
 
 
 def open_input(location: str | Path) -> BinaryIO:
