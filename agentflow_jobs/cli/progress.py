@@ -65,9 +65,15 @@ class PlainProgress:
         self._last = 0.0
         self._counts: dict[str, list[float]] = {}
 
-    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None:
-        self._counts[job] = [0, 0, to_send, time.monotonic()]
-        log.info("job started", job=job, mode=mode, to_send=to_send, items=total)
+    def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
+        self._counts[job] = [0, 0, to_send or 0, time.monotonic()]
+        if to_send is None:
+            log.info("job started", job=job, mode=mode, counting="while sending")
+        else:
+            log.info("job started", job=job, mode=mode, to_send=to_send, items=total)
+
+    def job_counted(self, job: str, to_send: int, total: int) -> None:
+        self._counts.setdefault(job, [0, 0, 0, time.monotonic()])[2] = to_send  # for the ETA
 
     def items_done(self, job: str, completed: int, failed: int) -> None:
         counts = self._counts.setdefault(job, [0, 0, 0, time.monotonic()])
@@ -78,7 +84,7 @@ class PlainProgress:
             self._last = now
             done = counts[0] + counts[1]
             rate = done / max(now - counts[3], 1e-6)
-            eta = (counts[2] - done) / rate if rate else None
+            eta = (counts[2] - done) / rate if rate and counts[2] else None
             log.info(
                 "progress",
                 job=job,
@@ -130,11 +136,15 @@ class RichProgress:
         self._tasks: dict[str, TaskID] = {}
         self._failed: dict[str, int] = {}
 
-    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None:
+    def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
         if not self._tasks:
             self._bar.start()
         self._failed[job] = 0
         self._tasks[job] = self._bar.add_task(f"{job} ({mode})", total=to_send or None, failed=0)
+
+    def job_counted(self, job: str, to_send: int, total: int) -> None:
+        if job in self._tasks:
+            self._bar.update(self._tasks[job], total=to_send or None)
 
     def items_done(self, job: str, completed: int, failed: int) -> None:
         self._failed[job] = self._failed.get(job, 0) + failed

@@ -10,7 +10,8 @@ adds the estimated tokens of its rendered prompt; the job's totals are then pric
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -24,7 +25,16 @@ from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
 
-__all__ = ["JobPlan", "drift", "order_jobs", "plan_job", "resolve_mode", "upstream_of"]
+__all__ = [
+    "JobPlan",
+    "count_items",
+    "drift",
+    "order_jobs",
+    "plan_head",
+    "plan_job",
+    "resolve_mode",
+    "upstream_of",
+]
 
 # Token estimate for a job with no earlier answers: the prompt's characters / 4 plus a
 # nominal reply per operation (a label is a word; the others are a few sentences).
@@ -120,6 +130,16 @@ def plan_job(
     job: Job, state: State, *, mode: str | None = None, force: bool = False, retry: bool = False
 ) -> JobPlan:
     """Plan one job: fingerprints first, then (if anything changed) a streaming count."""
+    plan = plan_head(job, state, force=force, retry=retry)
+    if plan.pending:
+        for _ in count_items(job, state, plan, mode=mode, force=force, retry=retry):
+            pass
+    return plan
+
+
+def plan_head(job: Job, state: State, *, force: bool = False, retry: bool = False) -> JobPlan:
+    """The plan as far as fingerprints tell: up to date (or failed) and complete, or
+    ``pending`` with its items still to count (``count_items``)."""
     record = state.job(job.name)
     open_batches = state.batches(job.name, open_only=True)
     plan = JobPlan(
@@ -139,11 +159,6 @@ def plan_job(
         plan.status = "failed" if record.status == "failed" else "up_to_date"
         _from_summary(plan, record.summary)
         plan.mode = str(record.summary.get("mode", "sync"))
-        return plan
-    _count(job, state, plan, force=force, retry=retry)
-    plan.mode = resolve_mode(job, mode, plan.to_send)
-    if plan.to_send and plan.mode == "batch" and job.price.native_batch:
-        plan.cost = replace(plan.cost, batch_paid=True)  # the provider's batch API: its price
     return plan
 
 
@@ -188,8 +203,18 @@ def _remember(plan: JobPlan, rendered: RenderedItem) -> None:
         plan.pending_items.append(rendered)
 
 
-def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
+def count_items(
+    job: Job, state: State, plan: JobPlan, *, mode: str | None, force: bool, retry: bool
+) -> Iterator[RenderedItem]:
+    """Count the job's input into ``plan``, yielding each item to send once its block is
+    counted; the totals, estimate and mode are final when the iterator is exhausted.
+
+    Apply sends the items as they come when nothing has to wait for the totals. A row
+    written after the count started was answered by this very run, and does not count as
+    an earlier answer: the totals are those of the input as it was when the count began.
+    """
     ledger = Ledger(state)
+    since = time.time()
     seen: set[str] = set()
     provider = job.profile.provider if job.profile is not None else None
     overhead = request_overhead_tokens(provider, asks_schema=job.operation.asks_schema)
@@ -201,12 +226,15 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
         if kept is not None:
             kept.extend(block)
             kept = kept if len(kept) <= _REMEMBER else None
+        fresh: list[RenderedItem] = []
         for rendered in block:
             plan.total += 1
             if rendered.key is None:
                 plan.input_errors += 1
                 continue
-            status = statuses[rendered.key][0] if rendered.key in statuses else None
+            status, created = statuses.get(rendered.key, (None, 0.0))
+            if created >= since:
+                status = None
             if status == "completed" or (status == "failed" and not retry):
                 plan.cached += status == "completed"
                 plan.failed += status == "failed"
@@ -217,8 +245,13 @@ def _count(job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -
                 if len(seen) < 100_000:
                     seen.add(rendered.key)
                 _to_send(job, plan, rendered, overhead)
+                fresh.append(rendered)
+        yield from fresh
     plan.items = kept
     _estimate(job, ledger, plan)
+    plan.mode = resolve_mode(job, mode, plan.to_send)
+    if plan.to_send and plan.mode == "batch" and job.price.native_batch:
+        plan.cost = replace(plan.cost, batch_paid=True)  # the provider's batch API: its price
 
 
 def _to_send(job: Job, plan: JobPlan, rendered: RenderedItem, overhead: int) -> None:

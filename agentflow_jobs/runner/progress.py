@@ -13,7 +13,11 @@ __all__ = ["NullProgress", "Progress"]
 class Progress(Protocol):
     """Callbacks from the runner; each must be cheap (called on the event loop)."""
 
-    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None: ...
+    def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
+        """A job starts sending; ``None`` while its input is still being counted."""
+
+    def job_counted(self, job: str, to_send: int, total: int) -> None:
+        """The count of a job that started sending before its totals were known is done."""
 
     def items_done(self, job: str, completed: int, failed: int) -> None: ...
 
@@ -25,7 +29,10 @@ class Progress(Protocol):
 class NullProgress:
     """Reports nothing (library use, tests)."""
 
-    def job_started(self, job: str, mode: str, to_send: int, total: int) -> None:
+    def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
+        return None
+
+    def job_counted(self, job: str, to_send: int, total: int) -> None:
         return None
 
     def items_done(self, job: str, completed: int, failed: int) -> None:

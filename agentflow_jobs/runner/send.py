@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from agentflow_jobs.errors import AgentFlowError
 from agentflow_jobs.runner.batch_mode import cancel_batches, collect_batches, submit_batches
 from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
+from agentflow_jobs.runner.items import RenderedItem
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.plan import JobPlan
 from agentflow_jobs.runner.progress import Progress
@@ -68,11 +69,22 @@ def _client(job: Job) -> AsyncAgentFlow:
     return AsyncAgentFlow.from_profile(job.spec.resolved_profile)
 
 
-def send_job(job: Job, state: State, plan: JobPlan, report: JobReport, run: RunOptions) -> RunCounts:
-    """Send the job's items; a failure of the whole service is reported, not raised."""
+def send_job(
+    job: Job,
+    state: State,
+    plan: JobPlan,
+    report: JobReport,
+    run: RunOptions,
+    items: Iterator[RenderedItem] | None = None,
+) -> RunCounts:
+    """Send the job's items; a failure of the whole service is reported, not raised.
+
+    ``items``: what to send, as the plan's count yields it; else the plan's pending
+    items, or the input read again.
+    """
     counts = RunCounts()
     try:
-        run_loop(_send(job, state, plan, report, run, counts))
+        run_loop(_send(job, state, plan, report, run, counts, items))
     except AgentFlowError as exc:
         report.status, report.message, report.exit_code = "error", str(exc), exc.exit_code
         log.error("job stopped", error=str(exc))
@@ -82,7 +94,13 @@ def send_job(job: Job, state: State, plan: JobPlan, report: JobReport, run: RunO
 
 
 async def _send(
-    job: Job, state: State, plan: JobPlan, report: JobReport, run: RunOptions, counts: RunCounts
+    job: Job,
+    state: State,
+    plan: JobPlan,
+    report: JobReport,
+    run: RunOptions,
+    counts: RunCounts,
+    streamed: Iterator[RenderedItem] | None,
 ) -> None:
     async with _client(job) as client:
         if plan.open_batches and not run.detach:
@@ -91,7 +109,7 @@ async def _send(
         if run.stop.is_set():
             return
         # re-attached batches may have freed items the plan did not count: read it all then
-        items = None if plan.open_batches else plan.pending_items
+        items = streamed if streamed is not None else None if plan.open_batches else plan.pending_items
         selector = Selector(
             job, state, force=run.force, retry=run.retry, skip=state.keys_in_open_batches, items=items
         )
