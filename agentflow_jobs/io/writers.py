@@ -33,8 +33,8 @@ __all__ = [
 OUTPUT_FORMATS = ("jsonl", "csv", "json")
 
 
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+# one encoder for every row: json.dumps with options builds a new one per call
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
 
 
 def _writer_alive(suffix: str) -> bool:
