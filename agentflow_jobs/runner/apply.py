@@ -53,6 +53,9 @@ __all__ = [
 
 log = structlog.get_logger()
 
+# input formats in which a bad line is that line's error, never the whole file's
+_LINE_FORMATS = ("jsonl", "csv", "txt")
+
 
 def select_jobs(specs: Iterable[JobSpec | Job], names: Sequence[str] | None) -> list[Job]:
     """Jobs from specs, in dependency order; ``names`` (if given) must all exist."""
@@ -111,12 +114,18 @@ def _sent_while_counting(
     else None, with the plan counted to the end here.
 
     The totals decide a budget (the estimate), mode ``auto`` (sync or batch by the number
-    to send), and what batches in flight left. Otherwise sending starts with the first
-    item to send and the count goes on as items are sent: the 0.2 s a 10,000-item count
-    takes (4 s for 200,000 rows) no longer come before the first request. A count that
-    finds nothing to send ends here too, so no client is opened for nothing.
+    to send), and what batches in flight left. And a bad input must still fail the job
+    before any item of it is paid for: with ``input.on_error: fail`` (any bad line), and
+    in a JSON array or Parquet file, where one bad element stops the whole file. In the
+    line formats (JSONL, CSV, text) a bad line is that line's error alone, so there
+    sending starts with the first item to send and the count goes on as items are sent:
+    the 0.2 s a 10,000-item count takes (4 s for 200,000 rows) no longer come before the
+    first request. A count that finds nothing to send ends here too, so no client is
+    opened for nothing.
     """
-    if run.budget.active or plan.open_batches or (run.mode or job.spec.mode) != "sync":
+    waits = run.budget.active or plan.open_batches or job.spec.input.on_error == "fail"
+    by_line = job.spec.input_format in _LINE_FORMATS
+    if waits or not by_line or (run.mode or job.spec.mode) != "sync":
         for _ in counting:
             pass
         return None

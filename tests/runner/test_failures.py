@@ -81,14 +81,29 @@ def test_malformed_lines_are_item_errors_with_line_numbers(
     assert fake_provider.count == 2
 
 
-def test_on_error_fail_stops_with_file_and_line(
-    ws: Workspace, fake_provider: Any, capsys: Any
+@pytest.mark.parametrize("good", [1, 1_500])
+def test_on_error_fail_stops_with_file_and_line_before_sending(
+    ws: Workspace, fake_provider: Any, capsys: Any, good: int
 ) -> None:
+    """However far down the bad line is: a sync job (which otherwise sends as it
+    counts) reads its whole input before paying for any item of it."""
     path = ws.root / "data" / "reviews.jsonl"
-    path.write_text('{"rid": "a", "content": "great"}\n{oops\n')
+    path.write_text("".join(json.dumps(r) + "\n" for r in reviews(good)) + "{oops\n")
     ws.write_spec(input={"on_error": "fail"})
     assert ws.run("apply") == 1
-    assert "reviews.jsonl:2:" in capsys.readouterr().err
+    assert f"reviews.jsonl:{good + 1}:" in capsys.readouterr().err
+    assert fake_provider.count == 0
+
+
+def test_a_json_array_broken_far_down_fails_before_anything_is_sent(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    """One bad element stops a JSON array as a whole: the job is not sent in part first."""
+    elements = [json.dumps(r) for r in reviews(1_500)] + ['{"rid": "x", "content": oops}']
+    (ws.root / "data" / "reviews.json").write_text("[\n" + ",\n".join(elements) + "\n]\n")
+    ws.write_spec(input={"path": "../data/reviews.json"})
+    assert ws.run("apply") == 1
+    assert "reviews.json:1502:" in capsys.readouterr().err
     assert fake_provider.count == 0
 
 
