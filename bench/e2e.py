@@ -12,8 +12,10 @@ Figures, each as items/s and as a fraction of the ideal ``concurrency / latency`
   every start);
 - ``window`` (in each): the provider's busy window alone, first request to last answer,
   as the fake measures it, with the mean number of requests in flight across it; the
-  rest of ``seconds`` (``outside_window_s``) is the process starting, the plan reading
-  the input, and the output being written;
+  rest of ``seconds`` (``outside_window_s``) is the process starting (imports, the
+  first block of the input counted: the rest is counted as it sends), the first 256
+  requests being built, and the output being written; ``before_first_request_s`` and
+  ``after_last_answer_s`` split it;
 - ``bare_loop``: the ceiling of this machine — the same number of requests sent by a
   bare aiohttp loop with 256 workers and nothing else (no engine, no ledger, no files).
 
@@ -86,7 +88,9 @@ def _apply(fake: FakeProviderProcess, count: int, rule: dict[str, Any] | None) -
         fake.script(**rule)
     with tempfile.TemporaryDirectory(prefix="bench-e2e-") as tmp:
         env = _workspace(Path(tmp), count, fake.base_url)
+        started = time.monotonic()  # the fake's loop clock: the window's ends are on it
         seconds, _, code = _run(Path(tmp), env, "apply")
+        ended = time.monotonic()
     stats = fake.stats()
     rate, window = count / seconds, stats["window_s"]
     return {"exit_code": code, "seconds": round(seconds, 2), "items_per_s": round(rate, 1),
@@ -96,7 +100,9 @@ def _apply(fake: FakeProviderProcess, count: int, rule: dict[str, Any] | None) -
             "window": {"seconds": round(window, 2), "of_ideal": round(count / window / IDEAL, 3) if window else 0.0,
                        "mean_in_flight": stats["mean_in_flight"]},
             # before the first request (start-up, plan) and after the last answer (output)
-            "outside_window_s": round(seconds - window, 2)}
+            "outside_window_s": round(seconds - window, 2),
+            "before_first_request_s": round(stats["first_arrival"] - started, 3) if window else None,
+            "after_last_answer_s": round(ended - stats["last_settled"], 3) if window else None}
 
 
 async def _bare(base_url: str, count: int) -> float:
