@@ -2,11 +2,11 @@
 
 Per job: plan (fingerprints, then a ledger count), re-attach to batches already in
 flight, send what is left in sync or batch mode, write the output from the ledger,
-then remember the fingerprints. A sync job that nothing makes wait for the count (no
-budget, mode not ``auto``, no batches in flight) sends as the count goes. A job whose estimate does not fit its budget
-(``budget.py``) sends nothing and leaves its output and state as they were; one whose
-spend reaches its budget stops sending, keeps its rows and fails (exit 1) with the
-rest left for a later apply. Interrupted (``stop`` set) or not, the output is
+then remember the fingerprints (a sync job that nothing makes wait for the count
+sends as the count goes: ``_sent_while_counting``). A job whose estimate does not fit
+its budget (``budget.py``) sends nothing and leaves its output and state as they were;
+one whose spend reaches its budget stops sending, keeps its rows and fails (exit 1)
+with the rest left for a later apply. Interrupted (``stop`` set) or not, the output is
 written from whatever the ledger holds, so results that arrived are never lost; only a
 run that got no answer from the provider (or ended unreachable, exit 4) leaves the
 previous output file as it was.
@@ -113,13 +113,14 @@ def _sent_while_counting(
     """The items to send as the count yields them, when nothing has to wait for its totals;
     else None, with the plan counted to the end here.
 
-    The totals decide a budget (the estimate), mode ``auto`` (sync or batch by the number
-    to send), and what batches in flight left. And a bad input must still fail the job
-    before any item of it is paid for: with ``input.on_error: fail`` (any bad line), and
-    in a JSON array or Parquet file, where one bad element stops the whole file. In the
-    line formats (JSONL, CSV, text) a bad line is that line's error alone, so there
-    sending starts with the first item to send and the count goes on as items are sent:
-    the 0.2 s a 10,000-item count takes (4 s for 200,000 rows) no longer come before the
+    Only a job its spec (or ``--mode sync``) sends in sync mode streams: ``auto`` picks
+    sync or batch by the number to send. The totals also decide a budget (the estimate)
+    and what batches in flight left. And a bad input must still fail the job before any
+    item of it is paid for: with ``input.on_error: fail`` (any bad line), and in a JSON
+    array or Parquet file, where one bad element stops the whole file; in the line
+    formats (JSONL, CSV, text) a bad line is that line's error alone. Otherwise sending
+    starts with the first item to send and the count goes on as items are sent: the
+    0.2 s a 10,000-item count takes (4 s for 200,000 rows) no longer come before the
     first request. A count that finds nothing to send ends here too, so no client is
     opened for nothing.
     """
