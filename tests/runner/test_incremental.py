@@ -268,30 +268,35 @@ def test_apply_leaves_the_garbage_collector_as_it_found_it(
     assert during[0] > before[0] and frozen > 0
 
 
+@pytest.mark.parametrize(("count", "edit", "latency_ms"), [(20, 3, 150), (2_000, 1_500, 5)])
 def test_an_input_edited_while_apply_sends_is_applied_by_the_next_apply(
-        ws: Workspace, fake_provider: Any) -> None:
+        ws: Workspace, fake_provider: Any, count: int, edit: int, latency_ms: int) -> None:
     """The output of an apply is of the input it planned and fingerprinted, whole; rows
-    changed or added meanwhile wait for the next apply, which sends only them."""
-    ws.write_input("reviews.jsonl", reviews(20))
+    changed or added meanwhile (the file rewritten in place: the same inode, truncated)
+    wait for the next apply, which sends only them. With 2,000 rows the sync job is still
+    counting its input while it sends: the input was read whole when the count began, so
+    the rewrite never tears a line of it."""
+    ws.write_input("reviews.jsonl", reviews(count))
     ws.write_spec(execution={"concurrency": 4}, output={"include_input": True})
-    fake_provider.script(latency_ms=150)
+    fake_provider.script(latency_ms=latency_ms)
     codes: list[int] = []
     applying = threading.Thread(target=lambda: codes.append(ws.run("apply")))
     applying.start()
     deadline = time.monotonic() + 30
     while fake_provider.count == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    edited = reviews(25)
-    edited[3]["content"] = "review 3: the product is awful"
+        time.sleep(0.005)
+    edited = reviews(count + 5)
+    edited[edit]["content"] = f"review {edit}: the product is awful"
     ws.write_input("reviews.jsonl", edited)
     applying.join(timeout=60)
     assert codes == [0]
     rows = ws.output()
-    assert [r["id"] for r in rows] == [f"r{i}" for i in range(20)] and not ws.errors()
-    assert rows[3]["input"]["content"] == "review 3: the product is great"  # as it was sent
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(count)] and not ws.errors()
+    assert rows[edit]["input"]["content"] == f"review {edit}: the product is great"  # as sent
+    assert fake_provider.count == count
     fake_provider.reset()
     assert ws.run("apply") == 0
-    assert fake_provider.count == 6  # r3 as edited, r20-r24
+    assert fake_provider.count == 6  # the edited row as edited, and the 5 added
     rows = ws.output()
-    assert [r["id"] for r in rows] == [f"r{i}" for i in range(25)]
-    assert rows[3]["input"]["content"] == "review 3: the product is awful"
+    assert [r["id"] for r in rows] == [f"r{i}" for i in range(count + 5)]
+    assert rows[edit]["input"]["content"] == f"review {edit}: the product is awful"
