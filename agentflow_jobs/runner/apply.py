@@ -148,27 +148,14 @@ def _apply_changed(
 ) -> None:
     """Send what is pending, then write the output from the ledger and remember the job.
 
-    ``stream``: the items to send while the plan still counts (``_sent_while_counting``);
-    the count is finished before the output is written, however the sending ended.
+    ``stream``: the items to send while the plan still counts (``_sent_while_counting``).
     """
     refused = run.budget.refusal(plan.cost, plan.to_send)
     if refused is not None:
         report.status, report.exit_code, report.message = "over_budget", 1, refused
         log.error("job refused by its budget", reason=refused)
         return
-    counts = RunCounts()
-    if stream is not None:
-        run.progress.job_started(job.name, plan.mode, None, None)  # counted while sending
-        log.info("applying job", mode=plan.mode, to_send="counted while sending")
-        counts = send_job(job, state, plan, report, run, items=_counted(stream, job, plan, run))
-        for _ in stream:  # what a stop or a failure left uncounted
-            pass
-        report.cached = plan.cached
-    else:
-        run.progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
-        log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
-        if plan.to_send or plan.open_batches:
-            counts = send_job(job, state, plan, report, run)
+    counts = _send(job, state, plan, report, run, stream)
     keep = _keep_output(report, counts)
     output = job.spec.output_path
     existed = output.is_file()
@@ -181,6 +168,31 @@ def _apply_changed(
         report.message = (report.message or "nothing was answered") + (
             f"; {kept} (the next apply that gets answers writes it)"
         )
+
+
+def _send(
+    job: Job,
+    state: State,
+    plan: JobPlan,
+    report: JobReport,
+    run: RunOptions,
+    stream: Iterator[RenderedItem] | None,
+) -> RunCounts:
+    """Send the job's pending items; a streamed count is finished here, however the
+    sending ended, so the plan's totals are whole before the output is written."""
+    if stream is None:
+        run.progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
+        log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
+        if plan.to_send or plan.open_batches:
+            return send_job(job, state, plan, report, run)
+        return RunCounts()
+    run.progress.job_started(job.name, plan.mode, None, None)  # counted while sending
+    log.info("applying job", mode=plan.mode, to_send="counted while sending")
+    counts = send_job(job, state, plan, report, run, items=_counted(stream, job, plan, run))
+    for _ in stream:  # what a stop or a failure left uncounted
+        pass
+    report.cached = plan.cached
+    return counts
 
 
 def _counted(

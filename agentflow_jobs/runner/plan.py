@@ -213,19 +213,38 @@ def count_items(
     written after the count started was answered by this very run, and does not count as
     an earlier answer: the totals are those of the input as it was when the count began.
     """
-    ledger = Ledger(state)
-    since = time.time()
-    seen: set[str] = set()
-    provider = job.profile.provider if job.profile is not None else None
-    overhead = request_overhead_tokens(provider, asks_schema=job.operation.asks_schema)
+    count = _Count(job, state, plan, force=force, retry=retry)
     kept: list[RenderedItem] | None = []
     for block in blocks(job_items(job)):
-        keys = [r.key for r in block if r.key is not None]
-        statuses = {} if force else ledger.statuses(keys)
-        in_batches = state.keys_in_open_batches(keys) if plan.open_batches else set()
         if kept is not None:
             kept.extend(block)
             kept = kept if len(kept) <= _REMEMBER else None
+        yield from count.block(block)
+    plan.items = kept
+    _estimate(job, count.ledger, plan)
+    plan.mode = resolve_mode(job, mode, plan.to_send)
+    if plan.to_send and plan.mode == "batch" and job.price.native_batch:
+        plan.cost = replace(plan.cost, batch_paid=True)  # the provider's batch API: its price
+
+
+class _Count:
+    """One count of a job's input into its plan, a block at a time."""
+
+    def __init__(self, job: Job, state: State, plan: JobPlan, *, force: bool, retry: bool) -> None:
+        self.job, self.state, self.plan = job, state, plan
+        self.force, self.retry = force, retry
+        self.ledger = Ledger(state)
+        self.since = time.time()  # rows written from now on are this run's answers
+        self.seen: set[str] = set()
+        provider = job.profile.provider if job.profile is not None else None
+        self.overhead = request_overhead_tokens(provider, asks_schema=job.operation.asks_schema)
+
+    def block(self, block: list[RenderedItem]) -> list[RenderedItem]:
+        """Count ``block`` into the plan; its items to send."""
+        plan = self.plan
+        keys = [r.key for r in block if r.key is not None]
+        statuses = {} if self.force else self.ledger.statuses(keys)
+        in_batches = self.state.keys_in_open_batches(keys) if plan.open_batches else set()
         fresh: list[RenderedItem] = []
         for rendered in block:
             plan.total += 1
@@ -233,25 +252,20 @@ def count_items(
                 plan.input_errors += 1
                 continue
             status, created = statuses.get(rendered.key, (None, 0.0))
-            if created >= since:
+            if created >= self.since:
                 status = None
-            if status == "completed" or (status == "failed" and not retry):
+            if status == "completed" or (status == "failed" and not self.retry):
                 plan.cached += status == "completed"
                 plan.failed += status == "failed"
             elif rendered.key in in_batches:
                 plan.in_batches += 1
-            elif rendered.key not in seen:
+            elif rendered.key not in self.seen:
                 # duplicates within the file are sent once; the bounded set is a plan nicety
-                if len(seen) < 100_000:
-                    seen.add(rendered.key)
-                _to_send(job, plan, rendered, overhead)
+                if len(self.seen) < 100_000:
+                    self.seen.add(rendered.key)
+                _to_send(self.job, plan, rendered, self.overhead)
                 fresh.append(rendered)
-        yield from fresh
-    plan.items = kept
-    _estimate(job, ledger, plan)
-    plan.mode = resolve_mode(job, mode, plan.to_send)
-    if plan.to_send and plan.mode == "batch" and job.price.native_batch:
-        plan.cost = replace(plan.cost, batch_paid=True)  # the provider's batch API: its price
+        return fresh
 
 
 def _to_send(job: Job, plan: JobPlan, rendered: RenderedItem, overhead: int) -> None:
