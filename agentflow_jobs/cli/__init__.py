@@ -22,7 +22,7 @@ from agentflow_jobs import __version__
 from agentflow_jobs.errors import AgentFlowError
 from agentflow_jobs.log import configure_logging
 
-__all__ = ["entrypoint", "main"]
+__all__ = ["entrypoint", "exit_now", "main"]
 
 # command name -> module under agentflow_jobs.cli holding ``command``
 _COMMANDS = {

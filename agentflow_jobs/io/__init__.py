@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from agentflow_jobs.io.readers import (
     FORMATS,
+    ROW_BY_ROW,
     InputItem,
     detect_format,
     extension_format,
@@ -29,6 +30,7 @@ from agentflow_jobs.io.writers import (
 __all__ = [
     "FORMATS",
     "OUTPUT_FORMATS",
+    "ROW_BY_ROW",
     "AtomicFile",
     "AtomicObject",
     "InputItem",

@@ -33,6 +33,7 @@ from agentflow_jobs.wire import RowError
 
 __all__ = [
     "FORMATS",
+    "ROW_BY_ROW",
     "InputItem",
     "detect_format",
     "extension_format",
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 FORMATS = ("jsonl", "csv", "json", "txt", "parquet")
+# formats in which a malformed row is that row's error alone: in a JSON array or a
+# Parquet file one bad element stops the whole file (InputError), wherever it is
+ROW_BY_ROW = ("jsonl", "csv", "txt")
 OnError = Literal["skip", "fail"]
 
 _EXTENSIONS = {

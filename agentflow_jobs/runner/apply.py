@@ -3,7 +3,7 @@
 Per job: plan (fingerprints, then a ledger count), re-attach to batches already in
 flight, send what is left in sync or batch mode, write the output from the ledger,
 then remember the fingerprints (a sync job that nothing makes wait for the count
-sends as the count goes: ``_sent_while_counting``). A job whose estimate does not fit
+sends as the count goes: ``_what_to_send``). A job whose estimate does not fit
 its budget (``budget.py``) sends nothing and leaves its output and state as they were;
 one whose spend reaches its budget stops sending, keeps its rows and fails (exit 1)
 with the rest left for a later apply. Interrupted (``stop`` set) or not, the output is
@@ -27,6 +27,7 @@ from pathlib import Path
 import structlog
 
 from agentflow_jobs.errors import AgentFlowError, UsageError
+from agentflow_jobs.io import ROW_BY_ROW
 from agentflow_jobs.runner.backend import PgLocation
 from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
@@ -34,7 +35,14 @@ from agentflow_jobs.runner.fingerprints import input_fingerprint
 from agentflow_jobs.runner.items import RenderedItem
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.output import write_output
-from agentflow_jobs.runner.plan import JobPlan, count_items, order_jobs, plan_head, upstream_of
+from agentflow_jobs.runner.plan import (
+    JobPlan,
+    count_items,
+    count_to_end,
+    order_jobs,
+    plan_head,
+    upstream_of,
+)
 from agentflow_jobs.runner.progress import NullProgress, Progress
 from agentflow_jobs.runner.report import ApplyReport, JobReport, finish_job
 from agentflow_jobs.runner.send import RunOptions, cancel_sent, send_job
@@ -52,9 +60,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger()
-
-# input formats in which a bad line is that line's error, never the whole file's
-_LINE_FORMATS = ("jsonl", "csv", "txt")
 
 
 def select_jobs(specs: Iterable[JobSpec | Job], names: Sequence[str] | None) -> list[Job]:
@@ -93,9 +98,9 @@ def _apply_one(job: Job, state: State, run: RunOptions) -> JobReport:
         report.status, report.mode = plan.status, plan.mode
         if plan.pending:
             counting = count_items(job, state, plan, mode=run.mode, force=run.force, retry=run.retry)
-            stream = _sent_while_counting(job, plan, run, counting)
+            stream, pending = _what_to_send(job, plan, run, counting)
             report.mode, report.total, report.cached = plan.mode, plan.total, plan.cached
-            _apply_changed(job, state, plan, report, run, input_fp, stream)
+            _apply_changed(job, state, plan, report, run, input_fp, stream, pending)
         else:
             report.total, report.cached = plan.total, plan.cached
             _unchanged(job, state, plan, report)
@@ -107,34 +112,31 @@ def _apply_one(job: Job, state: State, run: RunOptions) -> JobReport:
     return report
 
 
-def _sent_while_counting(
+def _what_to_send(
     job: Job, plan: JobPlan, run: RunOptions, counting: Iterator[RenderedItem]
-) -> Iterator[RenderedItem] | None:
-    """The items to send as the count yields them, when nothing has to wait for its totals;
-    else None, with the plan counted to the end here.
+) -> tuple[Iterator[RenderedItem] | None, list[RenderedItem] | None]:
+    """``(stream, pending)``: the count itself, to send from as it yields, when nothing
+    has to wait for its totals; else the count run to its end here, and the items it
+    found to send (``count_to_end``: None when too many to keep, or none to send).
 
     Only a job its spec (or ``--mode sync``) sends in sync mode streams: ``auto`` picks
     sync or batch by the number to send. The totals also decide a budget (the estimate)
     and what batches in flight left. And a bad input must still fail the job before any
-    item of it is paid for: with ``input.on_error: fail`` (any bad line), and in a JSON
-    array or Parquet file, where one bad element stops the whole file; in the line
-    formats (JSONL, CSV, text) a bad line is that line's error alone. Otherwise sending
-    starts with the first item to send and the count goes on as items are sent: the
-    0.2 s a 10,000-item count takes (4 s for 200,000 rows) no longer come before the
-    first request. A count that finds nothing to send ends here too, so no client is
-    opened for nothing.
+    item of it is paid for: with ``input.on_error: fail`` (any bad line), and in the
+    formats where one bad element stops the whole file (``io.ROW_BY_ROW`` are the
+    others). Otherwise sending starts with the first item to send and the count goes on
+    as items are sent: the 0.2 s a 10,000-item count takes (4 s for 200,000 rows) no
+    longer come before the first request. A count that finds nothing to send ends here
+    too, so no client is opened for nothing.
     """
     waits = run.budget.active or plan.open_batches or job.spec.input.on_error == "fail"
-    by_line = job.spec.input_format in _LINE_FORMATS
-    if waits or not by_line or (run.mode or job.spec.mode) != "sync":
-        for _ in counting:
-            pass
-        return None
+    if waits or job.spec.input_format not in ROW_BY_ROW or (run.mode or job.spec.mode) != "sync":
+        return None, count_to_end(counting)
     first = next(counting, None)
     if first is None:
-        return None
+        return None, None
     plan.mode = "sync"
-    return itertools.chain([first], counting)
+    return itertools.chain([first], counting), None
 
 
 def _apply_changed(
@@ -144,18 +146,19 @@ def _apply_changed(
     report: JobReport,
     run: RunOptions,
     input_fp: str | None,
-    stream: Iterator[RenderedItem] | None = None,
+    stream: Iterator[RenderedItem] | None,
+    pending: list[RenderedItem] | None,
 ) -> None:
     """Send what is pending, then write the output from the ledger and remember the job.
 
-    ``stream``: the items to send while the plan still counts (``_sent_while_counting``).
+    ``stream`` and ``pending``: what to send (``_what_to_send``).
     """
     refused = run.budget.refusal(plan.cost, plan.to_send)
     if refused is not None:
         report.status, report.exit_code, report.message = "over_budget", 1, refused
         log.error("job refused by its budget", reason=refused)
         return
-    counts = _send(job, state, plan, report, run, stream)
+    counts = _send_pending(job, state, plan, report, run, stream, pending)
     keep = _keep_output(report, counts)
     output = job.spec.output_path
     existed = output.is_file()
@@ -170,13 +173,14 @@ def _apply_changed(
         )
 
 
-def _send(
+def _send_pending(
     job: Job,
     state: State,
     plan: JobPlan,
     report: JobReport,
     run: RunOptions,
     stream: Iterator[RenderedItem] | None,
+    pending: list[RenderedItem] | None,
 ) -> RunCounts:
     """Send the job's pending items; a streamed count is finished here, however the
     sending ended, so the plan's totals are whole before the output is written."""
@@ -184,14 +188,13 @@ def _send(
         run.progress.job_started(job.name, plan.mode, plan.to_send, plan.total)
         log.info("applying job", mode=plan.mode, to_send=plan.to_send, cached=plan.cached)
         if plan.to_send or plan.open_batches:
-            return send_job(job, state, plan, report, run)
+            return send_job(job, state, plan, report, run, items=pending)
         return RunCounts()
     run.progress.job_started(job.name, plan.mode, None, None)  # counted while sending
     log.info("applying job", mode=plan.mode, to_send="counted while sending")
     counts = send_job(job, state, plan, report, run, items=_counted(stream, job, plan, run))
-    for _ in stream:  # what a stop or a failure left uncounted
-        pass
-    report.cached = plan.cached
+    count_to_end(stream)  # what a stop or a failure left uncounted
+    report.total, report.cached = plan.total, plan.cached
     return counts
 
 

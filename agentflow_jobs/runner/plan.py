@@ -28,6 +28,7 @@ from agentflow_jobs.runner.state import State
 __all__ = [
     "JobPlan",
     "count_items",
+    "count_to_end",
     "drift",
     "order_jobs",
     "plan_head",
@@ -62,8 +63,6 @@ class JobPlan:
     cost: CostEstimate = NOTHING_TO_SEND
     open_batches: int = 0
     output: str = ""  # the destination as people see it (a URL without its password)
-    # the items to send, when few: apply sends these instead of reading the input again
-    pending_items: list[RenderedItem] | None = field(default=None, repr=False)
     # every item of the input, when few: apply writes the output from these
     items: list[RenderedItem] | None = field(default=None, repr=False)
     # characters the items to send add to their prompts (the rule-of-thumb est_tokens)
@@ -81,7 +80,7 @@ class JobPlan:
         return data
 
 
-_INTERNAL = ("pending_items", "items", "prompt_chars")
+_INTERNAL = ("items", "prompt_chars")
 
 
 def resolve_mode(job: Job, override: str | None, to_send: int) -> str:
@@ -132,8 +131,7 @@ def plan_job(
     """Plan one job: fingerprints first, then (if anything changed) a streaming count."""
     plan = plan_head(job, state, force=force, retry=retry)
     if plan.pending:
-        for _ in count_items(job, state, plan, mode=mode, force=force, retry=retry):
-            pass
+        count_to_end(count_items(job, state, plan, mode=mode, force=force, retry=retry))
     return plan
 
 
@@ -190,17 +188,18 @@ def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:
     plan.input_errors = int(summary.get("input_errors", 0))
 
 
-_REMEMBER = 10_000
+_REMEMBER = 10_000  # items kept in memory at the most (the output's, the ones to send)
 
 
-def _remember(plan: JobPlan, rendered: RenderedItem) -> None:
-    """Keep up to _REMEMBER pending items (memory stays bounded), else none at all."""
-    if plan.to_send > _REMEMBER:
-        plan.pending_items = None
-    elif plan.to_send == 1:
-        plan.pending_items = [rendered]
-    elif plan.pending_items is not None:
-        plan.pending_items.append(rendered)
+def count_to_end(counting: Iterator[RenderedItem]) -> list[RenderedItem] | None:
+    """Run a count to its end; the items it found to send, when at most ``_REMEMBER``
+    (apply then sends them rather than reading the input again), else None."""
+    kept: list[RenderedItem] | None = []
+    for rendered in counting:
+        if kept is not None:
+            kept.append(rendered)
+            kept = kept if len(kept) <= _REMEMBER else None
+    return kept
 
 
 def count_items(
@@ -273,7 +272,6 @@ def _to_send(job: Job, plan: JobPlan, rendered: RenderedItem, overhead: int) -> 
     plan.prompt_chars += _item_chars(rendered.item)
     messages = job.operation.messages(rendered.item or {})
     plan.est_input_tokens += estimate_prompt_tokens(messages or []) + overhead
-    _remember(plan, rendered)
 
 
 def _estimate(job: Job, ledger: Ledger, plan: JobPlan) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -75,12 +75,12 @@ def send_job(
     plan: JobPlan,
     report: JobReport,
     run: RunOptions,
-    items: Iterator[RenderedItem] | None = None,
+    items: Iterable[RenderedItem] | None = None,
 ) -> RunCounts:
     """Send the job's items; a failure of the whole service is reported, not raised.
 
-    ``items``: what to send, as the plan's count yields it; else the plan's pending
-    items, or the input read again.
+    ``items``: what to send, as apply's count yields or collected them; without them
+    (too many to keep, or batches in flight to re-attach first) the input is read again.
     """
     counts = RunCounts()
     try:
@@ -100,7 +100,7 @@ async def _send(
     report: JobReport,
     run: RunOptions,
     counts: RunCounts,
-    streamed: Iterator[RenderedItem] | None,
+    items: Iterable[RenderedItem] | None,
 ) -> None:
     async with _client(job) as client:
         if plan.open_batches and not run.detach:
@@ -109,7 +109,7 @@ async def _send(
         if run.stop.is_set():
             return
         # re-attached batches may have freed items the plan did not count: read it all then
-        items = streamed if streamed is not None else None if plan.open_batches else plan.pending_items
+        items = None if plan.open_batches else items
         selector = Selector(
             job, state, force=run.force, retry=run.retry, skip=state.keys_in_open_batches, items=items
         )
