@@ -117,7 +117,7 @@ def _what_to_send(
 ) -> tuple[Iterator[RenderedItem] | None, list[RenderedItem] | None]:
     """``(stream, pending)``: the count itself, to send from as it yields, when nothing
     has to wait for its totals; else the count run to its end here, and the items it
-    found to send (``count_to_end``: None when too many to keep, or none to send).
+    found to send (``count_to_end``: None when too many to keep in memory).
 
     Only a job its spec (or ``--mode sync``) sends in sync mode streams: ``auto`` picks
     sync or batch by the number to send. The totals also decide a budget (the estimate)
@@ -134,7 +134,7 @@ def _what_to_send(
         return None, count_to_end(counting)
     first = next(counting, None)
     if first is None:
-        return None, None
+        return None, []
     plan.mode = "sync"
     return itertools.chain([first], counting), None
 
