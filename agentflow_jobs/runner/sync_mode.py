@@ -1,20 +1,22 @@
 """Sync mode: each item is its own ``client.completions.run`` request, the window kept full.
 
-A window of ``execution.concurrency`` places: an item takes one when it is sent and
-gives it back once its row is committed, so the items in flight plus the rows received
-and not yet committed are never more than ``concurrency``, and the next item starts as
-soon as any place frees. (Chunks of items per request held every place of a chunk until
-its slowest item answered: one item waiting out a Retry-After idled the rest.)
-No item is dispatched once the job's spend in this run reached a budget (``budget.py``):
-those in flight finish and are kept.
+``execution.concurrency`` workers each take the next item, send it, and take another
+once its row is committed, so the items in flight plus the rows received and not yet
+committed are never more than ``concurrency``. A worker goes straight from its committed
+row to its next request, with no hand-off through a semaphore and a new task: each
+hand-off waited behind every other reply that was ready, and those waits left ~3 % of
+the window idle (bench/README.md, ``e2e``). (Chunks of items per request held every
+place of a chunk until its slowest item answered: one item waiting out a Retry-After
+idled the rest.) No item is dispatched once the job's spend in this run reached a
+budget (``budget.py``): those in flight finish and are kept.
 
 Rows are committed to the ledger in groups (one transaction each, see ``commit_group``):
 when a group is full, else once the event loop has run the callbacks that were ready
 when the group's first row arrived (the replies read in the same turn of the loop
-share a transaction), and at the end. A row holds its place until it is committed, so
-a row waiting for a timer to fill its group (20 ms, before) idled its place for that
-long: some 3 % of a 200 ms window. A kill
-loses at most the ``concurrency`` items in the window, as when chunks were in flight.
+share a transaction), and at the end. A worker waits for its row's commit before taking
+another item, so a kill loses at most the ``concurrency`` items in the window, as when
+chunks were in flight. A failure (the request as a whole, the ledger, reading the input)
+stops every worker from taking more; what is in flight is still kept.
 Which items to send is decided right before dispatch, on the event loop thread: the
 ledger is checked and the keys claimed in one step with no await in between, so
 duplicates in the input are sent once and a result that just arrived is never asked for
@@ -138,16 +140,15 @@ class _Sender:
         self.job, self.client, self.counts, self.selector = job, client, counts, selector
         self.ledger = Ledger(state)
         self.run_id, self.on_chunk = run_id, on_chunk
-        execution = job.spec.execution
-        self.places = asyncio.Semaphore(execution.concurrency)
-        self.group = commit_group(execution.concurrency, execution.chunk_size)
+        self.group = commit_group(job.spec.execution.concurrency, job.spec.execution.chunk_size)
         self.fields = job.send_fields()
         self.received: list[tuple[RenderedItem, ResultRow]] = []
         self.failure: list[BaseException] = []
         self._flush: asyncio.Handle | None = None
+        self._committed: asyncio.Future[None] | None = None  # the pending group's commit
 
     async def send(self, rendered: RenderedItem) -> None:
-        """One item's request; its place is given back when its row is committed."""
+        """One item's request; returns once its row is committed (or the request failed)."""
         job = self.job
         try:
             result = await self.client.completions.run(
@@ -156,23 +157,33 @@ class _Sender:
         except Exception as exc:  # the whole request failed: stop taking new work
             self.failure.append(exc)
             self.selector.release([rendered.key or ""])
-            self.places.release()
             return
         self.received.append((rendered, result.results[0]))
         if len(self.received) >= self.group:
             self.flush()
-        elif self._flush is None:
+            return
+        if self._committed is None:
             # after the callbacks ready now: the other replies of this turn join the group
-            self._flush = asyncio.get_running_loop().call_soon(self.flush)
+            loop = asyncio.get_running_loop()
+            self._flush = loop.call_soon(self.flush)
+            self._committed = loop.create_future()
+        await self._committed
 
     def flush(self) -> None:
-        """Commit the rows received so far in one transaction, then free their places."""
+        """Commit the rows received so far in one transaction; their workers go on."""
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
         group, self.received = self.received, []
-        if not group:
-            return
+        committed, self._committed = self._committed, None
+        try:
+            if group:
+                self._commit(group)
+        finally:
+            if committed is not None and not committed.done():
+                committed.set_result(None)
+
+    def _commit(self, group: list[tuple[RenderedItem, ResultRow]]) -> None:
         try:
             crash_point("before_ledger_commit")
             triples = [(r.key or "", r.index, row) for r, row in group]
@@ -185,8 +196,6 @@ class _Sender:
             self.failure.append(exc)
         finally:
             self.selector.release([r.key or "" for r, _ in group])
-            for _ in group:
-                self.places.release()
 
 
 async def run_sync(
@@ -203,18 +212,24 @@ async def run_sync(
 ) -> None:
     """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``."""
     sender = _Sender(job, state, client, counts, selector, run_id, on_chunk)
-    tasks: set[asyncio.Task[None]] = set()
-    for rendered in _flat(selector.chunks(sender.group)):
-        await sender.places.acquire()
+    items = _flat(selector.chunks(sender.group))
+
+    def take() -> RenderedItem | None:
+        """The next item to send; None once there is none or nothing more may start."""
         if stop.is_set() or sender.failure or (budget and budget.reached(counts)):
-            sender.places.release()
-            break
-        task = asyncio.create_task(sender.send(rendered))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    while tasks:
-        # results that arrive after a stop are still kept
-        await asyncio.gather(*list(tasks), return_exceptions=True)
+            return None
+        try:
+            return next(items, None)
+        except Exception as exc:  # the input could not be read: stop, keep what is in flight
+            sender.failure.append(exc)
+            return None
+
+    async def worker() -> None:
+        while (rendered := take()) is not None:
+            await sender.send(rendered)
+
+    # results that arrive after a stop are still kept: each worker finishes its item
+    await asyncio.gather(*(worker() for _ in range(job.spec.execution.concurrency)))
     sender.flush()
     if sender.failure:
         raise sender.failure[0]
