@@ -185,9 +185,11 @@ class _Run:
         self.id_field = request.id_field
         self.model = request.model or executor.default_model
         self.attempts = request.max_attempts or executor.max_attempts
-        self.price = executor.price(executor.model_for(request)) if executor.price else None
         self.fatal: BaseException | None = None
         self.logged = executor.logged
+        self._executor, self._priced_model = executor, executor.model_for(request)
+        self._price: Price | None = None
+        self._priced = False
 
     async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
         """Take positions until none are left; a fatal error stops every worker."""
@@ -211,12 +213,22 @@ class _Run:
     async def row(self, position: int) -> ResultRow:
         """The row for one item, priced when the price is known; only a fatal ProviderError escapes."""
         row = await self.answer(position)
-        if self.price is not None:
+        price = self.price()
+        if price is not None:
             usage = row["usage"]
             usage["cost_usd"] = cost_usd(
-                self.price, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+                price, int(usage["prompt_tokens"]), int(usage["completion_tokens"])
             )
         return row
+
+    def price(self) -> Price | None:
+        """The model's price, looked up once an answer is in hand: the first lookup loads
+        the price table (~50 ms), which would otherwise hold back the first request."""
+        if not self._priced:
+            lookup = self._executor.price
+            self._price = lookup(self._priced_model) if lookup is not None else None
+            self._priced = True
+        return self._price
 
     async def answer(self, position: int) -> ResultRow:
         """The unpriced row for one item."""

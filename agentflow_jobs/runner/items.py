@@ -24,6 +24,7 @@ from agentflow_jobs.urls import display_url
 from agentflow_jobs.wire import RowError
 
 __all__ = [
+    "FIRST_BLOCK",
     "RenderedItem",
     "blocks",
     "check_columns",
@@ -35,6 +36,7 @@ __all__ = [
 
 _SHOWN_FIELDS = 20  # an item's fields listed in a missing-field message, at most
 _BLOCK = 500  # items looked up in the ledger at once
+FIRST_BLOCK = 32  # a sender's first block: its first request is not held back by a whole one
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +159,20 @@ def _text(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-def blocks(items: Iterator[RenderedItem], size: int = _BLOCK) -> Iterator[list[RenderedItem]]:
-    """``items`` in lists of ``size``: one ledger look-up (or transaction) per block."""
+def blocks(
+    items: Iterator[RenderedItem], size: int = _BLOCK, *, first: int | None = None
+) -> Iterator[list[RenderedItem]]:
+    """``items`` in lists of ``size``: one ledger look-up (or transaction) per block.
+
+    ``first`` makes the first list shorter: a sender's first request then waits for
+    that many items to be read and looked up rather than a whole block.
+    """
     block: list[RenderedItem] = []
+    limit = first or size
     for item in items:
         block.append(item)
-        if len(block) >= size:
+        if len(block) >= limit:
             yield block
-            block = []
+            block, limit = [], size
     if block:
         yield block

@@ -20,7 +20,7 @@ from agentflow_jobs.hashing import canonical_json
 from agentflow_jobs.pricing import estimate_prompt_tokens, request_overhead_tokens
 from agentflow_jobs.runner.costs import NOTHING_TO_SEND, CostEstimate, estimate_cost
 from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint, same_input
-from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
+from agentflow_jobs.runner.items import FIRST_BLOCK, RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
@@ -214,7 +214,7 @@ def count_items(
     """
     count = _Count(job, state, plan, force=force, retry=retry)
     kept: list[RenderedItem] | None = []
-    for block in blocks(job_items(job)):
+    for block in blocks(job_items(job), first=FIRST_BLOCK):
         if kept is not None:
             kept.extend(block)
             kept = kept if len(kept) <= _REMEMBER else None

@@ -36,7 +36,7 @@ import structlog
 from agentflow_jobs.runner.budget import Budget
 from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
-from agentflow_jobs.runner.items import RenderedItem, blocks, job_items
+from agentflow_jobs.runner.items import FIRST_BLOCK, RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
 from agentflow_jobs.runner.ledger import Ledger
 from agentflow_jobs.runner.state import State
@@ -68,7 +68,7 @@ class Selector:
         items: Iterable[RenderedItem] | None = None,
     ) -> None:
         self._ledger = Ledger(state)
-        self._items = blocks(iter(items) if items is not None else job_items(job))
+        self._items = blocks(iter(items) if items is not None else job_items(job), first=FIRST_BLOCK)
         self._force = force
         self._retry = retry
         self._skip = skip
