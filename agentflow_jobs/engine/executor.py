@@ -90,6 +90,7 @@ class Executor:
         # fields: the runner sends a job item by item, and binding (an extract schema's
         # validator, say) can cost far more than an item's own work
         self._bound: dict[str, BoundOperation] = {}
+        self._warmed: set[str | None] = set()  # models whose price lookup is under way or done
 
     def bind(self, request: CompletionRequest) -> BoundOperation:
         """The operation bound to ``request``'s fields (its items play no part); InvalidRequest."""
@@ -101,6 +102,15 @@ class Executor:
                 self._bound.pop(next(iter(self._bound)))
             self._bound[key] = bound
         return bound
+
+    def warm_price(self, model: str | None) -> None:
+        """Look ``model``'s price up once the requests ready to go are sent: the first
+        lookup loads the price table (~50 ms), which would otherwise hold back the first
+        requests (before them) or the first answers (when they need it)."""
+        if self.price is None or model in self._warmed:
+            return
+        self._warmed.add(model)
+        asyncio.get_running_loop().call_soon(self.price, model)
 
     def model_for(self, request: CompletionRequest) -> str | None:
         """The model the request runs on: its own, else the default, else the provider's."""
@@ -190,6 +200,7 @@ class _Run:
         self._executor, self._priced_model = executor, executor.model_for(request)
         self._price: Price | None = None
         self._priced = False
+        executor.warm_price(self._priced_model)
 
     async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
         """Take positions until none are left; a fatal error stops every worker."""
@@ -222,8 +233,7 @@ class _Run:
         return row
 
     def price(self) -> Price | None:
-        """The model's price, looked up once an answer is in hand: the first lookup loads
-        the price table (~50 ms), which would otherwise hold back the first request."""
+        """The model's price (``Executor.warm_price`` has usually looked it up by now)."""
         if not self._priced:
             lookup = self._executor.price
             self._price = lookup(self._priced_model) if lookup is not None else None
