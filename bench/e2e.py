@@ -16,6 +16,10 @@ Figures, each as items/s and as a fraction of the ideal ``concurrency / latency`
   first block of the input counted: the rest is counted as it sends), the first 256
   requests being built, and the output being written; ``before_first_request_s`` and
   ``after_last_answer_s`` split it;
+- ``client_gap_ms`` (in each, and the bare loop's): per request, the time from the
+  fake writing its answer to reading that connection's next request — what a place
+  spends on the client's side (mean and percentiles); ``mean_in_flight`` falls short of
+  the concurrency by about the mean gap over the request's whole cycle;
 - ``bare_loop``: the ceiling of this machine — the same number of requests sent by a
   bare aiohttp loop with 256 workers and nothing else (no engine, no ledger, no files).
 
@@ -99,6 +103,8 @@ def _apply(fake: FakeProviderProcess, count: int, rule: dict[str, Any] | None) -
             # the provider's busy window alone: what the runner keeps in flight while it sends
             "window": {"seconds": round(window, 2), "of_ideal": round(count / window / IDEAL, 3) if window else 0.0,
                        "mean_in_flight": stats["mean_in_flight"]},
+            # per request, its answer written to the next request on that connection read
+            "client_gap_ms": stats["client_gap_ms"],
             # before the first request (start-up, plan) and after the last answer (output)
             "outside_window_s": round(seconds - window, 2),
             "before_first_request_s": round(stats["first_arrival"] - started, 3) if window else None,
@@ -132,8 +138,10 @@ def measure(count: int) -> dict[str, Any]:
         stray = _apply(fake, count, STRAY_RULE)
         fake.reset()
         seconds = asyncio.run(_bare(fake.base_url, count))
+        bare_stats = fake.stats()
     bare = {"seconds": round(seconds, 2), "items_per_s": round(count / seconds, 1),
-            "of_ideal": round(count / seconds / IDEAL, 3)}
+            "of_ideal": round(count / seconds / IDEAL, 3), "mean_in_flight": bare_stats["mean_in_flight"],
+            "client_gap_ms": bare_stats["client_gap_ms"]}
     figures: dict[str, Any] = {
         "items": count, "concurrency": CONCURRENCY, "latency_ms": LATENCY_MS, "ideal_items_per_s": IDEAL,
         "clean": clean, "stray_429": stray, "bare_loop": bare,

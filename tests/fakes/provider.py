@@ -230,6 +230,7 @@ class _Connection(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.loop = asyncio.get_running_loop()
         self.arrived = 0.0  # loop time the latest bytes came in
+        self.answered: tuple[int, float] | None = None  # (generation, loop time) of the last chat answer
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -258,6 +259,9 @@ class _Connection(asyncio.Protocol):
             self.keep_alive = request.keep_alive
             answer = self.core.decide(request.method, request.path, request.headers, request.body,
                                       self.arrived, request.query)
+            state = self.core.state
+            if answer.chat and self.answered is not None and self.answered[0] == state.generation:
+                state.client_gaps.append(self.arrived - self.answered[1])
             self.answer = answer
             if answer.action == "hang":
                 self.core.state.hung.add(self)
@@ -279,6 +283,8 @@ class _Connection(asyncio.Protocol):
             self.abort(reset=True)
         else:
             self.send(answer.status, answer.payload, answer.headers)
+            if answer.chat:
+                self.answered = (self.core.state.generation, self.loop.time())
 
     def _next_request(self) -> _Request | None:
         end = self.buffer.find(b"\r\n\r\n")

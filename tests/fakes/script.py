@@ -151,6 +151,9 @@ class FakeState:
         self.first_arrival: float | None = None
         self.last_settled: float | None = None
         self.flight_seconds = 0.0
+        # per keep-alive connection, its answer written to its next request read: the time a
+        # client's place spends on the client's side (raw front)
+        self.client_gaps: list[float] = []
         self.bodies: deque[dict[str, Any]] = deque(maxlen=KEPT_REQUESTS)
         self.headers: deque[dict[str, str]] = deque(maxlen=KEPT_REQUESTS)
         self.accepted: deque[float] = deque()
@@ -225,7 +228,18 @@ class FakeState:
             # the window's ends on the machine's monotonic clock (time.monotonic() elsewhere)
             "first_arrival": self.first_arrival,
             "last_settled": self.last_settled,
+            "client_gap_ms": _percentiles(self.client_gaps),
         }
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float] | None:
+    """Mean and percentiles in milliseconds, or None with nothing measured."""
+    if not seconds:
+        return None
+    ranked = sorted(seconds)
+    at = lambda q: round(ranked[min(len(ranked) - 1, int(q * len(ranked)))] * 1000, 2)  # noqa: E731
+    return {"n": len(ranked), "mean": round(sum(ranked) / len(ranked) * 1000, 2),
+            "p50": at(0.5), "p90": at(0.9), "p99": at(0.99)}
 
 
 def _make_rule(data: dict[str, Any]) -> Rule:
