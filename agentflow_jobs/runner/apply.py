@@ -162,7 +162,7 @@ def _apply_changed(
     keep = _keep_output(report, counts)
     output = job.spec.output_path
     existed = output.is_file()
-    summary = write_output(job, state, keep_output=keep, items=plan.items)
+    summary = write_output(job, state, keep_output=keep, items=plan.items, known=counts.entries)
     finish_job(job, state, report, summary, input_fp, run.run_id, counts)
     _over_budget(report, run.budget, counts)
     if keep:

@@ -11,12 +11,18 @@ counted as unpriced, never as $0.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from agentflow_jobs.wire import ResultRow
 
-__all__ = ["TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests", "row_cost"]
+if TYPE_CHECKING:
+    from agentflow_jobs.runner.ledger import LedgerEntry
 
+__all__ = ["KEPT_ENTRIES", "TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests", "row_cost"]
+
+# entries a run keeps for its output (the plan keeps as many rendered items)
+KEPT_ENTRIES = 10_000
 TRANSIENT_CODES = frozenset(
     {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
 )
@@ -55,6 +61,16 @@ class RunCounts:
     collected: int = 0  # batches whose output was paged into the ledger
     cost_usd: float = 0.0  # what the priced answers cost
     unpriced: int = 0  # answers that came back without a price
+    # the ledger entries this run recorded for keys new to the ledger, up to ``KEPT_ENTRIES``
+    # (None past that): the output takes them as they are instead of reading them back
+    entries: dict[str, LedgerEntry] | None = field(default_factory=dict)
+
+    def keep_entry(self, key: str, entry: LedgerEntry) -> None:
+        """Remember ``entry`` for the output, while there are not too many to keep."""
+        if self.entries is not None:
+            self.entries[key] = entry
+            if len(self.entries) > KEPT_ENTRIES:
+                self.entries = None
 
     def add_rows(self, rows: Iterable[ResultRow], *, reached: bool = False) -> tuple[int, int]:
         """Count rows that came back; returns ``(completed, failed)`` among them.

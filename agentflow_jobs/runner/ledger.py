@@ -22,7 +22,7 @@ from agentflow_jobs.runner.counts import is_retryable, row_cost
 from agentflow_jobs.runner.state import State
 from agentflow_jobs.wire import ResultRow
 
-__all__ = ["Ledger", "LedgerEntry", "ledger_key"]
+__all__ = ["Ledger", "LedgerEntry", "first_entry", "ledger_key"]
 
 _BLOCK = 500
 _UPSERT = (
@@ -120,12 +120,25 @@ class Ledger:
         return None if unpriced else float(total or 0.0)
 
 
+def first_entry(index: int, row: ResultRow, mode: str, run_id: str | None) -> LedgerEntry:
+    """The entry ``lookup`` gives for a key whose first row ``commit`` just recorded
+    (its first attempt): a caller that knows the key is new need not read it back."""
+    status, data = _kept(row, run_id)
+    return _entry(index, status, data, 1, mode)
+
+
+def _kept(row: ResultRow, run_id: str | None) -> tuple[str, dict[str, Any]]:
+    """A row's status in the ledger, and what its JSON keeps (result, error, usage, run)."""
+    status = "retryable" if is_retryable(row) else row.get("status") or "failed"
+    data = {"result": row.get("result"), "error": row.get("error"), "usage": row.get("usage") or {},
+            "run": run_id}
+    return status, data
+
+
 def _stored(row: ResultRow, run_id: str | None) -> tuple[str, str, int, float | None]:
     """A row as the ledger keeps it: ``(status, row JSON, tokens, cost)``."""
-    usage = row.get("usage") or {}
-    status = "retryable" if is_retryable(row) else row.get("status") or "failed"
-    data = {"result": row.get("result"), "error": row.get("error"), "usage": usage, "run": run_id}
-    return status, json.dumps(data), int(usage.get("total_tokens") or 0), row_cost(row)
+    status, data = _kept(row, run_id)
+    return status, json.dumps(data), int(data["usage"].get("total_tokens") or 0), row_cost(row)
 
 
 def _entry(index: int, status: str, data: dict[str, Any], attempts: int, mode: str) -> LedgerEntry:

@@ -38,7 +38,7 @@ from agentflow_jobs.runner.counts import RunCounts
 from agentflow_jobs.runner.crash import crash_point
 from agentflow_jobs.runner.items import FIRST_BLOCK, RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
-from agentflow_jobs.runner.ledger import Ledger
+from agentflow_jobs.runner.ledger import Ledger, first_entry
 from agentflow_jobs.runner.state import State
 from agentflow_jobs.sdk.client import AsyncAgentFlow
 from agentflow_jobs.wire import ResultRow
@@ -74,6 +74,7 @@ class Selector:
         self._skip = skip
         self._since = time.time()
         self.claimed: set[str] = set()
+        self.new: set[str] = set()  # of the claimed, the keys the ledger had no row for
 
     def _wanted(self, status: str | None, created: float) -> bool:
         if status is None:
@@ -100,12 +101,15 @@ class Selector:
             status, created = rows.get(key, (None, 0.0))
             if self._wanted(status, created):
                 self.claimed.add(key)
+                if status is None:
+                    self.new.add(key)
                 picked.append(rendered)
         return picked
 
     def release(self, keys: list[str]) -> None:
         """Forget keys whose rows are committed (the ledger now answers for them)."""
         self.claimed.difference_update(keys)
+        self.new.difference_update(keys)
 
     def chunks(self, size: int) -> Iterator[list[RenderedItem]]:
         buffer: list[RenderedItem] = []
@@ -189,6 +193,7 @@ class _Sender:
             triples = [(r.key or "", r.index, row) for r, row in group]
             self.ledger.commit(self.job.name, "sync", triples, run_id=self.run_id)
             crash_point("after_ledger_commit")
+            self._keep_entries(triples)
             done, failed = self.counts.add_rows([row for _, row in group], reached=True)
             if self.on_chunk:
                 self.on_chunk(done, failed)
@@ -196,6 +201,16 @@ class _Sender:
             self.failure.append(exc)
         finally:
             self.selector.release([r.key or "" for r, _ in group])
+
+
+    def _keep_entries(self, triples: list[tuple[str, int, ResultRow]]) -> None:
+        """Hand the output the entries just recorded for keys new to the ledger."""
+        new, counts = self.selector.new, self.counts
+        for key, index, row in triples:
+            if counts.entries is None:
+                return
+            if key in new:
+                counts.keep_entry(key, first_entry(index, row, "sync", self.run_id))
 
 
 async def run_sync(
