@@ -73,8 +73,8 @@ class Selector:
         self._retry = retry
         self._skip = skip
         self._since = time.time()
-        self.claimed: set[str] = set()
-        self.new: set[str] = set()  # of the claimed, the keys the ledger had no row for
+        # claimed keys, each saying whether the ledger had no row for it (a new key)
+        self.claimed: dict[str, bool] = {}
 
     def _wanted(self, status: str | None, created: float) -> bool:
         if status is None:
@@ -100,16 +100,14 @@ class Selector:
                 continue
             status, created = rows.get(key, (None, 0.0))
             if self._wanted(status, created):
-                self.claimed.add(key)
-                if status is None:
-                    self.new.add(key)
+                self.claimed[key] = status is None
                 picked.append(rendered)
         return picked
 
     def release(self, keys: list[str]) -> None:
         """Forget keys whose rows are committed (the ledger now answers for them)."""
-        self.claimed.difference_update(keys)
-        self.new.difference_update(keys)
+        for key in keys:
+            self.claimed.pop(key, None)
 
     def chunks(self, size: int) -> Iterator[list[RenderedItem]]:
         buffer: list[RenderedItem] = []
@@ -205,11 +203,11 @@ class _Sender:
 
     def _keep_entries(self, triples: list[tuple[str, int, ResultRow]]) -> None:
         """Hand the output the entries just recorded for keys new to the ledger."""
-        new, counts = self.selector.new, self.counts
+        claimed, counts = self.selector.claimed, self.counts
         for key, index, row in triples:
             if counts.entries is None:
                 return
-            if key in new:
+            if claimed.get(key):
                 counts.keep_entry(key, first_entry(index, row, "sync", self.run_id))
 
 
