@@ -13,7 +13,7 @@ streaming pass to collect them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -178,16 +178,14 @@ def _error_row(rendered: RenderedItem, entry: LedgerEntry | None, raw: _RawLines
     }
 
 
-def _columns(
-    job: Job, ledger: Ledger, items: Sequence[RenderedItem] | None, known: Mapping[str, LedgerEntry]
-) -> dict[str, ColumnKind]:
+def _columns(job: Job, joined: Iterator[Joined]) -> dict[str, ColumnKind]:
     """The flat columns of the output and their kinds (one streaming pass): the result
     fields' kinds are the job's own, the others are those of their values."""
     spec = job.spec
     declared = declared_kinds(spec.operation_kind, spec.fields)
     kinds: dict[str, ColumnKind | None] = {"id": None}
     rows = _Rows(job)
-    for rendered, entry in _joined(job, ledger, items, known):
+    for rendered, entry in joined:
         if entry is not None and entry.status == "completed":
             observe(kinds, _flat(rows.row(rendered, entry)))
     for name, kind in declared.items():
@@ -264,18 +262,11 @@ def _open_output(spec: JobSpec, columns: dict[str, ColumnKind]) -> tuple[_Target
 class _Files:
     """The output and errors files of one write, committed together or not at all."""
 
-    def __init__(
-        self,
-        job: Job,
-        ledger: Ledger,
-        keep_output: bool,
-        items: Sequence[RenderedItem] | None,
-        known: Mapping[str, LedgerEntry],
-    ) -> None:
+    def __init__(self, job: Job, keep_output: bool, joined: Callable[[], Iterator[Joined]]) -> None:
         spec = job.spec
         fmt = spec.output_format
         flat = fmt in _FLAT and not keep_output
-        self.columns = _columns(job, ledger, items, known) if flat else None
+        self.columns = _columns(job, joined()) if flat else None
         self.spec, self.keep_output = spec, keep_output
         self.out: _Target | None = None
         self.errors = AtomicFile(spec.errors_path)
@@ -338,11 +329,15 @@ def _write_output(
     known: Mapping[str, LedgerEntry],
 ) -> OutputSummary:
     ledger = Ledger(state)
-    files = _Files(job, ledger, keep_output, items, known)
+
+    def joined() -> Iterator[Joined]:
+        return _joined(job, ledger, items, known)
+
+    files = _Files(job, keep_output, joined)
     summary = OutputSummary()
     try:
         files.open()
-        for rendered, entry in _joined(job, ledger, items, known):
+        for rendered, entry in joined():
             files.write(rendered, entry, summary)
             if summary.total == 1 or summary.total % 500 == 0:
                 crash_point("mid_output_write")
