@@ -73,10 +73,14 @@ class PlainProgress:
             log.info("job started", job=job, mode=mode, to_send=to_send, items=total)
 
     def job_counted(self, job: str, to_send: int, total: int) -> None:
-        self._counts.setdefault(job, [0, 0, 0, time.monotonic()])[2] = to_send  # for the ETA
+        self._of(job)[2] = to_send  # for the ETA
+
+    def _of(self, job: str) -> list[float]:
+        """The job's counters: completed, failed, to send (for the ETA), when it started."""
+        return self._counts.setdefault(job, [0, 0, 0, time.monotonic()])
 
     def items_done(self, job: str, completed: int, failed: int) -> None:
-        counts = self._counts.setdefault(job, [0, 0, 0, time.monotonic()])
+        counts = self._of(job)
         counts[0] += completed
         counts[1] += failed
         now = time.monotonic()

@@ -29,6 +29,7 @@ or the executor's ``max_attempts`` calls.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from typing import Any
 
@@ -198,8 +199,6 @@ class _Run:
         self.fatal: BaseException | None = None
         self.logged = executor.logged
         self._executor, self._priced_model = executor, executor.model_for(request)
-        self._price: Price | None = None
-        self._priced = False
         executor.warm_price(self._priced_model)
 
     async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
@@ -224,7 +223,7 @@ class _Run:
     async def row(self, position: int) -> ResultRow:
         """The row for one item, priced when the price is known; only a fatal ProviderError escapes."""
         row = await self.answer(position)
-        price = self.price()
+        price = self.price
         if price is not None:
             usage = row["usage"]
             usage["cost_usd"] = cost_usd(
@@ -232,13 +231,11 @@ class _Run:
             )
         return row
 
+    @functools.cached_property
     def price(self) -> Price | None:
         """The model's price (``Executor.warm_price`` has usually looked it up by now)."""
-        if not self._priced:
-            lookup = self._executor.price
-            self._price = lookup(self._priced_model) if lookup is not None else None
-            self._priced = True
-        return self._price
+        lookup = self._executor.price
+        return lookup(self._priced_model) if lookup is not None else None
 
     async def answer(self, position: int) -> ResultRow:
         """The unpriced row for one item."""

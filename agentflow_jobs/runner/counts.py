@@ -19,10 +19,11 @@ from agentflow_jobs.wire import ResultRow
 if TYPE_CHECKING:
     from agentflow_jobs.runner.ledger import LedgerEntry
 
-__all__ = ["KEPT_ENTRIES", "TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests", "row_cost"]
+__all__ = ["KEEP_AT_MOST", "TRANSIENT_CODES", "RunCounts", "is_retryable", "provider_requests", "row_cost"]
 
-# entries a run keeps for its output (the plan keeps as many rendered items)
-KEPT_ENTRIES = 10_000
+# rows or items a run keeps in memory for its output at the most (its plan's rendered
+# items, the ledger entries it recorded); past that they are read again
+KEEP_AT_MOST = 10_000
 TRANSIENT_CODES = frozenset(
     {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
 )
@@ -61,7 +62,7 @@ class RunCounts:
     collected: int = 0  # batches whose output was paged into the ledger
     cost_usd: float = 0.0  # what the priced answers cost
     unpriced: int = 0  # answers that came back without a price
-    # the ledger entries this run recorded for keys new to the ledger, up to ``KEPT_ENTRIES``
+    # the ledger entries this run recorded for keys new to the ledger, up to ``KEEP_AT_MOST``
     # (None past that): the output takes them as they are instead of reading them back
     entries: dict[str, LedgerEntry] | None = field(default_factory=dict)
 
@@ -69,7 +70,7 @@ class RunCounts:
         """Remember ``entry`` for the output, while there are not too many to keep."""
         if self.entries is not None:
             self.entries[key] = entry
-            if len(self.entries) > KEPT_ENTRIES:
+            if len(self.entries) > KEEP_AT_MOST:
                 self.entries = None
 
     def add_rows(self, rows: Iterable[ResultRow], *, reached: bool = False) -> tuple[int, int]:

@@ -11,7 +11,7 @@ adds the estimated tokens of its rendered prompt; the job's totals are then pric
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -19,6 +19,7 @@ from agentflow_jobs.errors import Problem, SpecError
 from agentflow_jobs.hashing import canonical_json
 from agentflow_jobs.pricing import estimate_prompt_tokens, request_overhead_tokens
 from agentflow_jobs.runner.costs import NOTHING_TO_SEND, CostEstimate, estimate_cost
+from agentflow_jobs.runner.counts import KEEP_AT_MOST
 from agentflow_jobs.runner.fingerprints import file_fingerprint, job_fingerprint, same_input
 from agentflow_jobs.runner.items import FIRST_BLOCK, RenderedItem, blocks, job_items
 from agentflow_jobs.runner.job import Job
@@ -188,18 +189,21 @@ def _from_summary(plan: JobPlan, summary: dict[str, Any]) -> None:
     plan.input_errors = int(summary.get("input_errors", 0))
 
 
-_REMEMBER = 10_000  # items kept in memory at the most (the output's, the ones to send)
-
-
 def count_to_end(counting: Iterator[RenderedItem]) -> list[RenderedItem] | None:
-    """Run a count to its end; the items it found to send, when at most ``_REMEMBER``
+    """Run a count to its end; the items it found to send, when at most ``KEEP_AT_MOST``
     (apply then sends them rather than reading the input again), else None."""
     kept: list[RenderedItem] | None = []
     for rendered in counting:
-        if kept is not None:
-            kept.append(rendered)
-            kept = kept if len(kept) <= _REMEMBER else None
+        kept = _kept(kept, (rendered,))
     return kept
+
+
+def _kept(kept: list[RenderedItem] | None, more: Iterable[RenderedItem]) -> list[RenderedItem] | None:
+    """``kept`` with ``more``, while that is at most ``KEEP_AT_MOST``; None past it, for good."""
+    if kept is None:
+        return None
+    kept.extend(more)
+    return kept if len(kept) <= KEEP_AT_MOST else None
 
 
 def count_items(
@@ -215,9 +219,7 @@ def count_items(
     count = _Count(job, state, plan, force=force, retry=retry)
     kept: list[RenderedItem] | None = []
     for block in blocks(job_items(job), first=FIRST_BLOCK):
-        if kept is not None:
-            kept.extend(block)
-            kept = kept if len(kept) <= _REMEMBER else None
+        kept = _kept(kept, block)
         yield from count.block(block)
     plan.items = kept
     _estimate(job, count.ledger, plan)
