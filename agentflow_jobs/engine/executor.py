@@ -92,6 +92,7 @@ class Executor:
         # validator, say) can cost far more than an item's own work
         self._bound: dict[str, BoundOperation] = {}
         self._warmed: set[str | None] = set()  # models whose price lookup is under way or done
+        self._starting: dict[str | None, int] = {}  # items started before that, by model
 
     def bind(self, request: CompletionRequest) -> BoundOperation:
         """The operation bound to ``request``'s fields (its items play no part); InvalidRequest."""
@@ -104,14 +105,18 @@ class Executor:
             self._bound[key] = bound
         return bound
 
-    def warm_price(self, model: str | None) -> None:
-        """Look ``model``'s price up once the requests ready to go are sent: the first
-        lookup loads the price table (~50 ms), which would otherwise hold back the first
-        requests (before them) or the first answers (when they need it)."""
+    def warm_price(self, model: str | None, items: int) -> None:
+        """Look ``model``'s price up once the window is full: ``concurrency`` items started
+        (the runner starts them in waves), or a request's own workers all started. The
+        first lookup loads the price table (~50 ms); then nothing can start before an
+        answer comes back, so it holds back neither the first requests nor the first
+        answers. A row answered sooner looks the price up itself."""
         if self.price is None or model in self._warmed:
             return
-        self._warmed.add(model)
-        asyncio.get_running_loop().call_soon(self.price, model)
+        self._starting[model] = started = self._starting.get(model, 0) + items
+        if items > 1 or started >= self.concurrency:
+            self._warmed.add(model)
+            asyncio.get_running_loop().call_soon(self.price, model)
 
     def model_for(self, request: CompletionRequest) -> str | None:
         """The model the request runs on: its own, else the default, else the provider's."""
@@ -132,6 +137,7 @@ class Executor:
         queue: asyncio.Queue[ResultRow | None] = asyncio.Queue(maxsize=2 * workers)
         positions = iter(range(len(request.items)))
         tasks = [asyncio.create_task(run.work(positions, queue)) for _ in range(workers)]
+        run.started()
         try:
             running = workers
             while running:
@@ -153,13 +159,16 @@ class Executor:
         rows: list[ResultRow] = []
         if len(request.items) == 1:
             # the runner's sync mode sends one item per request: no worker task to hop through
-            rows = [await _Run(self, request, None).row(0)]
+            run = _Run(self, request, None)
+            run.started()
+            rows = [await run.row(0)]
         elif request.items:
             run = _Run(self, request, None)
             positions = iter(range(len(request.items)))
             slots: list[ResultRow | None] = [None] * len(request.items)
             workers = min(self.concurrency, len(request.items))
             tasks = [asyncio.create_task(run.fill(positions, slots)) for _ in range(workers)]
+            run.started()
             try:
                 await asyncio.gather(*tasks)
             finally:
@@ -199,7 +208,10 @@ class _Run:
         self.fatal: BaseException | None = None
         self.logged = executor.logged
         self._executor, self._priced_model = executor, executor.model_for(request)
-        executor.warm_price(self._priced_model)
+
+    def started(self) -> None:
+        """Its workers are started (their first steps scheduled): see ``warm_price``."""
+        self._executor.warm_price(self._priced_model, len(self.items))
 
     async def work(self, positions: Iterator[int], queue: asyncio.Queue[ResultRow | None]) -> None:
         """Take positions until none are left; a fatal error stops every worker."""
