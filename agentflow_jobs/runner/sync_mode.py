@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -151,6 +152,7 @@ class _Sender:
         self.failure: list[BaseException] = []
         self._flush: asyncio.Handle | None = None
         self._committed: asyncio.Future[None] | None = None  # the pending group's commit
+        self._settled = False  # frozen out of the collector (see flush)
 
     async def send(self, rendered: RenderedItem) -> None:
         """One item's request; returns once its row is committed (or the request failed)."""
@@ -181,6 +183,11 @@ class _Sender:
             self._flush = None
         group, self.received = self.received, []
         committed, self._committed = self._committed, None
+        if not self._settled:
+            # the first answers: what the run holds from now to its end (items read, the
+            # price table, connections) leaves the collector's walks; apply unfreezes it
+            self._settled = True
+            gc.freeze()
         try:
             if group:
                 self._commit(group)

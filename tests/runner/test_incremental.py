@@ -268,6 +268,39 @@ def test_apply_leaves_the_garbage_collector_as_it_found_it(
     assert during[0] > before[0] and frozen > 0
 
 
+def test_a_sync_apply_sends_without_pausing_for_the_collector(
+    ws: Workspace, fake_provider_process: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each collection stops the event loop with every request in flight waiting behind
+    # it (bench e2e); the fake runs in its own process so only apply's objects count
+    import gc
+
+    import agentflow_jobs.runner.apply as apply_module
+
+    pauses: list[int] = []
+    apply_all = apply_module._apply_all
+
+    def on_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            pauses.append(info["generation"])
+
+    def watched(*args: Any) -> None:  # the jobs themselves: planned, sent, written
+        gc.callbacks.append(on_collection)
+        try:
+            apply_all(*args)
+        finally:
+            gc.callbacks.remove(on_collection)
+
+    monkeypatch.setattr(apply_module, "_apply_all", watched)
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_provider_process.base_url)
+    ws.write_input("reviews.jsonl", reviews(3000))
+    ws.write_spec()
+    assert ws.run("apply") == 0
+    assert fake_provider_process.count == 3000
+    assert len(ws.output()) == 3000
+    assert pauses == []
+
+
 @pytest.mark.parametrize(("count", "edit", "latency_ms"), [(20, 3, 150), (2_000, 1_500, 5)])
 def test_an_input_edited_while_apply_sends_is_applied_by_the_next_apply(
         ws: Workspace, fake_provider: Any, count: int, edit: int, latency_ms: int) -> None:
