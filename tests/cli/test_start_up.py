@@ -68,3 +68,25 @@ def test_only_an_apply_that_sends_loads_the_price_table(
     assert loaded == {"code": 0, "prices": False}
     assert (job["sent"], job["cached"]) == (0, 6)
     assert fake_provider_process.stats()["requests"] == requests
+
+
+# a command's modules imported in a fresh process: collections during the import, then
+# whether the collector is on and what the import made is frozen
+IMPORT_COMMAND = """
+import gc, json, click
+from agentflow_jobs.cli import cli
+pauses = []
+gc.callbacks.append(lambda phase, info: phase == "start" and pauses.append(info["generation"]))
+cli.get_command(click.Context(cli), "apply")
+print(json.dumps({"pauses": len(pauses), "enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_a_command_is_imported_without_collecting_and_the_collector_stays_on() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", IMPORT_COMMAND], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    seen = json.loads(done.stdout)
+    assert seen["pauses"] == 0  # ~600 modules: some 60 collections at Python's defaults
+    assert seen["enabled"] is True
+    assert seen["frozen"] > 50_000  # the modules' objects, out of every later collection
