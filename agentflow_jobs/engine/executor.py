@@ -91,8 +91,8 @@ class Executor:
         # fields: the runner sends a job item by item, and binding (an extract schema's
         # validator, say) can cost far more than an item's own work
         self._bound: dict[str, BoundOperation] = {}
-        self._warmed: set[str | None] = set()  # models whose price lookup is under way or done
-        self._starting: dict[str | None, int] = {}  # items started before that, by model
+        # items started, by model, until the window is full and its price is looked up
+        self._started: dict[str | None, int] = {}
 
     def bind(self, request: CompletionRequest) -> BoundOperation:
         """The operation bound to ``request``'s fields (its items play no part); InvalidRequest."""
@@ -111,11 +111,12 @@ class Executor:
         first lookup loads the price table (~50 ms); then nothing can start before an
         answer comes back, so it holds back neither the first requests nor the first
         answers. A row answered sooner looks the price up itself."""
-        if self.price is None or model in self._warmed:
-            return
-        self._starting[model] = started = self._starting.get(model, 0) + items
-        if items > 1 or started >= self.concurrency:
-            self._warmed.add(model)
+        started = self._started.get(model, 0)
+        if self.price is None or started >= self.concurrency:
+            return  # no price to look up, or looked up already
+        # a request of several items starts as many workers as the window takes
+        self._started[model] = started = started + items if items == 1 else self.concurrency
+        if started >= self.concurrency:
             asyncio.get_running_loop().call_soon(self.price, model)
 
     def model_for(self, request: CompletionRequest) -> str | None:

@@ -113,15 +113,21 @@ class Selector:
         for key in keys:
             self.claimed.pop(key, None)
 
-    def chunks(self, size: int) -> Iterator[list[RenderedItem]]:
-        buffer: list[RenderedItem] = []
+    def items(self) -> Iterator[RenderedItem]:
+        """Every item to send, each block looked up in the ledger as it is reached."""
         while (block := self.next_block()) is not None:
-            buffer.extend(block)
-            while len(buffer) >= size:
-                yield buffer[:size]
-                buffer = buffer[size:]
-        if buffer:
-            yield buffer
+            yield from block
+
+    def chunks(self, size: int) -> Iterator[list[RenderedItem]]:
+        """The items to send in lists of ``size`` (the last one shorter)."""
+        chunk: list[RenderedItem] = []
+        for rendered in self.items():
+            chunk.append(rendered)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+        if chunk:
+            yield chunk
 
 
 def commit_group(concurrency: int, chunk_size: int) -> int:
@@ -210,7 +216,6 @@ class _Sender:
         finally:
             self.selector.release([r.key or "" for r, _ in group])
 
-
     def _keep_entries(self, triples: list[tuple[str, int, ResultRow]]) -> None:
         """Hand the output the entries just recorded for keys new to the ledger."""
         claimed, counts = self.selector.claimed, self.counts
@@ -235,7 +240,7 @@ async def run_sync(
 ) -> None:
     """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``."""
     sender = _Sender(job, state, client, counts, selector, run_id, on_chunk)
-    items = _flat(selector.chunks(sender.group))
+    items = selector.items()
 
     def take() -> RenderedItem | None:
         """The next item to send; None once there is none or nothing more may start."""
@@ -275,11 +280,6 @@ async def _start_in_waves(worker: Callable[[], Awaitable[None]], count: int) -> 
             task.cancel()
         raise
     return tasks
-
-
-def _flat(chunks: Iterator[list[RenderedItem]]) -> Iterator[RenderedItem]:
-    for chunk in chunks:
-        yield from chunk
 
 
 async def wait_or_stop(stop: threading.Event, seconds: float) -> None:
