@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 import click
 
 from agentflow_jobs import __version__
+from agentflow_jobs.cli import quiet_imports  # noqa: F401  (first: structlog and httpx without rich)
 from agentflow_jobs.errors import AgentFlowError
 from agentflow_jobs.log import configure_logging
 

@@ -1,6 +1,8 @@
 """Progress while jobs run: bars on a terminal, throttled log lines elsewhere; signals.
 
-Both displays implement the runner's ``Progress`` protocol. ``stop_on_signals`` turns
+Both displays implement the runner's ``Progress`` protocol; the bars (``cli.bars``) and
+rich with them are imported only for a terminal (~15 ms of every start otherwise).
+``stop_on_signals`` turns
 the first SIGINT/SIGTERM into a stop event (in-flight requests finish and are saved) and
 the second into an abort.
 """
@@ -8,6 +10,7 @@ the second into an abort.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,22 +19,10 @@ from types import FrameType
 
 import click
 import structlog
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    ProgressColumn,
-    Task,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
-from rich.progress import Progress as RichBar
-from rich.text import Text
 
-from agentflow_jobs.runner import JobReport
+from agentflow_jobs.runner import JobReport, Progress
 
-__all__ = ["PlainProgress", "RichProgress", "make_progress", "stop_on_signals"]
+__all__ = ["PlainProgress", "make_progress", "stop_on_signals"]
 
 log = structlog.get_logger()
 
@@ -116,58 +107,10 @@ class PlainProgress:
         )
 
 
-class _RateColumn(ProgressColumn):
-    """Items per second."""
+def make_progress() -> Progress:
+    """Bars when stderr is a terminal (as rich sees it), log lines otherwise."""
+    if not sys.stderr.isatty():
+        return PlainProgress()
+    from agentflow_jobs.cli.bars import terminal_bars
 
-    def render(self, task: Task) -> Text:
-        return Text(f"{task.speed:.0f}/s" if task.speed else "")
-
-
-class RichProgress:
-    """Progress bars on a terminal: items done/failed, rate and ETA; batch progress."""
-
-    def __init__(self, console: Console) -> None:
-        self._bar = RichBar(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("failed {task.fields[failed]}"),
-            _RateColumn(),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self._tasks: dict[str, TaskID] = {}
-        self._failed: dict[str, int] = {}
-
-    def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
-        if not self._tasks:
-            self._bar.start()
-        self._failed[job] = 0
-        self._tasks[job] = self._bar.add_task(f"{job} ({mode})", total=to_send or None, failed=0)
-
-    def job_counted(self, job: str, to_send: int, total: int) -> None:
-        if job in self._tasks:
-            self._bar.update(self._tasks[job], total=to_send or None)
-
-    def items_done(self, job: str, completed: int, failed: int) -> None:
-        self._failed[job] = self._failed.get(job, 0) + failed
-        self._bar.update(self._tasks[job], advance=completed + failed, failed=self._failed[job])
-
-    def batch_progress(self, job: str, done: int, failed: int, total: int) -> None:
-        if job in self._tasks:
-            self._bar.update(
-                self._tasks[job], completed=done + failed, total=total or None, failed=failed
-            )
-
-    def job_finished(self, report: JobReport) -> None:
-        task = self._tasks.pop(report.name, None)
-        if task is not None:
-            self._bar.remove_task(task)
-        if not self._tasks:
-            self._bar.stop()
-
-
-def make_progress() -> PlainProgress | RichProgress:
-    console = Console(stderr=True)
-    return RichProgress(console) if console.is_terminal else PlainProgress()
+    return terminal_bars() or PlainProgress()

@@ -2,7 +2,8 @@
 
 ``apply_and_report`` is the one way ``apply`` and ``retry`` run jobs: under
 ``stop_on_signals`` with a progress display, then the table, the JSON document and the
-exit code of the report.
+exit code of the report. rich is imported when the table prints, not with the command:
+a run's start is what a user waits on before anything is sent.
 """
 
 from __future__ import annotations
@@ -11,21 +12,25 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from agentflow_jobs.cli.options import SpecSet
 from agentflow_jobs.cli.progress import make_progress, stop_on_signals
 from agentflow_jobs.errors import AgentFlowError
 from agentflow_jobs.runner import ApplyReport, JobReport, apply_jobs
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = ["apply_and_report", "finish", "os_error", "print_reports", "stderr_console", "usd"]
 
 
 def stderr_console() -> Console:
     """stderr; off a terminal wide enough that tables in logs are not cut."""
+    from rich.console import Console
+
     return Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
@@ -78,6 +83,8 @@ def _report_row(r: JobReport) -> list[str]:
 
 def print_reports(reports: Sequence[JobReport], *, title: str) -> None:
     """The summary table, on stderr, then each job's message and errors file."""
+    from rich.table import Table
+
     table = Table(title=title, title_justify="left")
     for name in _REPORT_COLUMNS:
         table.add_column(name, justify="left" if name in _LEFT else "right")

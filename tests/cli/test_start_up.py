@@ -90,3 +90,65 @@ def test_a_command_is_imported_without_collecting_and_the_collector_stays_on() -
     assert seen["pauses"] == 0  # ~600 modules: some 60 collections at Python's defaults
     assert seen["enabled"] is True
     assert seen["frozen"] > 50_000  # the modules' objects, out of every later collection
+
+
+# what a module's import leaves in a fresh process: whether rich and pygments were
+# imported, and whether structlog and httpx saw rich (they use it when they find it)
+SEEN_RICH = """
+import importlib, json, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+loaded = {name: name in sys.modules for name in ("rich", "pygments")}
+import httpx, structlog.dev
+report = {"loaded": loaded, "structlog_rich": structlog.dev.rich is not None,
+          "httpx_cli": "httpx._main" in sys.modules}
+import rich.console, rich.table  # still importable afterwards
+print(json.dumps(report))
+"""
+
+
+def _seen(*modules: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", SEEN_RICH, *modules], env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    seen: dict[str, object] = json.loads(done.stdout)
+    return seen
+
+
+def test_the_command_line_starts_without_rich_and_the_sdk_leaves_it_be() -> None:
+    # the CLI: structlog and httpx imported as if rich were absent (~45 ms of every start)
+    assert _seen("agentflow_jobs.cli") == {
+        "loaded": {"rich": False, "pygments": False}, "structlog_rich": False, "httpx_cli": False}
+    # an application using the SDK finds both libraries as they are without us
+    assert _seen("agentflow") == {
+        "loaded": {"rich": True, "pygments": True}, "structlog_rich": True, "httpx_cli": True}
+    # rich already in use when the CLI is imported (an application embedding it): kept
+    assert _seen("rich", "agentflow_jobs.cli")["structlog_rich"] is True
+
+
+def test_apply_prints_its_table_with_rich_imported_only_to_print_it(
+    tmp_path: Path, fake_provider_process: FakeProviderProcess
+) -> None:
+    for name in (".git", "specs", "data"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "data" / "items.jsonl").write_text('{"rid": "r1", "content": "it was great"}\n')
+    (tmp_path / "specs" / "start.yaml").write_text(SPEC)
+    (tmp_path / "profiles.yaml").write_text(
+        PROFILES.format(store=tmp_path / "store.db", base_url=fake_provider_process.base_url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
+    env.update(AGENTFLOW_CONFIG=str(tmp_path / "profiles.yaml"), AGENTFLOW_LOCAL_MODEL="off",
+               PYTHONPATH=str(REPO_ROOT))
+    # rich's modules as the first request leaves, then the exit code and the table
+    probe = (
+        "import sys, aiohttp\nfrom agentflow_jobs.cli import main\n"
+        "send = aiohttp.ClientSession._request\nseen = []\n"
+        "async def request(self, *a, **k):\n"
+        "    seen.append(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'pygments')))\n"
+        "    return await send(self, *a, **k)\n"
+        "aiohttp.ClientSession._request = request\n"
+        "code = main(['apply'])\nprint(code, seen[0], file=sys.stdout)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.stdout.strip() == "0 []"
+    assert "┃ job   ┃ status" in done.stderr and "│ start │ applied │" in done.stderr
