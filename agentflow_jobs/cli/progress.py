@@ -9,6 +9,7 @@ the second into an abort.
 
 from __future__ import annotations
 
+import importlib
 import signal
 import sys
 import threading
@@ -50,11 +51,19 @@ def stop_on_signals() -> Iterator[threading.Event]:
 
 
 class PlainProgress:
-    """Log lines (for CI and pipes): one on start, at most one per second, one at the end."""
+    """Log lines (for CI and pipes): one on start, at most one per second, one at the end.
+
+    The first answers also load the summary table's modules (rich's console and table,
+    ~17 ms), which the command would otherwise import after the last answer, with the
+    user waiting: with the window full, a pause that short only delays the few answers
+    that arrive during it, by half of it on average (well under a millisecond of a
+    10,000-item run, where importing at the end cost the whole 17 ms).
+    """
 
     def __init__(self) -> None:
         self._last = 0.0
         self._counts: dict[str, list[float]] = {}
+        self._table_loaded = False
 
     def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
         self._counts[job] = [0, 0, to_send or 0, time.monotonic()]
@@ -71,6 +80,9 @@ class PlainProgress:
         return self._counts.setdefault(job, [0, 0, 0, time.monotonic()])
 
     def items_done(self, job: str, completed: int, failed: int) -> None:
+        if not self._table_loaded:
+            self._table_loaded = True
+            importlib.import_module("rich.table")
         counts = self._of(job)
         counts[0] += completed
         counts[1] += failed

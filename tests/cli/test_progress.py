@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 
 import pytest
@@ -13,6 +14,7 @@ from rich.console import Console
 from agentflow_jobs.cli.bars import RichProgress
 from agentflow_jobs.cli.progress import PlainProgress, make_progress
 from agentflow_jobs.runner import JobReport
+from tests.fakes.handles import REPO_ROOT
 
 
 def test_the_bar_gets_its_total_when_the_count_is_through() -> None:
@@ -36,3 +38,18 @@ def test_bars_on_a_terminal_log_lines_elsewhere(monkeypatch: pytest.MonkeyPatch)
     os.close(leader)
     monkeypatch.setattr(sys, "stderr", io.StringIO())
     assert isinstance(make_progress(), PlainProgress)
+
+
+def test_the_first_answers_load_the_summary_tables_modules() -> None:
+    # in a fresh process: the log-line display imports rich's table with the first
+    # answers (the window full), not the command after the last one
+    probe = (
+        "import sys\nfrom agentflow_jobs.cli.progress import PlainProgress\n"
+        "progress = PlainProgress()\nprogress.job_started('j', 'sync', None, None)\n"
+        "before = 'rich.table' in sys.modules\nprogress.items_done('j', 16, 0)\n"
+        "print(before, 'rich.table' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          timeout=60, check=True)
+    assert done.stdout.splitlines()[-1] == "False True"
