@@ -48,8 +48,10 @@ __all__ = ["Selector", "commit_group", "run_sync", "wait_or_stop"]
 
 log = structlog.get_logger()
 
-# the workers start in this many waves (see _start_in_waves)
+# the workers start in this many waves, spread over this long a worker until the first
+# answer (see _start_in_waves)
 WAVES = 16
+SPREAD_PER_WORKER = 0.0005
 
 
 class Selector:
@@ -159,6 +161,7 @@ class _Sender:
         self._flush: asyncio.Handle | None = None
         self._committed: asyncio.Future[None] | None = None  # the pending group's commit
         self._settled = False  # frozen out of the collector (see flush)
+        self.answered = asyncio.Event()  # a first request came back (the workers' ramp ends)
 
     async def send(self, rendered: RenderedItem) -> None:
         """One item's request; returns once its row is committed (or the request failed)."""
@@ -168,9 +171,11 @@ class _Sender:
                 [rendered.item or {}], job.spec.model, operation=job.operation.kind, **self.fields
             )
         except Exception as exc:  # the whole request failed: stop taking new work
+            self.answered.set()
             self.failure.append(exc)
             self.selector.release([rendered.key or ""])
             return
+        self.answered.set()
         self.received.append((rendered, result.results[0]))
         if len(self.received) >= self.group:
             self.flush()
@@ -257,24 +262,41 @@ async def run_sync(
             await sender.send(rendered)
 
     # results that arrive after a stop are still kept: each worker finishes its item
-    await asyncio.gather(*await _start_in_waves(worker, job.spec.execution.concurrency))
+    await asyncio.gather(*await _start_in_waves(worker, job.spec.execution.concurrency, sender.answered))
     sender.flush()
     if sender.failure:
         raise sender.failure[0]
 
 
-async def _start_in_waves(worker: Callable[[], Awaitable[None]], count: int) -> list[asyncio.Task[None]]:
-    """``count`` worker tasks, started in ``WAVES`` waves with a turn of the loop between.
+async def _start_in_waves(
+    worker: Callable[[], Awaitable[None]], count: int, answered: asyncio.Event
+) -> list[asyncio.Task[None]]:
+    """``count`` worker tasks, started in ``WAVES`` waves spread over ``SPREAD_PER_WORKER``
+    a worker (128 ms for 256), or until the first answer (``answered``): the rest then
+    start at once, a turn of the loop apart.
 
     Started at once, every worker builds its first request before any connection is
-    made, so the first request leaves only when all of them are built (~0.1 s for 256).
-    In waves, the connections of one wave open while the next builds its requests."""
+    made, so the first request leaves only when all of them are built (~0.1 s for 256);
+    a turn of the loop apart, the first wave still waited behind the building of the
+    next ones. And answers that come back together, round after round from a provider
+    with a steady latency, each wait their turn on the event loop behind the others.
+    Spread over the first answer's wait, the first request leaves ~30 ms sooner and the
+    answers come back spread out (bench ``e2e``, 14 alternating runs against waves a
+    turn apart: +0.0015 of the ideal on average, ahead in 8, behind in 4). The provider
+    sees no burst of 256 requests in a millisecond either: rate limits are often
+    enforced per second or less.
+    """
     tasks: list[asyncio.Task[None]] = []
     size = max(1, -(-count // WAVES))
+    pause = SPREAD_PER_WORKER * size
     try:
         while len(tasks) < count:
             tasks += [asyncio.ensure_future(worker()) for _ in range(min(size, count - len(tasks)))]
-            await asyncio.sleep(0)
+            if answered.is_set() or len(tasks) == count:
+                await asyncio.sleep(0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(answered.wait(), pause)
     except BaseException:  # cancelled while starting: the started ones go with it
         for task in tasks:
             task.cancel()

@@ -1,13 +1,16 @@
-"""Sync mode starts its workers in waves, so the first requests leave while the rest are
-still being built, and a run cancelled while starting leaves no worker behind."""
+"""Sync mode starts its workers in waves spread over the first answer's wait, so the
+first requests leave while the rest are still being built and the answers do not all
+come back at once; the first answer starts the rest; a run cancelled while starting
+leaves no worker behind."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
-from agentflow_jobs.runner.sync_mode import WAVES, _start_in_waves
+from agentflow_jobs.runner.sync_mode import SPREAD_PER_WORKER, WAVES, _start_in_waves
 
 
 async def _turns(count: int) -> tuple[list[int], list[int]]:
@@ -29,7 +32,7 @@ async def _turns(count: int) -> tuple[list[int], list[int]]:
 
     loop = asyncio.get_running_loop()
     loop.call_soon(tick)
-    await asyncio.gather(*await _start_in_waves(worker, count))
+    await asyncio.gather(*await _start_in_waves(worker, count, asyncio.Event()))
     return started, sent
 
 
@@ -55,7 +58,7 @@ def test_a_run_cancelled_while_starting_leaves_no_worker_running() -> None:
         finished.append(1)
 
     async def main() -> None:
-        starting = asyncio.ensure_future(_start_in_waves(worker, 256))
+        starting = asyncio.ensure_future(_start_in_waves(worker, 256, asyncio.Event()))
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         starting.cancel()
@@ -67,3 +70,57 @@ def test_a_run_cancelled_while_starting_leaves_no_worker_running() -> None:
 
     asyncio.run(main())
     assert finished == []
+
+
+async def _starts(count: int, answer_after: float | None) -> list[tuple[float, int]]:
+    """When each of ``count`` workers started (seconds from the first, and the loop turn);
+    the first worker's request is answered after ``answer_after`` seconds (None: no
+    answer while they start)."""
+    loop = asyncio.get_running_loop()
+    answered = asyncio.Event()
+    starts: list[tuple[float, int]] = []
+    turn = 0
+
+    def tick() -> None:
+        nonlocal turn
+        turn += 1
+        if not done:
+            loop.call_soon(tick)
+
+    async def worker() -> None:
+        first = not starts
+        starts.append((loop.time(), turn))
+        if first and answer_after is not None:
+            await asyncio.sleep(answer_after)
+            answered.set()
+
+    done = False
+    loop.call_soon(tick)
+    await asyncio.gather(*await _start_in_waves(worker, count, answered))
+    done = True
+    return [(t - starts[0][0], n) for t, n in starts]
+
+
+def _waves(starts: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """(when, loop turn) of each wave: the workers started on one turn of the loop."""
+    first: dict[int, float] = {}
+    for t, turn in starts:
+        first.setdefault(turn, t)
+    return sorted((t, turn) for turn, t in first.items())
+
+
+def test_with_no_answer_yet_the_waves_spread_over_half_a_millisecond_a_worker() -> None:
+    waves = [t for t, _ in _waves(asyncio.run(_starts(256, None)))]
+    assert len(waves) == WAVES
+    spacing = SPREAD_PER_WORKER * 256 / WAVES  # 8 ms
+    assert all(later - earlier >= spacing * 0.9 for earlier, later in itertools.pairwise(waves))
+
+
+def test_the_first_answer_starts_the_rest_at_once() -> None:
+    starts = asyncio.run(_starts(256, 0.02))
+    assert len(starts) == 256
+    waves = _waves(starts)
+    assert len(waves) == WAVES
+    assert [t < 0.02 for t, _ in waves].count(True) == 3  # 0, 8 and 16 ms: then the answer
+    after = [turn for t, turn in waves if t >= 0.02]
+    assert after[-1] - after[0] <= 2 * (len(after) - 1)  # a loop turn or two apart, no pause
