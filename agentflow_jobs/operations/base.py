@@ -216,12 +216,16 @@ class BoundOperation(ABC):
             messages=messages,
             model=model,
             response_format=self.response_format,
-            max_tokens=self.max_tokens,
+            max_tokens=self.max_tokens_for(user),
             logprobs=self.logprobs,
             top_logprobs=self.top_logprobs,
             hint=hint,
             max_attempts=self.request.max_attempts,
         )
+
+    def max_tokens_for(self, user: str) -> int | None:
+        """The reply's token limit for an item whose user message is ``user``."""
+        return self.max_tokens
 
     def content(self, item: dict[str, Any]) -> str:
         """The item's content field as text; missing or blank content is an input error."""

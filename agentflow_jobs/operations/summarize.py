@@ -4,6 +4,12 @@ The model is asked for ``{"summary": ...}`` as structured output. A reply that i
 text (a provider ignoring JSON mode) is taken as the summary itself. A reply cut off at
 the token limit (``finish_reason == "length"``) is ``InvalidOutput``: a truncated summary
 silently drops its end, so it is re-asked (shorter) and otherwise failed.
+
+The limit follows the text: a summary is shorter than what it summarizes, so a reply
+may take as many tokens as the text (one per 4 characters) and some for its JSON, at
+least ``SUMMARY_MIN_TOKENS`` and at most ``SUMMARY_MAX_TOKENS``. A model that runs on
+past any summary (small local ones do) is cut off after ~256 tokens of a short note,
+not 1,024, which a paid API bills as output and a local server spends a minute on.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ DEFAULT_SUMMARY_INSTRUCTIONS = (
     "Summarize the text in a few sentences, keeping the key facts, decisions and numbers."
 )
 SUMMARY_MAX_TOKENS = 1024
+SUMMARY_MIN_TOKENS = 256
 
 SUMMARY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -59,6 +66,9 @@ class BoundSummarize(BoundOperation):
 
     def user_message(self, item: dict[str, Any]) -> str:
         return self.content(item)
+
+    def max_tokens_for(self, user: str) -> int:
+        return min(SUMMARY_MAX_TOKENS, max(SUMMARY_MIN_TOKENS, len(user) // 4 + 64))
 
     def parse(self, item: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
         if reply.finish_reason == "length":

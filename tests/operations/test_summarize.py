@@ -51,3 +51,10 @@ def test_raw_newlines_inside_the_json_string_are_read_as_they_are() -> None:
     text = '{"summary": "No customer data was affected.\n\tOmar renews the certificate.\n" }'
     result = SUMMARIZE.parse(request("summarize"), {}, reply(text))
     assert result == {"summary": "No customer data was affected.\n\tOmar renews the certificate."}
+
+
+@pytest.mark.parametrize(("chars", "limit"), [(240, 256), (2_000, 564), (40_000, 1_024)])
+def test_the_summarys_token_limit_follows_the_length_of_the_text(chars: int, limit: int) -> None:
+    # as many tokens as the text (4 characters each) and 64 for the JSON, within 256-1,024
+    chat = SUMMARIZE.build(request("summarize"), {"content": "x" * chars})
+    assert chat.max_tokens == limit
