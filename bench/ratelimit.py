@@ -4,7 +4,7 @@ The fake provider (its own process) allows ``RPM`` requests per minute, enforced
 sliding ``WINDOW_S`` window (``RPM * WINDOW_S / 60`` requests in any such window) and
 answers the rest with 429 + Retry-After. The engine's provider is configured with the
 same ``requests_per_minute``. Figures: the share of the limit actually used (goal
-≥ 90 %) and the share of requests that got a 429 (goal < 1 %).
+≥ 95 %, as issue 16 states it) and the share of requests that got a 429 (goal < 1 %).
 
 The fake counts a request when it *arrives*, over a sliding window, as real providers
 do (sliding or fixed windows). The limiter spaces starts evenly ~3 % under the
@@ -27,6 +27,7 @@ from tests.fakes.handles import FakeProviderProcess
 
 RPM = 1200
 WINDOW_S = 30.0
+GOAL_USED = 0.95  # of the limit; the pacing is ~97 % by design (see above)
 RUN_S = 36.0  # a little over one window, so the window's edge is crossed once
 LATENCY_MS = 20
 CONCURRENCY = 64
@@ -79,9 +80,9 @@ def run() -> dict[str, Any]:
         "achieved_rpm": round(achieved_rpm, 1),
         "limit_used_pct": round(100.0 * achieved_rpm / RPM, 1),
         "rate_limited_pct": round(100.0 * limited / requests, 2) if requests else 0.0,
-        "goal_limit_used_pct": 90.0,
+        "goal_limit_used_pct": 100.0 * GOAL_USED,
         "goal_rate_limited_pct": 1.0,
-        "ok": achieved_rpm >= 0.9 * RPM and limited < 0.01 * requests and failed == 0,
+        "ok": achieved_rpm >= GOAL_USED * RPM and limited < 0.01 * requests and failed == 0,
     }
 
 
