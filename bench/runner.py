@@ -34,7 +34,8 @@ from typing import Any
 from tests.fakes.handles import REPO_ROOT, FakeProviderProcess
 
 MAX_RSS_RATIO = 1.25
-CLI = [sys.executable, "-c", "from agentflow_jobs.cli import entrypoint; entrypoint()"]
+# what the console script runs (pyproject.toml)
+CLI = [sys.executable, "-c", "from agentflow_jobs.launch import entrypoint; entrypoint()"]
 WORDS = ("great", "terrible", "fine", "amazing", "awful", "ordinary")
 SPEC = """apiVersion: agentflow-jobs/v1
 kind: Job

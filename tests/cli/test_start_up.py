@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.fakes.handles import REPO_ROOT, FakeProviderProcess
@@ -152,3 +153,41 @@ def test_apply_prints_its_table_with_rich_imported_only_to_print_it(
                           text=True, timeout=120, check=False)
     assert done.stdout.strip() == "0 []"
     assert "┃ job   ┃ status" in done.stderr and "│ start │ applied │" in done.stderr
+
+
+# the console script's entry point (``ENTRY``) run as ``agentflow-jobs --version``: the
+# collections while the command line was being imported, and the exit code
+LAUNCH = """
+import gc, json, os, sys
+early = []
+def seen(phase, info):
+    cli = sys.modules.get("agentflow_jobs.cli")
+    if phase == "start" and cli is not None and not hasattr(cli, "entrypoint"):
+        early.append(info["generation"])
+gc.callbacks.append(seen)
+exit_now = os._exit
+def report(code):
+    print(json.dumps({"early": len(early), "enabled": gc.isenabled(), "code": code}), flush=True)
+    exit_now(code)
+os._exit = report
+sys.argv = ["agentflow-jobs", "--version"]
+module, name = "ENTRY".split(":")
+getattr(__import__(module, fromlist=[name]), name)()
+"""
+
+
+def _launched(entry: str) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([sys.executable, "-c", LAUNCH.replace("ENTRY", entry)], env=env,
+                          capture_output=True, text=True, timeout=60, check=True)
+    seen: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return seen
+
+
+def test_the_console_script_imports_the_command_line_without_collecting() -> None:
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    entry = scripts["agentflow-jobs"]
+    assert _launched(entry) == {"early": 0, "enabled": True, "code": 0}
+    # what it saves: the command line imported as it comes
+    early = _launched("agentflow_jobs.cli:entrypoint")["early"]
+    assert isinstance(early, int) and early > 10
