@@ -117,10 +117,13 @@ def test_with_no_answer_yet_the_waves_spread_over_half_a_millisecond_a_worker() 
 
 
 def test_the_first_answer_starts_the_rest_at_once() -> None:
-    starts = asyncio.run(_starts(256, 0.02))
+    starts = asyncio.run(_starts(256, 0.05))
     assert len(starts) == 256
     waves = _waves(starts)
     assert len(waves) == WAVES
-    assert [t < 0.02 for t, _ in waves].count(True) == 3  # 0, 8 and 16 ms: then the answer
-    after = [turn for t, turn in waves if t >= 0.02]
-    assert after[-1] - after[0] <= 2 * (len(after) - 1)  # a loop turn or two apart, no pause
+    before = [t for t, _ in waves if t < 0.05]
+    assert len(before) >= 2  # 8 ms apart (~7 of them) while no answer had come
+    spacing = SPREAD_PER_WORKER * 256 / WAVES
+    assert all(later - earlier >= spacing * 0.9 for earlier, later in itertools.pairwise(before))
+    after = [turn for t, turn in waves if t >= 0.05]
+    assert after and after[-1] - after[0] <= 2 * (len(after) - 1)  # a turn or two apart
