@@ -43,19 +43,24 @@ def _apply(root: Path, env: dict[str, str]) -> tuple[dict[str, object], dict[str
     return json.loads(done.stdout), loaded
 
 
+def _workspace(root: Path, base_url: str, items: list[dict[str, str]]) -> dict[str, str]:
+    """A workspace with the job over ``items`` against ``base_url``; the environment."""
+    for name in (".git", "specs", "data"):
+        (root / name).mkdir()
+    (root / "data" / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
+    (root / "specs" / "start.yaml").write_text(SPEC)
+    (root / "profiles.yaml").write_text(PROFILES.format(store=root / "store.db", base_url=base_url))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
+    env.update(AGENTFLOW_CONFIG=str(root / "profiles.yaml"), AGENTFLOW_LOCAL_MODEL="off",
+               PYTHONPATH=str(REPO_ROOT))
+    return env
+
+
 def test_only_an_apply_that_sends_loads_the_price_table(
     tmp_path: Path, fake_provider_process: FakeProviderProcess
 ) -> None:
-    for name in (".git", "specs", "data"):
-        (tmp_path / name).mkdir()
     items = [{"rid": f"r{i}", "content": f"it was {'great' if i % 2 else 'awful'}"} for i in range(6)]
-    (tmp_path / "data" / "items.jsonl").write_text("".join(json.dumps(i) + "\n" for i in items))
-    (tmp_path / "specs" / "start.yaml").write_text(SPEC)
-    (tmp_path / "profiles.yaml").write_text(
-        PROFILES.format(store=tmp_path / "store.db", base_url=fake_provider_process.base_url))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
-    env.update(AGENTFLOW_CONFIG=str(tmp_path / "profiles.yaml"), AGENTFLOW_LOCAL_MODEL="off",
-               PYTHONPATH=str(REPO_ROOT))
+    env = _workspace(tmp_path, fake_provider_process.base_url, items)
 
     report, loaded = _apply(tmp_path, env)
     (job,) = report["jobs"]  # type: ignore[attr-defined]
@@ -130,15 +135,7 @@ def test_the_command_line_starts_without_rich_and_the_sdk_leaves_it_be() -> None
 def test_apply_prints_its_table_with_rich_imported_only_to_print_it(
     tmp_path: Path, fake_provider_process: FakeProviderProcess
 ) -> None:
-    for name in (".git", "specs", "data"):
-        (tmp_path / name).mkdir()
-    (tmp_path / "data" / "items.jsonl").write_text('{"rid": "r1", "content": "it was great"}\n')
-    (tmp_path / "specs" / "start.yaml").write_text(SPEC)
-    (tmp_path / "profiles.yaml").write_text(
-        PROFILES.format(store=tmp_path / "store.db", base_url=fake_provider_process.base_url))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTFLOW_", "OPENAI_"))}
-    env.update(AGENTFLOW_CONFIG=str(tmp_path / "profiles.yaml"), AGENTFLOW_LOCAL_MODEL="off",
-               PYTHONPATH=str(REPO_ROOT))
+    env = _workspace(tmp_path, fake_provider_process.base_url, [{"rid": "r1", "content": "it was great"}])
     # rich's modules as the first request leaves, then the exit code and the table
     probe = (
         "import sys, aiohttp\nfrom agentflow_jobs.cli import main\n"
