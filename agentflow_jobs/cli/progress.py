@@ -2,9 +2,8 @@
 
 Both displays implement the runner's ``Progress`` protocol; the bars (``cli.bars``) and
 rich with them are imported only for a terminal (~15 ms of every start otherwise).
-``stop_on_signals`` turns
-the first SIGINT/SIGTERM into a stop event (in-flight requests finish and are saved) and
-the second into an abort.
+``stop_on_signals`` turns the first SIGINT/SIGTERM into a stop event (in-flight requests
+finish and are saved) and the second into an abort.
 """
 
 from __future__ import annotations

@@ -6,10 +6,11 @@ the token limit (``finish_reason == "length"``) is ``InvalidOutput``: a truncate
 silently drops its end, so it is re-asked (shorter) and otherwise failed.
 
 The limit follows the text: a summary is shorter than what it summarizes, so a reply
-may take as many tokens as the text (one per 4 characters) and some for its JSON, at
-least ``SUMMARY_MIN_TOKENS`` and at most ``SUMMARY_MAX_TOKENS``. A model that runs on
-past any summary (small local ones do) is cut off after ~256 tokens of a short note,
-not 1,024, which a paid API bills as output and a local server spends a minute on.
+may take as many tokens as the text (one per 4 bytes of UTF-8, as ``plan`` counts them:
+a CJK character is about a token) and 64 more for its JSON, at least
+``SUMMARY_MIN_TOKENS`` and at most ``SUMMARY_MAX_TOKENS``. A model that runs on past any
+summary (small local ones do) is cut off after 256 tokens of a short note, not 1,024,
+which a paid API bills as output and a local server spends a minute on.
 """
 
 from __future__ import annotations
@@ -68,7 +69,8 @@ class BoundSummarize(BoundOperation):
         return self.content(item)
 
     def max_tokens_for(self, user: str) -> int:
-        return min(SUMMARY_MAX_TOKENS, max(SUMMARY_MIN_TOKENS, len(user) // 4 + 64))
+        text_tokens = len(user.encode()) // 4
+        return min(SUMMARY_MAX_TOKENS, max(SUMMARY_MIN_TOKENS, text_tokens + 64))
 
     def parse(self, item: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
         if reply.finish_reason == "length":

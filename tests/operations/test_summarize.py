@@ -53,8 +53,11 @@ def test_raw_newlines_inside_the_json_string_are_read_as_they_are() -> None:
     assert result == {"summary": "No customer data was affected.\n\tOmar renews the certificate."}
 
 
-@pytest.mark.parametrize(("chars", "limit"), [(240, 256), (2_000, 564), (40_000, 1_024)])
-def test_the_summarys_token_limit_follows_the_length_of_the_text(chars: int, limit: int) -> None:
-    # as many tokens as the text (4 characters each) and 64 for the JSON, within 256-1,024
-    chat = SUMMARIZE.build(request("summarize"), {"content": "x" * chars})
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [("x" * 240, 256), ("x" * 2_000, 564), ("x" * 40_000, 1_024), ("議" * 600, 514)],
+)
+def test_the_summarys_token_limit_follows_the_length_of_the_text(text: str, limit: int) -> None:
+    # as many tokens as the text (4 bytes of UTF-8 each) and 64 for the JSON, within 256-1,024
+    chat = SUMMARIZE.build(request("summarize"), {"content": text})
     assert chat.max_tokens == limit
