@@ -8,12 +8,11 @@ finish and are saved) and the second into an abort.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -52,17 +51,16 @@ def stop_on_signals() -> Iterator[threading.Event]:
 class PlainProgress:
     """Log lines (for CI and pipes): one on start, at most one per second, one at the end.
 
-    The first answers also load the summary table's modules (rich's console and table,
-    ~17 ms), which the command would otherwise import after the last answer, with the
-    user waiting: with the window full, a pause that short only delays the few answers
-    that arrive during it, by half of it on average (well under a millisecond of a
-    10,000-item run, where importing at the end cost the whole 17 ms).
+    ``on_first_answers`` runs once, when the first answers are counted: the window is
+    full then, and a short pause only delays the few answers that arrive during it, by
+    half of it on average (``reports.load_table`` loads the summary table's modules
+    there, ~17 ms the command would otherwise spend after the last answer).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_first_answers: Callable[[], None] | None = None) -> None:
         self._last = 0.0
         self._counts: dict[str, list[float]] = {}
-        self._table_loaded = False
+        self._on_first_answers = on_first_answers
 
     def job_started(self, job: str, mode: str, to_send: int | None, total: int | None) -> None:
         self._counts[job] = [0, 0, to_send or 0, time.monotonic()]
@@ -79,9 +77,9 @@ class PlainProgress:
         return self._counts.setdefault(job, [0, 0, 0, time.monotonic()])
 
     def items_done(self, job: str, completed: int, failed: int) -> None:
-        if not self._table_loaded:
-            self._table_loaded = True
-            importlib.import_module("rich.table")
+        if self._on_first_answers is not None:
+            first, self._on_first_answers = self._on_first_answers, None
+            first()
         counts = self._of(job)
         counts[0] += completed
         counts[1] += failed
@@ -118,10 +116,11 @@ class PlainProgress:
         )
 
 
-def make_progress() -> Progress:
-    """Bars when stderr is a terminal (as rich sees it), log lines otherwise."""
+def make_progress(on_first_answers: Callable[[], None] | None = None) -> Progress:
+    """Bars when stderr is a terminal (as rich sees it), log lines otherwise (given
+    ``on_first_answers``, see ``PlainProgress``; the bars have rich loaded already)."""
     if not sys.stderr.isatty():
-        return PlainProgress()
+        return PlainProgress(on_first_answers)
     from agentflow_jobs.cli.bars import terminal_bars
 
-    return terminal_bars() or PlainProgress()
+    return terminal_bars() or PlainProgress(on_first_answers)

@@ -14,7 +14,7 @@ from agentflow_jobs.cli.options import (
     spec_set_options,
 )
 from agentflow_jobs.cli.progress import make_progress, stop_on_signals
-from agentflow_jobs.cli.reports import print_reports
+from agentflow_jobs.cli.reports import load_table, print_reports
 from agentflow_jobs.runner import Workspace
 from agentflow_jobs.watch import DEFAULT_DEBOUNCE_MS, Watcher
 
@@ -55,7 +55,7 @@ def command(
             root=root,
             mode=mode,
             debounce_ms=debounce_ms,
-            progress=make_progress(),
+            progress=make_progress(on_first_answers=load_table if once else None),
             stop=stop,
         )
         if not once:

@@ -115,7 +115,8 @@ class Executor:
         if self.price is None or started >= self.concurrency:
             return  # no price to look up, or looked up already
         # a request of several items starts as many workers as the window takes
-        self._started[model] = started = started + items if items == 1 else self.concurrency
+        started = started + 1 if items == 1 else self.concurrency
+        self._started[model] = started
         if started >= self.concurrency:
             asyncio.get_running_loop().call_soon(self.price, model)
 

@@ -171,11 +171,11 @@ class _Sender:
                 [rendered.item or {}], job.spec.model, operation=job.operation.kind, **self.fields
             )
         except Exception as exc:  # the whole request failed: stop taking new work
-            self.answered.set()
             self.failure.append(exc)
             self.selector.release([rendered.key or ""])
             return
-        self.answered.set()
+        finally:
+            self.answered.set()
         self.received.append((rendered, result.results[0]))
         if len(self.received) >= self.group:
             self.flush()

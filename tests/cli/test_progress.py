@@ -41,11 +41,14 @@ def test_bars_on_a_terminal_log_lines_elsewhere(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_the_first_answers_load_the_summary_tables_modules() -> None:
-    # in a fresh process: the log-line display imports rich's table with the first
-    # answers (the window full), not the command after the last one
+    # in a fresh process: the log-line display an apply makes (apply_and_report's
+    # progress) imports rich's table with the first answers (the window full), not the
+    # command after the last one
     probe = (
-        "import sys\nfrom agentflow_jobs.cli.progress import PlainProgress\n"
-        "progress = PlainProgress()\nprogress.job_started('j', 'sync', None, None)\n"
+        "import sys\nfrom agentflow_jobs.cli.progress import make_progress\n"
+        "from agentflow_jobs.cli.reports import load_table\n"
+        "progress = make_progress(on_first_answers=load_table)\n"
+        "progress.job_started('j', 'sync', None, None)\n"
         "before = 'rich.table' in sys.modules\nprogress.items_done('j', 16, 0)\n"
         "print(before, 'rich.table' in sys.modules)\n"
     )

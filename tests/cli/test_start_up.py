@@ -136,20 +136,27 @@ def test_apply_prints_its_table_with_rich_imported_only_to_print_it(
     tmp_path: Path, fake_provider_process: FakeProviderProcess
 ) -> None:
     env = _workspace(tmp_path, fake_provider_process.base_url, [{"rid": "r1", "content": "it was great"}])
-    # rich's modules as the first request leaves, then the exit code and the table
+    # rich's modules as the first request leaves, whether the table's were loaded (by the
+    # first answers) when it printed, then the exit code and the table
     probe = (
-        "import sys, aiohttp\nfrom agentflow_jobs.cli import main\n"
+        "import sys, aiohttp\nfrom agentflow_jobs.cli import main, reports\n"
         "send = aiohttp.ClientSession._request\nseen = []\n"
         "async def request(self, *a, **k):\n"
         "    seen.append(sorted(m for m in sys.modules if m.split('.')[0] in ('rich', 'pygments')))\n"
         "    return await send(self, *a, **k)\n"
         "aiohttp.ClientSession._request = request\n"
+        "print_reports = reports.print_reports\n"
+        "def printed(*a, **k):\n"
+        "    print('table loaded before printing:', 'rich.table' in sys.modules, file=sys.stderr)\n"
+        "    print_reports(*a, **k)\n"
+        "reports.print_reports = printed\n"
         "code = main(['apply'])\nprint(code, seen[0], file=sys.stdout)\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.stdout.strip() == "0 []"
     assert "┃ job   ┃ status" in done.stderr and "│ start │ applied │" in done.stderr
+    assert "table loaded before printing: True" in done.stderr
 
 
 # the console script's entry point (``ENTRY``) run as ``agentflow-jobs --version``: the
