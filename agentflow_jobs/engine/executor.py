@@ -17,7 +17,8 @@ took, the failed attempts included, and ``usage.cost_usd`` what its tokens cost 
 model's price (``pricing``) when that is known: each item is sent as a chat request, so
 it is priced at the sync price, even inside a batch. Two things fail the request as a whole: a
 broken request (``InvalidRequest`` from ``prepare``, before anything is sent) and a
-provider refusing our credentials (``ProviderError`` code ``auth``), because every
+provider refusing our credentials (``ProviderError`` code ``auth``) or an account with
+nothing left to spend (``insufficient_quota``), because every
 other item would fail the same way and paying for 100k rejected calls helps nobody.
 
 Provider retries (429, 5xx, timeouts, backoff) live in the provider. The executor only
@@ -54,7 +55,7 @@ __all__ = ["FATAL_PROVIDER_CODES", "Executor"]
 log = structlog.get_logger(__name__)
 
 # Provider error codes that would fail every item alike: stop the request instead.
-FATAL_PROVIDER_CODES = frozenset({"auth"})
+FATAL_PROVIDER_CODES = frozenset({"auth", "insufficient_quota"})
 # The wait between the executor's own attempts: the provider's Retry-After up to 30 s,
 # else full jitter under 1 s doubling to 30 s.
 # distinct operation set-ups kept bound (a service serves many jobs at once)

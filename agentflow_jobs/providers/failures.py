@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
 
@@ -32,6 +33,17 @@ __all__ = [
 
 # 408 request timeout, 409 conflict (lock contention at some gateways), 429 rate limit
 RETRYABLE_4XX = frozenset({408, 409, 429})
+# An account with nothing left to spend: OpenAI's 429 ``insufficient_quota`` ("You
+# exceeded your current quota, please check your plan and billing details"), Anthropic's
+# 400 "Your credit balance is too low", a gateway's 402. Unlike a rate limit, waiting
+# does not refill it: every other item would be refused alike.
+_NO_CREDIT = re.compile(
+    r"insufficient_quota|exceeded your current quota|check your plan and billing"
+    r"|credit balance is too low|insufficient (?:credits?|balance|funds)|out of credits?",
+    re.IGNORECASE,
+)
+NO_CREDIT_HINT = ("the account has no quota or credit left: nothing more is sent and no item "
+                  "is recorded as failed; add credit, then apply again")
 EXCERPT_CHARS = 200
 # the provider's own error message is what tells a user what to fix: keep more of it
 MESSAGE_CHARS = 600
@@ -115,6 +127,9 @@ def status_failure(
     said = provider_message(body)
     excerpt = _excerpt(said, secret, MESSAGE_CHARS) if said is not None else _excerpt(body, secret)
     message = f"{where} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    if status == 402 or (400 <= status < 500 and _NO_CREDIT.search(body)):
+        return ProviderError(f"{message} ({NO_CREDIT_HINT})", code="insufficient_quota",
+                             status_code=status)
     return ProviderError(
         message,
         code=code_for_status(status),

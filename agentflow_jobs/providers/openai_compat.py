@@ -196,7 +196,7 @@ class OpenAICompatProvider:
             response.status, body, response.headers, where=self._where, secret=self._api_key
         )
         self.limiter.settle(permit, 0)  # a refused request used no tokens
-        if response.status == 429:
+        if error.code == "rate_limited":  # not a spent account: waiting refills the bucket
             self._rate_limited(permit, error, rates, body)
         refused = self.refused_features(response.status, body, payload)
         if refused:

@@ -19,7 +19,8 @@ __all__ = ["Latency", "render"]
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 STATUSES = get_args(BatchStatus)
 # row error codes that mean the model provider, not the item, was at fault
-PROVIDER_CODES = frozenset({"rate_limited", "provider_error", "timeout", "auth", "bad_request"})
+PROVIDER_CODES = frozenset({"rate_limited", "provider_error", "timeout", "auth", "insufficient_quota",
+                            "bad_request"})
 
 
 class Latency:

@@ -43,6 +43,30 @@ def test_status_decisions(status: int, retryable: bool, code: str) -> None:
     assert code_for_status(status) == code
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        # OpenAI: a 429 like a rate limit, but no wait refills an account with no credit
+        (429, json.dumps({"error": {"message": "You exceeded your current quota, please check your plan "
+                                    "and billing details.", "type": "insufficient_quota", "param": None,
+                                    "code": "insufficient_quota"}}), "insufficient_quota"),
+        (400, json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message":
+                          "Your credit balance is too low to access the Anthropic API."}}), "insufficient_quota"),
+        (402, json.dumps({"error": {"message": "Payment required", "code": 402}}), "insufficient_quota"),
+        # a per-minute quota refills: it stays a rate limit
+        (429, json.dumps({"error": {"message": "Quota exceeded for quota metric 'Generate Content API "
+                                    "requests per minute'", "status": "RESOURCE_EXHAUSTED"}}), "rate_limited"),
+        (429, json.dumps({"error": {"message": "Rate limit reached for requests"}}), "rate_limited"),
+    ],
+)
+def test_a_spent_account_is_told_from_a_rate_limit(status: int, body: str, code: str) -> None:
+    error = status_failure(status, body, {}, where="provider p", secret=None)
+    assert error.code == code
+    assert error.retryable is (code == "rate_limited")
+    if code == "insufficient_quota":
+        assert "no quota or credit left" in error.message and "add credit" in error.message
+
+
 def test_status_error_has_a_short_excerpt_without_the_key() -> None:
     body = "invalid key sk-abc123456789 " + "x" * 1000
     error = status_failure(401, body, {}, where="provider http://h/v1", secret="sk-abc123456789")

@@ -183,3 +183,23 @@ def test_a_job_that_cannot_read_its_input_does_not_stop_the_others(
     assert jobs["broken"]["status"] == "error" and "cannot read input" in jobs["broken"]["message"]
     assert jobs["good"]["status"] == "applied"
     assert len(ws.output("good")) == 2
+
+
+QUOTA = "You exceeded your current quota, please check your plan and billing details."
+
+
+def test_a_spent_quota_stops_the_run_at_once_and_a_later_apply_sends_the_rest(
+    ws: Workspace, fake_provider: Any, capsys: Any
+) -> None:
+    # a 429 like a rate limit, but waiting does not refill an account with no credit
+    ws.write_input("reviews.jsonl", reviews(200))
+    ws.write_spec(execution={"concurrency": 4})
+    fake_provider.script(status=429, body=QUOTA)
+    assert ws.run("apply") == 4
+    err = capsys.readouterr().err
+    assert "exceeded your current quota" in err and "add credit" in err and "Traceback" not in err
+    assert fake_provider.count <= 4  # one refusal each for what was in flight, not 3 for each of 200
+    fake_provider.reset()
+    assert ws.run("apply") == 0
+    assert fake_provider.count == 200  # nothing was recorded as failed
+    assert len(ws.output()) == 200 and ws.errors() == []
