@@ -20,7 +20,9 @@ Gates, taken in this order for each attempt:
   Anthropic's) sets it, from the first reply that carries it (``observe``).
 - **pause**: an exhausted bucket stops every start (also those already queued for a
   pacing slot inside the pause) until it refills: the 429's Retry-After, else the
-  bucket's reset. A reply whose headers show fewer requests remaining than have been
+  bucket's reset, else (a 429 that names a spent limit and nothing more) ``BLIND_PAUSE_S``,
+  doubled for each window refused again, up to ``BLIND_PAUSE_MAX_S``, until the limit
+  has grown back by one (a window of answers). A reply whose headers show fewer requests remaining than have been
   sent and not answered, or no tokens remaining, pauses the same way before any 429
   comes. After a
   pause, starts resume one pacing step apart (no burst), or, without an rpm, spread over
@@ -45,13 +47,16 @@ from dataclasses import dataclass
 
 from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 
-__all__ = ["RESTART_SPREAD_S", "RPM_HEADROOM", "Limiter", "Permit"]
+__all__ = ["BLIND_PAUSE_MAX_S", "BLIND_PAUSE_S", "RESTART_SPREAD_S", "RPM_HEADROOM", "Limiter", "Permit"]
 
 # aim this far below the configured requests per minute: jitter between our clock and
 # the provider's window edge must not cost a 429 (3 % of 1,200 rpm is 18 per 30 s)
 RPM_HEADROOM = 0.03
 # without an rpm setting, the starts held by a Retry-After resume spread over this long
 RESTART_SPREAD_S = 1.0
+# a spent bucket that does not say when it refills: pause this long, doubling while it
+# stays spent (a per-minute bucket refills within a minute)
+BLIND_PAUSE_S, BLIND_PAUSE_MAX_S = 1.0, 32.0
 
 
 @dataclass
@@ -88,6 +93,7 @@ class Limiter:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._starts = 0  # attempts admitted so far: a permit's epoch is its number
         self._cut_at = self._nudged_at = 0  # the starts before the last cut / nudge
+        self._blind_at, self._blind_pause = 0, 0.0  # the last pause no header timed
         self._successes = 0
         self._paused_until = 0.0
         self.requests_per_minute = requests_per_minute
@@ -154,10 +160,13 @@ class Limiter:
 
     def on_success(self) -> None:
         if self.limit >= self.max_concurrency:
+            if self._blind_pause:  # a limit of one never grows back: an answer is the sign
+                self._blind_pause = 0.0
             return
         self._successes += 1
         if self._successes >= (self.recover_after or self.limit):
             self._successes = 0
+            self._blind_pause = 0.0  # a window of answers: the bucket refilled
             self.limit += 1
             self._wake()
 
@@ -165,15 +174,26 @@ class Limiter:
         self, permit: Permit | None = None, retry_after: float | None = None, *, exhausted: bool = True
     ) -> None:
         """A 429. An exhausted bucket halves the limit once per window and pauses new
-        starts for ``retry_after``; a stray one only nudges the limit down by one."""
+        starts for ``retry_after`` (else a blind pause); a stray one only nudges the limit
+        down by one."""
         if not exhausted:
             if permit is None or permit.epoch > self._nudged_at:
                 self._nudged_at = self._starts
                 self.limit = max(1, self.limit - 1)
             return
         self.on_overloaded(permit)
+        if retry_after is None:
+            retry_after = self._blind_wait(permit)
         if retry_after:
             self._pause_for(retry_after)
+
+    def _blind_wait(self, permit: Permit | None) -> float:
+        """The pause for a spent bucket that says nothing of its refill: doubled once per
+        window refused (the refusals of requests started before it do not double it)."""
+        if permit is None or permit.epoch > self._blind_at:
+            self._blind_at = self._starts
+            self._blind_pause = min(BLIND_PAUSE_MAX_S, 2 * self._blind_pause or BLIND_PAUSE_S)
+        return self._blind_pause
 
     def on_overloaded(self, permit: Permit | None = None) -> None:
         """The server cannot keep up (an exhausted bucket, a self-hosted server timing

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from agentflow_jobs.errors import ProviderError
-from agentflow_jobs.providers.limiter import Limiter
+from agentflow_jobs.providers.limiter import BLIND_PAUSE_MAX_S, BLIND_PAUSE_S, Limiter
 from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import make_provider, request
@@ -164,6 +164,49 @@ def test_a_spent_limit_named_in_the_body_halves_the_concurrency(fake_provider: F
 
     asyncio.run(run())
     assert fake_provider.stats()["max_in_flight"] <= 5  # 4, maybe one recovered step
+
+
+def test_a_spent_limit_that_names_no_wait_still_pauses_every_start(fake_provider: FakeProvider) -> None:
+    # a gateway's "rate limit exceeded" with no Retry-After and no x-ratelimit-* headers
+    fake_provider.script(status=429, times=1, body=SPENT_BODY)
+    provider = make_provider(fake_provider.base_url, concurrency=8)
+
+    async def run() -> int:
+        try:
+            first = asyncio.ensure_future(provider.chat(request("first")))
+            await asyncio.sleep(0.2)  # refused by now: every start waits BLIND_PAUSE_S
+            others = asyncio.gather(*(provider.chat(request(f"item {i}")) for i in range(6)))
+            await asyncio.sleep(0.5)
+            during = await asyncio.to_thread(lambda: fake_provider.count)
+            await first
+            await others
+            return during
+        finally:
+            await provider.aclose()
+
+    assert asyncio.run(run()) == 1
+    assert fake_provider.stats()["by_status"] == {"429": 1, "200": 7}
+
+
+def test_a_blind_pause_doubles_while_the_bucket_stays_spent_and_resets_once_it_refills() -> None:
+    async def run() -> None:
+        now = [100.0]
+        limiter = Limiter(concurrency=256, recover_after=1, clock=lambda: now[0])
+        waits = []
+        for _ in range(7):
+            async with limiter.slot() as permit, limiter.slot() as earlier:
+                limiter.on_rate_limited(permit)
+                limiter.on_rate_limited(earlier)  # the same window: no second doubling
+            waits.append(limiter._paused_until - now[0])
+            now[0] = limiter._paused_until
+        assert waits == [BLIND_PAUSE_S, 2, 4, 8, 16, BLIND_PAUSE_MAX_S, BLIND_PAUSE_MAX_S]
+        assert limiter.limit == 2  # halved once a window: 256 → 2
+        limiter.on_success()  # the limit grows back by one: a window answered
+        async with limiter.slot() as permit:
+            limiter.on_rate_limited(permit)
+        assert limiter._paused_until - now[0] == BLIND_PAUSE_S
+
+    asyncio.run(run())
 
 
 def test_the_providers_headers_set_the_pace_when_no_rpm_is_configured(fake_provider: FakeProvider) -> None:
