@@ -49,6 +49,7 @@ __all__ = [
     "build_provider",
     "check_provider_keys",
     "is_self_hosted",
+    "request_slots",
 ]
 
 DEFAULT_CONCURRENCY = 64
@@ -235,6 +236,21 @@ def _http_options(config: Mapping[str, Any], base_url: str) -> dict[str, Any]:
         tokens_per_minute=_number(config, "tokens_per_minute", None),
         self_hosted=self_hosted,
     )
+
+
+def request_slots(config: Mapping[str, Any]) -> int | None:
+    """How many requests at once an HTTP provider block allows (``concurrency``, else 4 to
+    a self-hosted server and 64 to a hosted API); None for the local model or a setting
+    ``build_provider`` refuses (it says so)."""
+    kind = str(config.get("type") or "openai")
+    if kind not in ("openai", "anthropic"):
+        return None
+    base_url = str(config.get("base_url") or ("https://api.anthropic.com" if kind == "anthropic" else ""))
+    try:
+        default = SELF_HOSTED_CONCURRENCY if _self_hosted(config, base_url) else DEFAULT_CONCURRENCY
+        return int(_number(config, "concurrency", default, integer=True))
+    except ConfigError:
+        return None
 
 
 def is_self_hosted(url: str) -> bool:

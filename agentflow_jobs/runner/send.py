@@ -29,6 +29,7 @@ from agentflow_jobs.runner.report import JobReport
 from agentflow_jobs.runner.state import State
 from agentflow_jobs.runner.sync_mode import Selector, run_sync
 from agentflow_jobs.sdk.client import AsyncAgentFlow
+from agentflow_jobs.sdk.profiles import Profile, config_path
 
 __all__ = ["RunOptions", "cancel_sent", "run_loop", "send_job"]
 
@@ -114,6 +115,7 @@ async def _send(
             job, state, force=run.force, retry=run.retry, skip=state.keys_in_open_batches, items=items
         )
         if report.mode == "sync":
+            _say_if_capped(job, client.profile)
             await run_sync(
                 job, state, client, selector=selector, stop=run.stop, counts=counts,
                 run_id=run.run_id, on_chunk=_items_cb(run.progress, job), budget=run.budget,
@@ -130,6 +132,22 @@ async def _send(
             report.status = "submitted"
             return
         await _collect(job, state, client, run, counts)
+
+
+def _say_if_capped(job: Job, profile: Profile) -> None:
+    """Warn when the profile's provider takes fewer requests at once than the job asks
+    for: the job then runs at the provider's pace, and nothing else would say why."""
+    slots = profile.request_slots()
+    wanted = job.spec.execution.concurrency
+    if slots is not None and slots < wanted:
+        where = (f"profile {profile.name!r} ({profile.source})" if profile.source != "built-in"
+                 else f"a profile named {profile.name!r} in {config_path()}")
+        log.warning(
+            f"at most {slots} requests at once go to this provider, not the job's {wanted}",
+            job=job.name,
+            hint=f"set `concurrency` (or `self_hosted: false` for a hosted API at a private "
+                 f"address) in the provider block of {where}",
+        )
 
 
 async def _collect(

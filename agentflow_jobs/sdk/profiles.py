@@ -25,7 +25,7 @@ import yaml
 from agentflow_jobs.errors import ConfigError, InterpolationError
 from agentflow_jobs.interpolate import expand_tree
 from agentflow_jobs.pricing import parse_price_overrides
-from agentflow_jobs.providers import batch_settings, check_provider_keys
+from agentflow_jobs.providers import batch_settings, check_provider_keys, request_slots
 from agentflow_jobs.urls import display_url, is_postgres_url
 
 __all__ = [
@@ -74,6 +74,13 @@ class Profile:
         if kind == "anthropic" and not base_url:  # the default, spelled: one identity for both
             base_url = "https://api.anthropic.com"
         return f"{kind}:{chosen or 'default'}@{_endpoint(base_url)}"
+
+    def request_slots(self) -> int | None:
+        """How many requests at once this profile's own provider takes; None when it is
+        not ours to say (a remote service, the local model)."""
+        if self.engine != "embedded" or self.provider is None:
+            return None
+        return request_slots(self.provider)
 
 
 def _endpoint(url: Any) -> str:
