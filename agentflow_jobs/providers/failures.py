@@ -147,12 +147,16 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError | asyncio.TimeoutError)
 
 
-def transport_failure(exc: BaseException, *, where: str, secret: str | None) -> ProviderError:
-    """A retryable ProviderError for a connect/read error or a timeout."""
+def transport_failure(
+    exc: BaseException, *, where: str, secret: str | None, seconds: float | None = None
+) -> ProviderError:
+    """A retryable ProviderError for a connect/read error or a timeout (``seconds``: the
+    attempt's limit, named with the setting that changes it)."""
     kind = type(exc.__cause__ or exc).__name__
     detail = redact(str(exc.__cause__ or exc), secret)[:EXCERPT_CHARS]
     if _is_timeout(exc):
-        return ProviderError(f"{where} timed out ({kind})", code="timeout", retryable=True)
+        limit = f"; the attempt had {seconds:g} s, provider.timeout" if seconds else ""
+        return ProviderError(f"{where} timed out ({kind}{limit})", code="timeout", retryable=True)
     message = f"{where} connection failed ({kind}{': ' + detail if detail else ''})"
     return ProviderError(message, code="provider_error", retryable=True)
 

@@ -114,6 +114,7 @@ def test_hung_provider_times_out(fake_provider: FakeProvider) -> None:
     fake_provider.script(fault="hang")
     error = failure(fake_provider.base_url, max_attempts=2, timeout=0.3)
     assert error.code == "timeout" and "timed out" in str(error)
+    assert "the attempt had 0.3 s, provider.timeout" in str(error)  # what to change
     assert fake_provider.count == 2 and fake_provider.stats()["by_status"] == {"hang": 2}
 
 
