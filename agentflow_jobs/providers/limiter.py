@@ -45,9 +45,14 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 
-__all__ = ["BLIND_PAUSE_MAX_S", "BLIND_PAUSE_S", "RESTART_SPREAD_S", "RPM_HEADROOM", "Limiter", "Permit"]
+__all__ = [
+    "BLIND_PAUSE_MAX_S", "BLIND_PAUSE_S", "HEADER_PAUSE_MAX_S", "RESTART_SPREAD_S", "RPM_HEADROOM",
+    "Limiter", "Permit",
+]
 
 # aim this far below the configured requests per minute: jitter between our clock and
 # the provider's window edge must not cost a 429 (3 % of 1,200 rpm is 18 per 30 s)
@@ -57,6 +62,14 @@ RESTART_SPREAD_S = 1.0
 # a spent bucket that does not say when it refills: pause this long, doubling while it
 # stays spent (a per-minute bucket refills within a minute)
 BLIND_PAUSE_S, BLIND_PAUSE_MAX_S = 1.0, 32.0
+# a reply's headers pause starts at most this long at a time: a per-minute bucket refills
+# within it, and a spent daily one (Groq says so in its request headers) must not hold a
+# run for hours: its requests are refused and kept for a later apply instead
+HEADER_PAUSE_MAX_S = 60.0
+# a pause this long is said in the log: a run that stops sending must say why
+PAUSE_LOGGED_S = 5.0
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -226,12 +239,14 @@ class Limiter:
             refill = (needed - remaining) * 60.0 / limit
             wait = refill if wait is None else min(wait, refill)
         if wait:
-            self._pause_for(wait)
+            self._pause_for(min(wait, HEADER_PAUSE_MAX_S), why="its rate-limit headers show too little left")
 
-    def _pause_for(self, seconds: float) -> None:
+    def _pause_for(self, seconds: float, why: str = "it answered 429, its limit spent") -> None:
         until = self._clock() + seconds
         if until <= self._paused_until:
             return
+        if seconds >= PAUSE_LOGGED_S and until > self._paused_until + PAUSE_LOGGED_S:
+            log.warning(f"requests to the provider paused for {seconds:.0f} s: {why}")
         self._paused_until = until
         # no burst after the pause: the first start at its end, the next a step later
         self._tat = max(self._tat, until + self._tolerance)

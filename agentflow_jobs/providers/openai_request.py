@@ -26,8 +26,12 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import structlog
+
 from agentflow_jobs.chat import ChatRequest
 from agentflow_jobs.providers.schema_grammar import one_type_each
+
+log = structlog.get_logger(__name__)
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "RequestBodies", "estimate_tokens"]
 
@@ -102,6 +106,9 @@ class RequestBodies:
             if model not in self._unsupported[feature]:
                 self._unsupported[feature].add(model)
                 self.version += 1
+                # the replies may differ from now on (a schema asked for in the prompt)
+                log.warning("the model's server refused a request feature: sent without it from now on",
+                            feature=feature, model=model, status=status)
         return features
 
     def encode(self, payload: dict[str, Any]) -> bytes:

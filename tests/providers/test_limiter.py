@@ -7,8 +7,15 @@ import asyncio
 import time
 from typing import Any
 
+import structlog
+
 from agentflow_jobs.errors import ProviderError
-from agentflow_jobs.providers.limiter import BLIND_PAUSE_MAX_S, BLIND_PAUSE_S, Limiter
+from agentflow_jobs.providers.limiter import (
+    BLIND_PAUSE_MAX_S,
+    BLIND_PAUSE_S,
+    HEADER_PAUSE_MAX_S,
+    Limiter,
+)
 from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import make_provider, request
@@ -82,20 +89,27 @@ def test_an_exhausted_bucket_pauses_every_start_and_they_resume_paced(fake_provi
     fake_provider.script(rpm=6000, rpm_window_s=1.0)
     provider = make_provider(fake_provider.base_url, requests_per_minute=6000, concurrency=64)
 
-    async def run() -> tuple[int, list[Any]]:
+    def count_when_refused() -> int:
+        while "429" not in fake_provider.stats()["by_status"]:
+            time.sleep(0.002)
+        return fake_provider.count
+
+    async def run() -> tuple[int, int, list[Any]]:
         try:
             jobs = asyncio.gather(*(provider.chat(request(f"item {i}")) for i in range(60)),
                                   return_exceptions=True)
-            await asyncio.sleep(0.5)  # halfway through the pause
+            # from the refusal on, however late it came back (a loaded machine)
+            refused = await asyncio.to_thread(count_when_refused)
+            await asyncio.sleep(0.6)  # within the second's pause
             during = await asyncio.to_thread(lambda: fake_provider.count)
-            return during, await jobs
+            return refused, during, await jobs
         finally:
             await provider.aclose()
 
-    during, results = asyncio.run(run())
+    refused, during, results = asyncio.run(run())
     assert not [r for r in results if isinstance(r, BaseException)]
-    # the 429 and what the burst allowance had already sent; paced, it would be ~48
-    assert during <= 8
+    # at most a start or two already on its way when the 429 was read; paced, ~55 would go
+    assert during - refused <= 2
     # after the pause the queued starts come back one step apart, not as a herd the
     # provider's own limit would refuse: the scripted 429 is the only one
     assert fake_provider.stats()["by_status"] == {"429": 1, "200": 60}
@@ -207,6 +221,26 @@ def test_a_blind_pause_doubles_while_the_bucket_stays_spent_and_resets_once_it_r
         assert limiter._paused_until - now[0] == BLIND_PAUSE_S
 
     asyncio.run(run())
+
+
+def test_a_spent_daily_bucket_pauses_a_minute_at_a_time_and_says_so() -> None:
+    # Groq's request headers count per day: spent, they reset in hours
+    async def observe(limiter: Limiter, *buckets: Bucket) -> None:
+        async with limiter.slot():  # a reply's headers are read while its request holds a place
+            for bucket in buckets:
+                limiter.observe(RateHeaders(bucket, None))
+
+    limiter = Limiter(concurrency=8)
+    spent = Bucket(14400, 0, 7 * 3600.0)
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(observe(limiter, spent, spent))  # the same pause twice: said once
+    assert 59 <= limiter._paused_until - time.monotonic() <= HEADER_PAUSE_MAX_S
+    assert [e["event"] for e in logs] == [
+        "requests to the provider paused for 60 s: its rate-limit headers show too little left"]
+    quiet = Limiter(concurrency=8)
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(observe(quiet, Bucket(600, 0, 0.5)))  # a short pause is nothing to say
+    assert quiet._paused_until and logs == []
 
 
 def test_the_providers_headers_set_the_pace_when_no_rpm_is_configured(fake_provider: FakeProvider) -> None:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import jsonschema
+import structlog
 
 from agentflow_jobs.chat import ChatReply
 from tests.fakes.answers import LLAMA_CPP_JSON_SCHEMA
@@ -36,7 +37,11 @@ def formats(fake: FakeProvider) -> list[tuple[str, bool]]:
 
 def test_llama_cpp_servers_500_falls_back_to_json_object_with_the_schema(fake_provider: FakeProvider) -> None:
     fake_provider.script(fault="reject_json_schema_500")
-    first, second = chat(fake_provider.base_url, "This is awful", "I love it", max_attempts=3)
+    with structlog.testing.capture_logs() as logs:
+        first, second = chat(fake_provider.base_url, "This is awful", "I love it", max_attempts=3)
+    # said once, when it is learned: the replies may differ from then on
+    assert [(e["event"], e["feature"]) for e in logs if e["log_level"] == "warning"] == [
+        ("the model's server refused a request feature: sent without it from now on", "json_schema")]
     assert formats(fake_provider) == [("json_schema", False), ("json_object", True), ("json_object", True)]
     assert fake_provider.requests[1]["response_format"]["schema"] == SCHEMA
     assert fake_provider.stats()["by_status"] == {"500": 1, "200": 2}  # not retried as a server error
