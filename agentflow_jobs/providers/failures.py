@@ -10,6 +10,7 @@ to wait before the next attempt is the provider's ``backoff.RetryPolicy``.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import email.utils
 import json
 import re
@@ -85,6 +86,8 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+    if when.tzinfo is None:  # "-0000": UTC, with no local zone to say (RFC 5322), not our local time
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - time.time())
 
 

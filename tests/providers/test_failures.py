@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import json
+import time
 
 import httpx
 import pytest
@@ -30,6 +32,13 @@ from agentflow_jobs.providers.failures import (
 )
 def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> None:
     assert parse_retry_after(headers) == seconds
+
+
+@pytest.mark.parametrize("zone", ["GMT", "+0000", "-0000"])
+def test_a_retry_after_date_ahead_is_the_seconds_until_it(zone: str) -> None:
+    ahead = email.utils.formatdate(time.time() + 30, usegmt=True).replace("GMT", zone)
+    seconds = parse_retry_after({"retry-after": ahead})
+    assert seconds is not None and 28 <= seconds <= 31  # "-0000" is UTC too, not local time
 
 
 @pytest.mark.parametrize(
