@@ -58,6 +58,9 @@ class RichProgress:
         if job in self._tasks:
             self._bar.update(self._tasks[job], total=to_send or None)
 
+    def sending(self, job: str) -> None:
+        return None  # the bars drew with rich from the start
+
     def items_done(self, job: str, completed: int, failed: int) -> None:
         self._failed[job] = self._failed.get(job, 0) + failed
         self._bar.update(self._tasks[job], advance=completed + failed, failed=self._failed[job])

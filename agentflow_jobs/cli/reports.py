@@ -85,8 +85,9 @@ def _report_row(r: JobReport) -> list[str]:
 
 def load_table() -> None:
     """Import what ``print_reports`` draws with (rich's table and console, ~17 ms): a run
-    hands this to its progress display, which calls it with the first answers, rather
-    than leaving it for after the last one with the user waiting."""
+    hands this to its progress display, which calls it while the first requests are out
+    (``Progress.sending``), rather than leaving it for after the last answer with the
+    user waiting."""
     import rich.table  # noqa: F401
 
 
@@ -148,7 +149,7 @@ def apply_and_report(
                 detach=detach,
                 job_names=list(job_names) or None,
                 retry=retry,
-                progress=make_progress(on_first_answers=load_table),
+                progress=make_progress(on_idle=load_table),
                 stop=stop,
                 lock_timeout=lock_timeout,
                 max_cost_usd=max_cost_usd,

@@ -55,7 +55,7 @@ def command(
             root=root,
             mode=mode,
             debounce_ms=debounce_ms,
-            progress=make_progress(on_first_answers=load_table if once else None),
+            progress=make_progress(on_idle=load_table if once else None),
             stop=stop,
         )
         if not once:

@@ -19,6 +19,10 @@ class Progress(Protocol):
     def job_counted(self, job: str, to_send: int, total: int) -> None:
         """The count of a job that started sending before its totals were known is done."""
 
+    def sending(self, job: str) -> None:
+        """Sync mode: every request of the job's first window is on its way, and nothing
+        happens until answers come back (a display may load what it draws with then)."""
+
     def items_done(self, job: str, completed: int, failed: int) -> None: ...
 
     def batch_progress(self, job: str, done: int, failed: int, total: int) -> None: ...
@@ -33,6 +37,9 @@ class NullProgress:
         return None
 
     def job_counted(self, job: str, to_send: int, total: int) -> None:
+        return None
+
+    def sending(self, job: str) -> None:
         return None
 
     def items_done(self, job: str, completed: int, failed: int) -> None:

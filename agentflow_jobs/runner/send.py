@@ -10,6 +10,7 @@ written from what the ledger holds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
@@ -119,6 +120,7 @@ async def _send(
             await run_sync(
                 job, state, client, selector=selector, stop=run.stop, counts=counts,
                 run_id=run.run_id, on_chunk=_items_cb(run.progress, job), budget=run.budget,
+                on_sending=functools.partial(run.progress.sending, job.name),
             )
             return
         # a budget is kept chunk by chunk, which a detached run cannot do: it has the estimate

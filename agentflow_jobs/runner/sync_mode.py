@@ -242,8 +242,10 @@ async def run_sync(
     run_id: str | None = None,
     on_chunk: Callable[[int, int], None] | None = None,
     budget: Budget | None = None,
+    on_sending: Callable[[], None] | None = None,
 ) -> None:
-    """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``."""
+    """Send every selected item, counting into ``counts``, until ``stop`` or the ``budget``;
+    ``on_sending`` runs once every worker has sent its first request (see ``Progress.sending``)."""
     sender = _Sender(job, state, client, counts, selector, run_id, on_chunk)
     items = selector.items()
 
@@ -261,8 +263,11 @@ async def run_sync(
         while (rendered := take()) is not None:
             await sender.send(rendered)
 
+    tasks = await _start_in_waves(worker, job.spec.execution.concurrency, sender.answered)
+    if on_sending is not None:  # after what the last wave's requests set going
+        asyncio.get_running_loop().call_soon(on_sending)
     # results that arrive after a stop are still kept: each worker finishes its item
-    await asyncio.gather(*await _start_in_waves(worker, job.spec.execution.concurrency, sender.answered))
+    await asyncio.gather(*tasks)
     sender.flush()
     if sender.failure:
         raise sender.failure[0]

@@ -40,16 +40,16 @@ def test_bars_on_a_terminal_log_lines_elsewhere(monkeypatch: pytest.MonkeyPatch)
     assert isinstance(make_progress(), PlainProgress)
 
 
-def test_the_first_answers_load_the_summary_tables_modules() -> None:
+def test_the_first_window_on_its_way_loads_the_summary_tables_modules() -> None:
     # in a fresh process: the log-line display an apply makes (apply_and_report's
-    # progress) imports rich's table with the first answers (the window full), not the
-    # command after the last one
+    # progress) imports rich's table while the first requests are out, not with the
+    # first answers nor after the last one
     probe = (
         "import sys\nfrom agentflow_jobs.cli.progress import make_progress\n"
         "from agentflow_jobs.cli.reports import load_table\n"
-        "progress = make_progress(on_first_answers=load_table)\n"
-        "progress.job_started('j', 'sync', None, None)\n"
-        "before = 'rich.table' in sys.modules\nprogress.items_done('j', 16, 0)\n"
+        "progress = make_progress(on_idle=load_table)\n"
+        "progress.job_started('j', 'sync', None, None)\nprogress.items_done('j', 16, 0)\n"
+        "before = 'rich.table' in sys.modules\nprogress.sending('j')\n"
         "print(before, 'rich.table' in sys.modules)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}

@@ -26,6 +26,9 @@ class Recorder:
     def job_counted(self, job: str, to_send: int, total: int) -> None:
         self.events.append(("counted", to_send, total))
 
+    def sending(self, job: str) -> None:
+        self.events.append(("sending",))
+
     def items_done(self, job: str, completed: int, failed: int) -> None:
         self.events.append(("done", completed, failed))
 
@@ -57,7 +60,21 @@ def test_a_sync_apply_sends_before_its_input_is_counted(ws: Workspace, fake_prov
     assert progress.events[counted] == ("counted", 1_200, 1_200)
     answered_first = sum(event[1] for event in progress.events[:counted] if event[0] == "done")
     assert answered_first > 500  # the first block's items were answered while the rest was read
-    assert kinds[-1] == "finished"
+    assert kinds[-1] == "finished" and kinds.count("sending") == 1
+
+
+def test_a_display_hears_the_first_window_is_on_its_way_before_any_answer(
+    ws: Workspace, fake_provider: Any
+) -> None:
+    # the quiet moment a display loads what it draws with (cli's PlainProgress.on_idle):
+    # every worker's first request is out, none answered yet
+    ws.write_input("reviews.jsonl", reviews(40))
+    ws.write_spec(execution={"concurrency": 4})
+    fake_provider.script(latency_ms=150)
+    progress = Recorder()
+    assert _apply(ws, progress).status == "applied"
+    kinds = [event[0] for event in progress.events]
+    assert kinds.count("sending") == 1 and kinds.index("sending") < kinds.index("done")
 
 
 def _mixed_input(ws: Workspace) -> None:
