@@ -55,8 +55,8 @@ class PlainProgress:
     nothing happens until its answers come back, so a short pause there delays nothing
     (``reports.load_table`` loads the summary table's modules, ~17 ms the command would
     otherwise spend after the last answer). With the first answers, it delayed the
-    workers whose requests go first and last: bench ``e2e`` +0.0035 of the ideal in six
-    alternating runs, ahead in five.
+    workers whose requests go first and last: bench ``e2e`` +0.003 of the ideal in 12
+    alternating pairs, ahead in 8, behind in 2 (bench/README.md).
     """
 
     def __init__(self, on_idle: Callable[[], None] | None = None) -> None:
