@@ -20,11 +20,12 @@ Gates, taken in this order for each attempt:
   Anthropic's) sets it, from the first reply that carries it (``observe``).
 - **pause**: an exhausted bucket stops every start (also those already queued for a
   pacing slot inside the pause) until it refills: the 429's Retry-After, else the
-  bucket's reset, else (a 429 that names a spent limit and nothing more) ``BLIND_PAUSE_S``,
-  doubled for each window refused again, up to ``BLIND_PAUSE_MAX_S``, until the limit
-  has grown back by one (a window of answers). A reply whose headers show fewer requests remaining than have been
-  sent and not answered, or no tokens remaining, pauses the same way before any 429
-  comes. After a
+  bucket's reset, else (a 429 that names a spent limit and nothing more)
+  ``BLIND_PAUSE_S``, doubled for each window refused again, up to ``BLIND_PAUSE_MAX_S``,
+  until the limit has grown back by one (a window of answers). A reply whose headers
+  show fewer requests remaining than have been sent and not answered, or no tokens
+  remaining, pauses the same way before any 429 comes, for at most
+  ``HEADER_PAUSE_MAX_S``. A pause of ``PAUSE_LOGGED_S`` or more is logged. After a
   pause, starts resume one pacing step apart (no burst), or, without an rpm, spread over
   up to ``RESTART_SPREAD_S`` seconds, so they do not come back as one thundering herd.
   A stray 429 pauses nothing: only its own request waits its Retry-After (the provider's

@@ -31,9 +31,9 @@ import structlog
 from agentflow_jobs.chat import ChatRequest
 from agentflow_jobs.providers.schema_grammar import one_type_each
 
-log = structlog.get_logger(__name__)
-
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "RequestBodies", "estimate_tokens"]
+
+log = structlog.get_logger(__name__)
 
 # reserved against tokens_per_minute when a request does not say its max_tokens
 DEFAULT_OUTPUT_TOKENS = 512
