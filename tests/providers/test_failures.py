@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -34,8 +35,19 @@ def test_parse_retry_after(headers: dict[str, str], seconds: float | None) -> No
     assert parse_retry_after(headers) == seconds
 
 
+@pytest.fixture
+def new_york(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time five hours off UTC (CI runs in UTC, where a date read as
+    local time would be right by chance)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
 @pytest.mark.parametrize("zone", ["GMT", "+0000", "-0000"])
-def test_a_retry_after_date_ahead_is_the_seconds_until_it(zone: str) -> None:
+def test_a_retry_after_date_ahead_is_the_seconds_until_it(zone: str, new_york: None) -> None:
     ahead = email.utils.formatdate(time.time() + 30, usegmt=True).replace("GMT", zone)
     seconds = parse_retry_after({"retry-after": ahead})
     assert seconds is not None and 28 <= seconds <= 31  # "-0000" is UTC too, not local time
