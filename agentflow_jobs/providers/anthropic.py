@@ -20,6 +20,8 @@ Anthropic answers                     per-item code      what happens
                                       ``provider_error``
 400 ``invalid_request_error``, 404,   ``bad_request``    not retried
 413 ``request_too_large``
+400 "Your credit balance is too low"  ``insufficient_``  not retried; fails the job
+                                      ``quota``          as a whole (add credit)
 401 ``authentication_error``,         ``auth``           not retried; fails the job
 403 ``permission_error``                                 as a whole, like OpenAI's
 200 ``stop_reason: refusal``          ``refused``        not re-asked

@@ -34,15 +34,14 @@ __all__ = [
 
 # 408 request timeout, 409 conflict (lock contention at some gateways), 429 rate limit
 RETRYABLE_4XX = frozenset({408, 409, 429})
-# An account with nothing left to spend: OpenAI's 429 ``insufficient_quota`` ("You
-# exceeded your current quota, please check your plan and billing details"), Anthropic's
-# 400 "Your credit balance is too low", a gateway's 402. Unlike a rate limit, waiting
-# does not refill it: every other item would be refused alike.
-_NO_CREDIT = re.compile(
-    r"insufficient_quota|exceeded your current quota|check your plan and billing"
-    r"|credit balance is too low|insufficient (?:credits?|balance|funds)|out of credits?",
-    re.IGNORECASE,
-)
+# An account with nothing left to spend: OpenAI's 429 whose error type or code is
+# ``insufficient_quota``, Anthropic's 400 "Your credit balance is too low", a gateway's
+# 402. Unlike a rate limit, waiting does not refill it: every other item would be refused
+# alike. Decided by the error's own fields, never by words anywhere in the body (a
+# validation error may quote the prompt), and never for an answer that says when to come
+# back: Gemini words its per-minute limit "You exceeded your current quota, please check
+# your plan and billing details ... Please retry in 15s".
+_NO_CREDIT = re.compile(r"credit balance is too low|insufficient credits?", re.IGNORECASE)
 NO_CREDIT_HINT = ("the account has no quota or credit left: nothing more is sent and no item "
                   "is recorded as failed; add credit, then apply again")
 EXCERPT_CHARS = 200
@@ -130,7 +129,7 @@ def status_failure(
     said = provider_message(body)
     excerpt = _excerpt(said, secret, MESSAGE_CHARS) if said is not None else _excerpt(body, secret)
     message = f"{where} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
-    if status == 402 or (400 <= status < 500 and _NO_CREDIT.search(body)):
+    if _no_credit(status, body, said, headers):
         return ProviderError(f"{message} ({NO_CREDIT_HINT})", code="insufficient_quota",
                              status_code=status)
     return ProviderError(
@@ -140,6 +139,27 @@ def status_failure(
         retry_after=parse_retry_after(headers),
         retryable=is_retryable_status(status),
     )
+
+
+def _no_credit(status: int, body: str, said: str | None, headers: Mapping[str, str]) -> bool:
+    """Whether an error answer says the account has nothing left to spend (see ``_NO_CREDIT``)."""
+    if status == 402:
+        return True
+    if not 400 <= status < 500 or parse_retry_after(headers) is not None or "retry in" in body.lower():
+        return False
+    return _typed_insufficient_quota(body) or bool(said and _NO_CREDIT.search(said))
+
+
+def _typed_insufficient_quota(body: str) -> bool:
+    """Whether the body's ``error`` object has ``insufficient_quota`` as its type or code."""
+    if "insufficient_quota" not in body:
+        return False
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    error = data.get("error") if isinstance(data, dict) else None
+    return isinstance(error, dict) and "insufficient_quota" in (error.get("type"), error.get("code"))
 
 
 def _is_timeout(exc: BaseException) -> bool:

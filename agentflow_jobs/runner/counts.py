@@ -24,8 +24,11 @@ __all__ = ["KEEP_AT_MOST", "TRANSIENT_CODES", "RunCounts", "is_retryable", "prov
 # rows or items a run keeps in memory for its output at the most (its plan's rendered
 # items, the ledger entries it recorded); past that they are read again
 KEEP_AT_MOST = 10_000
+# insufficient_quota stops a sync run as a whole; a row can still carry it (a native
+# batch's re-ask), and credit added later answers it
 TRANSIENT_CODES = frozenset(
-    {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error"}
+    {"provider_error", "rate_limited", "timeout", "unreachable", "server_error", "api_error",
+     "insufficient_quota"}
 )
 
 

@@ -42,6 +42,8 @@ def error_json(message: str, status: int = 400) -> bytes:
 def _refusal(effects: Effects) -> tuple[int, bytes] | None:
     """A scripted error status, or a request feature refused as a real server words it."""
     if effects.status is not None and effects.status != 200:
+        if effects.body and effects.body.lstrip().startswith("{"):  # a whole error body, as given
+            return effects.status, effects.body.encode()
         message = effects.body or f"fake provider scripted status {effects.status}"
         return effects.status, error_json(message, effects.status)
     if effects.fault == "reject_json_schema_500":

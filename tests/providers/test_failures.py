@@ -74,10 +74,17 @@ def test_status_decisions(status: int, retryable: bool, code: str) -> None:
         (400, json.dumps({"type": "error", "error": {"type": "invalid_request_error", "message":
                           "Your credit balance is too low to access the Anthropic API."}}), "insufficient_quota"),
         (402, json.dumps({"error": {"message": "Payment required", "code": 402}}), "insufficient_quota"),
-        # a per-minute quota refills: it stays a rate limit
+        # a per-minute quota refills: it stays a rate limit, however it is worded
         (429, json.dumps({"error": {"message": "Quota exceeded for quota metric 'Generate Content API "
                                     "requests per minute'", "status": "RESOURCE_EXHAUSTED"}}), "rate_limited"),
+        (429, json.dumps([{"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message":
+                           "You exceeded your current quota, please check your plan and billing details. "
+                           "Quota exceeded for metric: generate_content_free_tier_requests, limit: 10. "
+                           "Please retry in 15.2s."}}]), "rate_limited"),  # Gemini, per minute
         (429, json.dumps({"error": {"message": "Rate limit reached for requests"}}), "rate_limited"),
+        # words in a quoted prompt are not the provider's: a validation error stays one
+        (400, json.dumps({"detail": [{"msg": "extra fields not permitted", "input":
+                          "customer says: insufficient funds, out of credits"}]}), "bad_request"),
     ],
 )
 def test_a_spent_account_is_told_from_a_rate_limit(status: int, body: str, code: str) -> None:
@@ -86,6 +93,12 @@ def test_a_spent_account_is_told_from_a_rate_limit(status: int, body: str, code:
     assert error.retryable is (code == "rate_limited")
     if code == "insufficient_quota":
         assert "no quota or credit left" in error.message and "add credit" in error.message
+
+
+def test_a_spent_account_that_says_when_to_come_back_is_a_rate_limit() -> None:
+    body = json.dumps({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota"}})
+    assert status_failure(429, body, {}, where="p", secret=None).code == "insufficient_quota"
+    assert status_failure(429, body, {"retry-after": "20"}, where="p", secret=None).code == "rate_limited"
 
 
 def test_status_error_has_a_short_excerpt_without_the_key() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from agentflow_jobs.runner.counts import is_retryable
 from tests.runner.conftest import Workspace, reviews
 
 
@@ -185,7 +186,9 @@ def test_a_job_that_cannot_read_its_input_does_not_stop_the_others(
     assert len(ws.output("good")) == 2
 
 
-QUOTA = "You exceeded your current quota, please check your plan and billing details."
+QUOTA = json.dumps({"error": {
+    "message": "You exceeded your current quota, please check your plan and billing details.",
+    "type": "insufficient_quota", "param": None, "code": "insufficient_quota"}})
 
 
 def test_a_spent_quota_stops_the_run_at_once_and_a_later_apply_sends_the_rest(
@@ -203,3 +206,10 @@ def test_a_spent_quota_stops_the_run_at_once_and_a_later_apply_sends_the_rest(
     assert ws.run("apply") == 0
     assert fake_provider.count == 200  # nothing was recorded as failed
     assert len(ws.output()) == 200 and ws.errors() == []
+
+
+def test_a_row_refused_for_a_spent_account_is_sent_again_by_the_next_apply() -> None:
+    # a sync run stops at the first such refusal; a native batch's re-ask can still fail a
+    # row so, and credit added later answers it
+    assert is_retryable({"status": "failed", "error": {"code": "insufficient_quota", "message": "m"}})
+    assert not is_retryable({"status": "failed", "error": {"code": "auth", "message": "m"}})
