@@ -22,10 +22,10 @@ Gates, taken in this order for each attempt:
   pacing slot inside the pause) until it refills: the 429's Retry-After, else the
   bucket's reset, else (a 429 that names a spent limit and nothing more)
   ``BLIND_PAUSE_S``, doubled for each window refused again, up to ``BLIND_PAUSE_MAX_S``,
-  until the limit has grown back by one (a window of answers). A reply whose headers
+  until a request started after it is answered. A reply whose headers
   show fewer requests remaining than have been sent and not answered, or no tokens
-  remaining, pauses the same way before any 429 comes, for at most
-  ``HEADER_PAUSE_MAX_S``. A pause of ``PAUSE_LOGGED_S`` or more is logged. After a
+  remaining, pauses the same way before any 429 comes. A pause of ``PAUSE_LOGGED_S``
+  or more is logged (a daily bucket spent pauses for hours: the log says so). After a
   pause, starts resume one pacing step apart (no burst), or, without an rpm, spread over
   up to ``RESTART_SPREAD_S`` seconds, so they do not come back as one thundering herd.
   A stray 429 pauses nothing: only its own request waits its Retry-After (the provider's
@@ -51,7 +51,7 @@ import structlog
 from agentflow_jobs.providers.ratelimits import Bucket, RateHeaders
 
 __all__ = [
-    "BLIND_PAUSE_MAX_S", "BLIND_PAUSE_S", "HEADER_PAUSE_MAX_S", "RESTART_SPREAD_S", "RPM_HEADROOM",
+    "BLIND_PAUSE_MAX_S", "BLIND_PAUSE_S", "PAUSE_LOGGED_S", "RESTART_SPREAD_S", "RPM_HEADROOM",
     "Limiter", "Permit",
 ]
 
@@ -63,10 +63,6 @@ RESTART_SPREAD_S = 1.0
 # a spent bucket that does not say when it refills: pause this long, doubling while it
 # stays spent (a per-minute bucket refills within a minute)
 BLIND_PAUSE_S, BLIND_PAUSE_MAX_S = 1.0, 32.0
-# a reply's headers pause starts at most this long at a time: a per-minute bucket refills
-# within it, and a spent daily one (Groq says so in its request headers) must not hold a
-# run for hours: its requests are refused and kept for a later apply instead
-HEADER_PAUSE_MAX_S = 60.0
 # a pause this long is said in the log: a run that stops sending must say why
 PAUSE_LOGGED_S = 5.0
 
@@ -172,15 +168,16 @@ class Limiter:
 
     # ---- AIMD ------------------------------------------------------------------------
 
-    def on_success(self) -> None:
+    def on_success(self, permit: Permit | None = None) -> None:
+        """An answer. A request started after the last blind pause being answered says
+        the bucket refilled; answers to those started before it say nothing."""
+        if self._blind_pause and (permit is None or permit.epoch > self._blind_at):
+            self._blind_pause = 0.0
         if self.limit >= self.max_concurrency:
-            if self._blind_pause:  # a limit of one never grows back: an answer is the sign
-                self._blind_pause = 0.0
             return
         self._successes += 1
         if self._successes >= (self.recover_after or self.limit):
             self._successes = 0
-            self._blind_pause = 0.0  # a window of answers: the bucket refilled
             self.limit += 1
             self._wake()
 
@@ -240,14 +237,14 @@ class Limiter:
             refill = (needed - remaining) * 60.0 / limit
             wait = refill if wait is None else min(wait, refill)
         if wait:
-            self._pause_for(min(wait, HEADER_PAUSE_MAX_S), why="its rate-limit headers show too little left")
+            self._pause_for(wait, why="its rate-limit headers show too little left")
 
     def _pause_for(self, seconds: float, why: str = "it answered 429, its limit spent") -> None:
         until = self._clock() + seconds
         if until <= self._paused_until:
             return
         if seconds >= PAUSE_LOGGED_S and until > self._paused_until + PAUSE_LOGGED_S:
-            log.warning(f"requests to the provider paused for {seconds:.0f} s: {why}")
+            log.warning("requests to the provider paused", seconds=round(seconds), why=why)
         self._paused_until = until
         # no burst after the pause: the first start at its end, the next a step later
         self._tat = max(self._tat, until + self._tolerance)

@@ -185,7 +185,7 @@ class OpenAICompatProvider:
                 self._failed(permit, response, built.payload, rates)
             reply = self.parse(response.content, built.payload)
             self.limiter.settle(permit, reply.usage.total_tokens or None)
-            self.limiter.on_success()
+            self.limiter.on_success(permit)
             return reply
 
     def _failed(

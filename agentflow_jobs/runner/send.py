@@ -137,19 +137,22 @@ async def _send(
 
 
 def _say_if_capped(job: Job, profile: Profile) -> None:
-    """Warn when the profile's provider takes fewer requests at once than the job asks
-    for: the job then runs at the provider's pace, and nothing else would say why."""
+    """Warn when the profile's provider takes fewer requests at once than the job's own
+    ``execution.concurrency`` asks for: the job then runs at the provider's pace, and
+    nothing else would say why. The default (16) is not the job asking: a self-hosted
+    server's 4 is what it should get."""
+    execution = job.spec.execution
     slots = profile.request_slots()
-    wanted = job.spec.execution.concurrency
-    if slots is not None and slots < wanted:
-        where = (f"profile {profile.name!r} ({profile.source})" if profile.source != "built-in"
-                 else f"a profile named {profile.name!r} in {config_path()}")
-        log.warning(
-            f"at most {slots} requests at once go to this provider, not the job's {wanted}",
-            job=job.name,
-            hint=f"set `concurrency` (or `self_hosted: false` for a hosted API at a private "
-                 f"address) in the provider block of {where}",
-        )
+    if "concurrency" not in execution.model_fields_set or slots is None or slots >= execution.concurrency:
+        return
+    where = (f"profile {profile.name!r} ({profile.source})" if profile.source != "built-in"
+             else f"a profile named {profile.name!r} in {config_path()}")
+    log.warning(
+        "the provider takes fewer requests at once than the job's execution.concurrency",
+        provider_concurrency=slots, concurrency=execution.concurrency, job=job.name,
+        hint=f"set `concurrency` (or `self_hosted: false` for a hosted API at a private "
+             f"address) in the provider block of {where}",
+    )
 
 
 async def _collect(

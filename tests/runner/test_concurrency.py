@@ -3,6 +3,7 @@ chunk_size; a provider that takes fewer at once says so."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from tests.runner.conftest import Workspace, reviews
 
 
 def _hosted_profile(ws: Workspace, fake_provider: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The fake as a hosted API taking 64 at once: only the job's concurrency binds (the
+    """The fake in a profile taking 64 at once: only the job's concurrency binds (the
     built-in profile sees a loopback server, which takes 4)."""
     profiles = ws.root / "profiles.yaml"
     profiles.write_text(
@@ -50,10 +51,12 @@ def test_a_provider_that_takes_fewer_at_once_than_the_job_asks_says_so(
     ws.write_spec(execution={"concurrency": 16})
     fake_provider.script(latency_ms=30)
     assert ws.run("apply") == 0
-    err = capsys.readouterr().err
-    assert "at most 4 requests at once go to this provider, not the job's 16" in err
-    assert "set `concurrency`" in err and "a profile named 'local'" in err
+    [warning] = [json.loads(line) for line in capsys.readouterr().err.splitlines()
+                 if "fewer requests at once" in line]
+    assert (warning["provider_concurrency"], warning["concurrency"]) == (4, 16)
+    assert "set `concurrency`" in warning["hint"] and "a profile named 'local'" in warning["hint"]
     assert fake_provider.max_in_flight == 4
-    ws.write_spec(execution={"concurrency": 4})
+    # the job's default (16) is not the job asking: 4 is what a local server should get
+    ws.write_spec(execution=None)
     assert ws.run("apply", "--force") == 0
-    assert "requests at once go to this provider" not in capsys.readouterr().err
+    assert "fewer requests at once" not in capsys.readouterr().err
