@@ -25,6 +25,7 @@ from agentflow_jobs.operations.base import (
     json_schema_format,
     load_json_object,
 )
+from agentflow_jobs.pricing.estimate import estimate_text_tokens
 from agentflow_jobs.wire import CompletionRequest
 
 __all__ = ["DEFAULT_SUMMARY_INSTRUCTIONS", "SummarizeOperation"]
@@ -69,8 +70,7 @@ class BoundSummarize(BoundOperation):
         return self.content(item)
 
     def max_tokens_for(self, user: str) -> int:
-        text_tokens = len(user.encode()) // 4
-        return min(SUMMARY_MAX_TOKENS, max(SUMMARY_MIN_TOKENS, text_tokens + 64))
+        return min(SUMMARY_MAX_TOKENS, max(SUMMARY_MIN_TOKENS, estimate_text_tokens(user) + 64))
 
     def parse(self, item: dict[str, Any], reply: ChatReply) -> dict[str, Any]:
         if reply.finish_reason == "length":

@@ -230,25 +230,27 @@ def _http_options(config: Mapping[str, Any], base_url: str) -> dict[str, Any]:
         connect_timeout=_number(config, "connect_timeout", None),
         read_timeout=_number(config, "read_timeout", None),
         max_attempts=int(_number(config, "max_attempts", 3, integer=True) or 3),
-        concurrency=int(_number(config, "concurrency", SELF_HOSTED_CONCURRENCY if self_hosted
-                                else DEFAULT_CONCURRENCY, integer=True)),
+        concurrency=_concurrency(config, self_hosted),
         requests_per_minute=_number(config, "requests_per_minute", None),
         tokens_per_minute=_number(config, "tokens_per_minute", None),
         self_hosted=self_hosted,
     )
 
 
+def _concurrency(config: Mapping[str, Any], self_hosted: bool) -> int:
+    """The provider block's ``concurrency``, else 4 to a self-hosted server, 64 to a hosted API."""
+    default = SELF_HOSTED_CONCURRENCY if self_hosted else DEFAULT_CONCURRENCY
+    return int(_number(config, "concurrency", default, integer=True))
+
+
 def request_slots(config: Mapping[str, Any]) -> int | None:
-    """How many requests at once an HTTP provider block allows (``concurrency``, else 4 to
-    a self-hosted server and 64 to a hosted API); None for the local model or a setting
-    ``build_provider`` refuses (it says so)."""
-    kind = str(config.get("type") or "openai")
-    if kind not in ("openai", "anthropic"):
+    """How many requests at once an HTTP provider block allows (as ``build_provider``
+    sets it); None for the local model or a setting ``build_provider`` refuses (it says
+    so). No base URL is Anthropic's own API: hosted."""
+    if str(config.get("type") or "openai") not in ("openai", "anthropic"):
         return None
-    base_url = str(config.get("base_url") or ("https://api.anthropic.com" if kind == "anthropic" else ""))
     try:
-        default = SELF_HOSTED_CONCURRENCY if _self_hosted(config, base_url) else DEFAULT_CONCURRENCY
-        return int(_number(config, "concurrency", default, integer=True))
+        return _concurrency(config, _self_hosted(config, str(config.get("base_url") or "")))
     except ConfigError:
         return None
 

@@ -38,11 +38,11 @@ RETRYABLE_4XX = frozenset({408, 409, 429})
 # ``insufficient_quota``, Anthropic's 400 "Your credit balance is too low", a gateway's
 # 402. Unlike a rate limit, waiting does not refill it: every other item would be refused
 # alike. Decided by the error's own fields, never by words anywhere in the body (a
-# validation error may quote the prompt), and never for an answer that says when to come
-# back: Gemini words its per-minute limit "You exceeded your current quota, please check
-# your plan and billing details ... Please retry in 15s".
+# validation error may quote the prompt; Gemini words its per-minute limit "You exceeded
+# your current quota, please check your plan and billing details ... Please retry in
+# 15s"), and never for an answer with a Retry-After (it says when to come back).
 _NO_CREDIT = re.compile(r"credit balance is too low|insufficient credits?", re.IGNORECASE)
-NO_CREDIT_HINT = ("the account has no quota or credit left: nothing more is sent and no item "
+_NO_CREDIT_HINT = ("the account has no quota or credit left: nothing more is sent and no item "
                   "is recorded as failed; add credit, then apply again")
 EXCERPT_CHARS = 200
 # the provider's own error message is what tells a user what to fix: keep more of it
@@ -129,23 +129,24 @@ def status_failure(
     said = provider_message(body)
     excerpt = _excerpt(said, secret, MESSAGE_CHARS) if said is not None else _excerpt(body, secret)
     message = f"{where} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
-    if _no_credit(status, body, said, headers):
-        return ProviderError(f"{message} ({NO_CREDIT_HINT})", code="insufficient_quota",
+    retry_after = parse_retry_after(headers)
+    if _no_credit(status, body, said, retry_after):
+        return ProviderError(f"{message} ({_NO_CREDIT_HINT})", code="insufficient_quota",
                              status_code=status)
     return ProviderError(
         message,
         code=code_for_status(status),
         status_code=status,
-        retry_after=parse_retry_after(headers),
+        retry_after=retry_after,
         retryable=is_retryable_status(status),
     )
 
 
-def _no_credit(status: int, body: str, said: str | None, headers: Mapping[str, str]) -> bool:
+def _no_credit(status: int, body: str, said: str | None, retry_after: float | None) -> bool:
     """Whether an error answer says the account has nothing left to spend (see ``_NO_CREDIT``)."""
     if status == 402:
         return True
-    if not 400 <= status < 500 or parse_retry_after(headers) is not None or "retry in" in body.lower():
+    if not 400 <= status < 500 or retry_after is not None:
         return False
     return _typed_insufficient_quota(body) or bool(said and _NO_CREDIT.search(said))
 

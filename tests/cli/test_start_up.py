@@ -136,8 +136,8 @@ def test_apply_prints_its_table_with_rich_imported_only_to_print_it(
     tmp_path: Path, fake_provider_process: FakeProviderProcess
 ) -> None:
     env = _workspace(tmp_path, fake_provider_process.base_url, [{"rid": "r1", "content": "it was great"}])
-    # rich's modules as the first request leaves, whether the table's were loaded (by the
-    # first answers) when it printed, then the exit code and the table
+    # rich's modules as the first request leaves, whether the table's were loaded (while
+    # the first requests were out) when it printed, then the exit code and the table
     probe = (
         "import sys, aiohttp\nfrom agentflow_jobs.cli import main, reports\n"
         "send = aiohttp.ClientSession._request\nseen = []\n"
