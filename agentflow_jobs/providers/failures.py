@@ -172,15 +172,15 @@ def _is_timeout(exc: BaseException) -> bool:
 
 
 def transport_failure(
-    exc: BaseException, *, where: str, secret: str | None, seconds: float | None = None
+    exc: BaseException, *, where: str, secret: str | None, limit: str | None = None
 ) -> ProviderError:
-    """A retryable ProviderError for a connect/read error or a timeout (``seconds``: the
-    attempt's limit, named with the setting that changes it)."""
+    """A retryable ProviderError for a connect/read error or a timeout (``limit``: which
+    limit a timeout hit, with the setting that changes it; ``Endpoint.limit_hit``)."""
     kind = type(exc.__cause__ or exc).__name__
     detail = redact(str(exc.__cause__ or exc), secret)[:EXCERPT_CHARS]
     if _is_timeout(exc):
-        limit = f"; the attempt had {seconds:g} s, provider.timeout" if seconds else ""
-        return ProviderError(f"{where} timed out ({kind}{limit})", code="timeout", retryable=True)
+        said = f"; {limit}" if limit else ""
+        return ProviderError(f"{where} timed out ({kind}{said})", code="timeout", retryable=True)
     message = f"{where} connection failed ({kind}{': ' + detail if detail else ''})"
     return ProviderError(message, code="provider_error", retryable=True)
 

@@ -217,7 +217,7 @@ class OpenAICompatProvider:
             return await self._endpoint.post(body, timeout=timeout)
         except _TRANSPORT_ERRORS as exc:
             error = transport_failure(exc, where=self._where, secret=self._api_key,
-                                      seconds=timeout or self._endpoint.timeout)
+                                      limit=self._endpoint.limit_hit(exc, timeout))
             if error.code == "timeout" and self.self_hosted:
                 self.limiter.on_overloaded(permit)  # it is still working on what we sent
             raise error from None

@@ -142,6 +142,7 @@ class Endpoint:
         self._url_object = httpx.URL(url)
         self.timeout = self._total_timeout = timeout
         connect = connect_timeout or min(10.0, timeout)
+        self._connect_timeout, self._read_timeout = connect, read_timeout
         self._extensions = {"timeout": httpx.Timeout(
             timeout, connect=connect, read=read_timeout or timeout, pool=connect
         ).as_dict()}
@@ -172,6 +173,20 @@ class Endpoint:
             response = await http.handle_async_request(request)
             await response.aread()
         return RawResponse(response.status_code, response.headers, response.content)
+
+    def limit_hit(self, exc: BaseException, timeout: float | None = None) -> str:
+        """Which limit a timeout ``exc`` of ``post(timeout=timeout)`` hit, with the
+        setting that changes it, e.g. "no data for 30 s, provider.read_timeout"."""
+        total = timeout or self._total_timeout
+        if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+            return f"no connection in {self._connect_timeout:g} s, provider.connect_timeout"
+        read = self._read_timeout
+        # the pool's read timer raises aiohttp's ServerTimeoutError, the whole attempt's a
+        # bare TimeoutError: both reach the caller as a ReadTimeout caused by them
+        by_read_timer = isinstance(exc, httpx.ReadTimeout) and type(exc.__cause__) is not TimeoutError
+        if by_read_timer and timeout is None and read is not None and read < total:
+            return f"no data for {read:g} s, provider.read_timeout"
+        return f"the attempt had {total:g} s, provider.timeout"
 
     async def aclose(self) -> None:
         http, self._http = self._http, None

@@ -122,6 +122,27 @@ def test_slow_provider_hits_the_read_timeout(fake_provider: FakeProvider) -> Non
     fake_provider.script(latency_ms=1000)
     error = failure(fake_provider.base_url, max_attempts=1, read_timeout=0.2)
     assert error.code == "timeout"
+    # the limit that fired, not the whole attempt's (60 s, provider.timeout)
+    assert "no data for 0.2 s, provider.read_timeout" in str(error) and "provider.timeout" not in str(error)
+
+
+def test_a_server_that_never_accepts_hits_the_connect_timeout() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        # fill the backlog: the kernel leaves further connection attempts unanswered
+        fillers = [socket.socket() for _ in range(3)]
+        for filler in fillers:
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+        try:
+            error = failure(f"http://127.0.0.1:{port}/v1", max_attempts=1, connect_timeout=0.3)
+        finally:
+            for filler in fillers:
+                filler.close()
+    assert error.code == "timeout"
+    assert "no connection in 0.3 s, provider.connect_timeout" in str(error)
 
 
 def test_unreachable_provider(fake_provider: FakeProvider) -> None:
