@@ -118,8 +118,8 @@ def command(
         total = total_cost({p.job: p.cost for p in plans})
         console.print(
             f"estimated total: {usd(total['sync_usd'])} sync, {usd(total['batch_usd'])} batch",
-            markup=False, highlight=False,
+            highlight=False,
         )
         for line in _bases(plans):
-            console.print(line, markup=False, highlight=False)
+            console.print(line, highlight=False)
     return PENDING_EXIT if exit_code and pending else 0

@@ -118,3 +118,13 @@ def test_examples_apply_end_to_end(
     assert main(["plan", "specs/examples", "--exit-code"]) == 0
     assert main(["apply", "specs/examples"]) == 0
     assert fake_provider.count == sent
+
+
+def test_every_table_shows_an_output_path_as_written(ws: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+    # brackets in a path are not rich markup: "[v2]" stays, "[/x]" is no markup error
+    ws.write_input("reviews.jsonl", reviews(2))
+    ws.write_spec(output={"path": "../out/results[v2]/a[/x]b.jsonl"})
+    for command in (["plan"], ["apply"], ["status"]):
+        assert main(command) == 0
+        assert "results[v2]/a[/x]b.jsonl" in capsys.readouterr().err, command
+    assert (ws.root / "out" / "results[v2]" / "a[" / "x]b.jsonl").is_file()
