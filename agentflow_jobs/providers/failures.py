@@ -164,11 +164,22 @@ def _typed_insufficient_quota(body: str) -> bool:
 
 
 def _is_timeout(exc: BaseException) -> bool:
-    # the aiohttp transport reports a dropped connection as ConnectTimeout; trust the cause
+    # the aiohttp transport reports a dropped connection as ConnectTimeout: a cause that is
+    # a connection error says otherwise (httpx's own causes are httpcore's timeouts)
     cause = exc.__cause__
     if isinstance(exc, httpx.TimeoutException):
-        return cause is None or isinstance(cause, TimeoutError)
+        return isinstance(cause, TimeoutError) or not isinstance(cause, OSError)
     return isinstance(exc, TimeoutError | asyncio.TimeoutError)
+
+
+def _kind(exc: BaseException) -> str:
+    """What failed, by name: the cause of an exception httpx or our transport wrapped
+    (aiohttp's SocketTimeoutError, an OSError), else the exception itself (a TimeoutError,
+    not the CancelledError behind it)."""
+    cause = exc.__cause__
+    if isinstance(exc, httpx.HTTPError) and cause is not None:
+        return type(cause).__name__
+    return type(exc).__name__
 
 
 def transport_failure(
@@ -176,7 +187,7 @@ def transport_failure(
 ) -> ProviderError:
     """A retryable ProviderError for a connect/read error or a timeout (``limit``: which
     limit a timeout hit, with the setting that changes it; ``Endpoint.limit_hit``)."""
-    kind = type(exc.__cause__ or exc).__name__
+    kind = _kind(exc)
     detail = redact(str(exc.__cause__ or exc), secret)[:EXCERPT_CHARS]
     if _is_timeout(exc):
         said = f"; {limit}" if limit else ""

@@ -39,13 +39,28 @@ def parse_reply(body: bytes, *, where: str = "provider", secret: str | None = No
     content = message.get("content")
     finish_reason = choice.get("finish_reason")
     return ChatReply(
-        text=content if isinstance(content, str) else ("" if content is None else json.dumps(content)),
+        text=_text(content),
         usage=_usage(data.get("usage")),
         finish_reason=finish_reason,
         model=data.get("model"),
         logprobs=_logprobs(choice.get("logprobs")),
         refusal=_refusal(message.get("refusal"), finish_reason),
     )
+
+
+def _text(content: Any) -> str:
+    """The reply's text: a string as it is; a list of content parts (some gateways and
+    reasoning models send ``[{"type": "text", "text": ...}]``) as its text parts joined;
+    anything else as JSON, for the operation to judge."""
+    if isinstance(content, str):
+        return content
+    if content is None:
+        return ""
+    if isinstance(content, list) and content and all(isinstance(p, dict) for p in content):
+        texts = [p["text"] for p in content if p.get("type", "text") == "text" and isinstance(p.get("text"), str)]
+        if texts:
+            return "".join(texts)
+    return json.dumps(content)
 
 
 def _refusal(text: Any, finish_reason: Any) -> str | None:
@@ -78,6 +93,8 @@ def _count(value: Any) -> int:
 
 
 def _logprobs(raw: Any) -> list[TokenLogprob] | None:
+    """The tokens' log-probabilities; a token or alternative whose logprob is not a number
+    (null, a string) is left out, like an odd count (they only inform a confidence)."""
     entries = raw.get("content") if isinstance(raw, dict) else None
     if not isinstance(entries, list):
         return None
@@ -85,10 +102,21 @@ def _logprobs(raw: Any) -> list[TokenLogprob] | None:
     for entry in entries:
         if not isinstance(entry, dict) or "token" not in entry:
             continue
+        logprob = _number(entry.get("logprob", 0.0))
+        if logprob is None:
+            continue
+        alternatives = entry.get("top_logprobs")
         top = {
-            str(t["token"]): float(t["logprob"])
-            for t in entry.get("top_logprobs") or []
-            if isinstance(t, dict) and "token" in t and "logprob" in t
+            str(t["token"]): value
+            for t in (alternatives if isinstance(alternatives, list) else [])
+            if isinstance(t, dict) and "token" in t and (value := _number(t.get("logprob"))) is not None
         }
-        out.append(TokenLogprob(token=str(entry["token"]), logprob=float(entry.get("logprob", 0.0)), top=top))
+        out.append(TokenLogprob(token=str(entry["token"]), logprob=logprob, top=top))
     return out
+
+
+def _number(value: Any) -> float | None:
+    """A log-probability as a float; None for anything that is not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)

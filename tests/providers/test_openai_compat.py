@@ -126,6 +126,16 @@ def test_slow_provider_hits_the_read_timeout(fake_provider: FakeProvider) -> Non
     assert "no data for 0.2 s, provider.read_timeout" in str(error) and "provider.timeout" not in str(error)
 
 
+def test_httpxs_own_transport_reports_its_timeouts_as_timeouts(fake_provider: FakeProvider) -> None:
+    # httpx raises ReadTimeout from httpcore's ReadTimeout (the native batch APIs' client
+    # too); the whole attempt's timer raises a TimeoutError, not a CancelledError
+    fake_provider.script(fault="hang")
+    read = failure(fake_provider.base_url, max_attempts=1, transport="httpx", read_timeout=0.2)
+    assert read.code == "timeout" and "(ReadTimeout; no data for 0.2 s, provider.read_timeout)" in str(read)
+    whole = failure(fake_provider.base_url, max_attempts=1, transport="httpx", timeout=0.3)
+    assert whole.code == "timeout" and "(TimeoutError; the attempt had 0.3 s, provider.timeout)" in str(whole)
+
+
 def test_a_server_that_never_accepts_hits_the_connect_timeout() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -414,6 +424,37 @@ def test_refusal_text_wins_over_the_content_filter_note(
     body = {"choices": [{"message": message, "finish_reason": finish_reason}]}
     reply = parse_reply(json.dumps(body).encode())
     assert (reply.text, reply.refusal) == (text, refusal)
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        # gateways and reasoning models send content as parts: the text parts are the answer
+        ([{"type": "text", "text": '{"label":'}, {"type": "text", "text": ' "positive"}'}], '{"label": "positive"}'),
+        ([{"type": "thinking", "thinking": [{"type": "text", "text": "hm"}]},
+          {"type": "text", "text": '{"label": "negative"}'}], '{"label": "negative"}'),
+        ({"label": "positive"}, '{"label": "positive"}'),  # not text: as JSON, for the operation
+        ([1, 2], "[1, 2]"),
+    ],
+)
+def test_content_in_parts_is_read_as_its_text(content: Any, text: str) -> None:
+    body = {"choices": [{"message": {"content": content}, "finish_reason": "stop"}]}
+    assert parse_reply(json.dumps(body).encode()).text == text
+
+
+def test_unreadable_logprobs_are_left_out_not_a_failed_item() -> None:
+    logprobs = {"content": [
+        {"token": "pos", "logprob": -0.1, "top_logprobs": [
+            {"token": "pos", "logprob": -0.1}, {"token": "neg", "logprob": None}, {"token": "x", "logprob": "bad"}]},
+        {"token": "itive", "logprob": None, "top_logprobs": []},
+        {"token": "!", "logprob": -2, "top_logprobs": None},
+        {"token": "?", "logprob": True},
+    ]}
+    body = {"choices": [{"message": {"content": "positive"}, "finish_reason": "stop", "logprobs": logprobs}]}
+    reply = parse_reply(json.dumps(body).encode())
+    assert reply.text == "positive" and reply.logprobs is not None
+    assert [(t.token, t.logprob, t.top) for t in reply.logprobs] == [
+        ("pos", -0.1, {"pos": -0.1}), ("!", -2.0, {})]
 
 
 def test_a_reply_nested_past_the_parsers_depth_is_a_malformed_reply_not_a_crash() -> None:
