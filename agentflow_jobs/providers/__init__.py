@@ -25,6 +25,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -217,10 +218,17 @@ def _http_options(config: Mapping[str, Any], base_url: str) -> dict[str, Any]:
     from agentflow_jobs.providers.openai_compat import DEFAULT_TIMEOUT
 
     api_key = _optional_str(config, "api_key")
+    if api_key is not None:  # a key read from a file keeps its newline
+        api_key = _header_safe(api_key.strip(), "provider.api_key") or None
     _check_base_url(base_url, has_key=api_key is not None)
     headers = config.get("headers") or {}
     if not isinstance(headers, Mapping):
         raise ConfigError("headers must be a mapping of header name to value", key="provider.headers")
+    for name, value in headers.items():
+        if not _HEADER_NAME.fullmatch(str(name)):
+            raise ConfigError(f"{str(name)!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~)",
+                              key="provider.headers")
+        _header_safe(str(value), f"provider.headers.{name}")
     self_hosted = _self_hosted(config, base_url)
     return dict(
         api_key=api_key,
@@ -301,6 +309,21 @@ def _local(config: Mapping[str, Any]) -> Provider:
         return cast(Provider, module.LocalProvider(config))
     except ImportError as exc:
         raise ConfigError(f"{_LOCAL_HELP} ({exc})", key="provider.type") from None
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _header_safe(value: str, key: str) -> str:
+    """``value``, if an HTTP header can carry it (printable ASCII); else a ConfigError that
+    says where the bad character is, never the value (it may be a secret)."""
+    for position, char in enumerate(value, 1):
+        if not (" " <= char <= "~" or char == "\t"):
+            what = f"a control character (U+{ord(char):04X})" if ord(char) < 32 or ord(char) == 127 else (
+                f"a non-ASCII character (U+{ord(char):04X})")
+            raise ConfigError(f"has {what} at position {position} of {len(value)}, which an HTTP header "
+                              "cannot carry: check how it was pasted or read", key=key)
+    return value
 
 
 def _optional_str(config: Mapping[str, Any], key: str) -> str | None:

@@ -128,3 +128,15 @@ def test_every_table_shows_an_output_path_as_written(ws: Workspace, capsys: pyte
         assert main(command) == 0
         assert "results[v2]/a[/x]b.jsonl" in capsys.readouterr().err, command
     assert (ws.root / "out" / "results[v2]" / "a[" / "x]b.jsonl").is_file()
+
+
+def test_a_pasted_key_a_header_cannot_carry_is_a_usage_error(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, fake_provider: Any
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test\u2026")  # an ellipsis copied from a web page
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec()
+    assert main(["apply"]) == 2
+    err = capsys.readouterr().err
+    assert "provider.api_key" in err and "U+2026" in err and "Traceback" not in err
+    assert fake_provider.count == 0

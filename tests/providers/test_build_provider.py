@@ -51,12 +51,38 @@ def test_openai_provider_from_config(fake_provider: FakeProvider) -> None:
         ({"base_url": "http:///v1"}, "provider.base_url"),
         ({"base_url": "http://127.0.0.1:99999/v1"}, "provider.base_url"),
         ({"base_url": "https://gw:hunter22@gateway.example/v1", "api_key": "sk-x"}, "provider.base_url"),
+        ({"base_url": "http://x/v1", "api_key": "sk-a\nb"}, "provider.api_key"),
+        ({"base_url": "http://x/v1", "api_key": "sk-abc\u2026"}, "provider.api_key"),
+        ({"type": "anthropic", "api_key": "sk-ant\u00a0x"}, "provider.api_key"),
+        ({"base_url": "http://x/v1", "headers": {"x-team": "jobs\r\nx-evil: 1"}}, "provider.headers.x-team"),
+        ({"base_url": "http://x/v1", "headers": {"x team": "jobs"}}, "provider.headers"),
     ],
 )
 def test_bad_config_names_the_key(config: dict[str, Any], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         build_provider(config)
     assert caught.value.key == key
+
+
+def test_a_key_a_header_cannot_carry_is_named_never_shown() -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_provider({"base_url": "http://x/v1", "api_key": "sk-SECRET\u2026tail"})
+    said = str(caught.value)
+    assert "SECRET" not in said and "tail" not in said
+    assert "non-ASCII character (U+2026) at position 10 of 14" in said
+
+
+def test_a_key_read_with_its_newline_is_sent_without_it(fake_provider: FakeProvider) -> None:
+    provider = build_provider({"base_url": fake_provider.base_url, "api_key": "k-123\n", "model": "m1"})
+
+    async def run() -> None:
+        try:
+            await provider.chat(request())
+        finally:
+            await provider.aclose()
+
+    asyncio.run(run())
+    assert fake_provider.request_headers[0]["authorization"] == "Bearer k-123"
 
 
 def test_an_unknown_type_names_every_known_one() -> None:
