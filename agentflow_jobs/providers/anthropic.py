@@ -46,6 +46,7 @@ from agentflow_jobs.providers.anthropic_request import (
     MessageBodies,
 )
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
+from agentflow_jobs.urls import display_url
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider"]
 
@@ -66,8 +67,8 @@ class AnthropicProvider(OpenAICompatProvider):
         super().__init__(base_url, api_key, model, **options)
         self._messages = MessageBodies(self.default_model, max_tokens, native=self.native)
 
-    def __repr__(self) -> str:  # never shows the key
-        return f"AnthropicProvider(base_url={self.base_url!r}, model={self.default_model!r})"
+    def __repr__(self) -> str:  # never shows the key, nor a password in the URL
+        return f"AnthropicProvider(base_url={display_url(self.base_url)!r}, model={self.default_model!r})"
 
     def _endpoint_url(self) -> str:
         # Anthropic's SDKs take the root as base_url; one given with /v1 works the same

@@ -129,6 +129,8 @@ def status_failure(
     said = provider_message(body)
     excerpt = _excerpt(said, secret, MESSAGE_CHARS) if said is not None else _excerpt(body, secret)
     message = f"{where} answered HTTP {status}" + (f": {excerpt}" if excerpt else "")
+    if 300 <= status < 400:
+        message += _moved(headers, secret)
     retry_after = parse_retry_after(headers)
     if _no_credit(status, body, said, retry_after):
         return ProviderError(f"{message} ({_NO_CREDIT_HINT})", code="insufficient_quota",
@@ -140,6 +142,14 @@ def status_failure(
         retry_after=retry_after,
         retryable=is_retryable_status(status),
     )
+
+
+def _moved(headers: Mapping[str, str], secret: str | None) -> str:
+    """What a redirect says: where to, and the setting that points there (it is not
+    followed: the request would lose its body or its key on the way)."""
+    location = headers.get("location") or headers.get("Location")
+    where = f" to {_excerpt(location, secret, MESSAGE_CHARS)}" if location else ""
+    return f" (a redirect{where}: set provider.base_url to the address it names)"
 
 
 def _no_credit(status: int, body: str, said: str | None, retry_after: float | None) -> bool:

@@ -181,7 +181,7 @@ class OpenAICompatProvider:
             rates = read_headers(response.headers)
             if rates is not None:
                 self.limiter.observe(rates)
-            if response.status >= 400:
+            if response.status >= 300:  # redirects are not followed: a POST must not move
                 self._failed(permit, response, built.payload, rates)
             reply = self.parse(response.content, built.payload)
             self.limiter.settle(permit, reply.usage.total_tokens or None)

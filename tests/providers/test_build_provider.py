@@ -96,6 +96,12 @@ def test_an_anthropic_provider_defaults_to_anthropics_api() -> None:
     assert "api.anthropic.com" in repr(provider) and "SECRET" not in repr(provider)
 
 
+def test_a_providers_repr_never_shows_a_password_in_its_url() -> None:
+    for kind in ("openai", "anthropic"):
+        provider = build_provider({"type": kind, "base_url": "https://gw:hunter22@gateway.example/v1"})
+        assert "hunter22" not in repr(provider) and "gateway.example" in repr(provider)
+
+
 def test_a_base_url_error_never_shows_its_password() -> None:
     with pytest.raises(ConfigError) as caught:
         build_provider({"base_url": "https://gw:hunter22@gateway.example/v1", "api_key": "sk-x"})

@@ -136,6 +136,18 @@ def test_httpxs_own_transport_reports_its_timeouts_as_timeouts(fake_provider: Fa
     assert whole.code == "timeout" and "(TimeoutError; the attempt had 0.3 s, provider.timeout)" in str(whole)
 
 
+def test_a_redirect_is_an_error_that_says_where_to_not_a_malformed_reply(fake_provider: FakeProvider) -> None:
+    # http:// written for https://: the server moves the POST; followed, it would lose
+    # its body or its key, so it is not followed, and not retried
+    fake_provider.script(status=301, body="<html>301 Moved Permanently</html>",
+                         headers={"location": "https://api.example.com/v1/chat/completions"})
+    error = failure(fake_provider.base_url, max_attempts=3)
+    assert (error.code, error.status_code, error.retryable) == ("bad_request", 301, False)
+    assert "answered HTTP 301" in str(error) and "malformed" not in str(error)
+    assert "a redirect to https://api.example.com/v1/chat/completions: set provider.base_url" in str(error)
+    assert fake_provider.count == 1
+
+
 def test_a_server_that_never_accepts_hits_the_connect_timeout() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
