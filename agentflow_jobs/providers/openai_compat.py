@@ -182,15 +182,13 @@ class OpenAICompatProvider:
             if rates is not None:
                 self.limiter.observe(rates)
             if response.status >= 300:  # redirects are not followed: a POST must not move
-                self._failed(permit, response, built.payload, rates)
+                self._failed(permit, response, built, rates)
             reply = self.parse(response.content, built.payload)
             self.limiter.settle(permit, reply.usage.total_tokens or None)
             self.limiter.on_success(permit)
             return reply
 
-    def _failed(
-        self, permit: Permit, response: RawResponse, payload: dict[str, Any], rates: RateHeaders | None
-    ) -> None:
+    def _failed(self, permit: Permit, response: RawResponse, built: _Body, rates: RateHeaders | None) -> None:
         body = response.content.decode("utf-8", "replace")
         error = status_failure(
             response.status, body, response.headers, where=self._where, secret=self._api_key
@@ -198,8 +196,10 @@ class OpenAICompatProvider:
         self.limiter.settle(permit, 0)  # a refused request used no tokens
         if error.code == "rate_limited":  # not a spent account: waiting refills the bucket
             self._rate_limited(permit, error, rates, body)
-        refused = self.refused_features(response.status, body, payload)
-        if refused:
+        refused = self.refused_features(response.status, body, built.payload)
+        # resent only when it can go without what was refused: a body built with every
+        # refusal known already would be refused again, forever
+        if refused and built.version != self._bodies.version:
             raise UnsupportedFeatureError(refused, status_code=response.status)
         raise error
 

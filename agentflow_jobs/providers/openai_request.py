@@ -74,6 +74,9 @@ class RequestBodies:
         if fmt and fmt.get("type") == "json_schema" and model in self._unsupported["json_schema"]:
             payload["messages"] = _with_schema_note(messages, fmt)
             fmt = _JSON_OBJECT if model in self._unsupported["json_object_schema"] else self._fallback(fmt)
+        if fmt and "schema" in fmt and fmt.get("type") == "json_object" and (
+                model in self._unsupported["json_object_schema"]):
+            fmt = _JSON_OBJECT  # the caller's own json_object with a schema: without it
         if fmt and fmt.get("type") == "json_object" and model in self._unsupported["json_object"]:
             # no response_format at all (the schema note, if any, stays): the operations
             # read a JSON object out of a plain reply and validate it all the same

@@ -148,6 +148,28 @@ def test_a_redirect_is_an_error_that_says_where_to_not_a_malformed_reply(fake_pr
     assert fake_provider.count == 1
 
 
+_SCHEMA_KEY_REFUSED = json.dumps({"error": {"message": "Unexpected field 'schema' in response_format"}})
+_OWN_FORMAT = {"type": "json_object", "schema": {"type": "object", "properties": {"label": {"type": "string"}}}}
+
+
+def test_a_callers_json_object_schema_refused_is_resent_once_without_it(fake_provider: FakeProvider) -> None:
+    fake_provider.script(status=400, body=_SCHEMA_KEY_REFUSED, times=1)
+    [reply] = chat(fake_provider.base_url, request("great", response_format=_OWN_FORMAT))
+    assert json.loads(reply.text)
+    assert [r["response_format"] for r in fake_provider.requests] == [_OWN_FORMAT, {"type": "json_object"}]
+
+
+def test_a_refusal_that_resending_cannot_avoid_ends_the_request_not_an_endless_resend(
+    fake_provider: FakeProvider,
+) -> None:
+    # the server says the same of every body: once nothing is left to leave out, the
+    # request fails with the server's words instead of being sent again without a pause
+    fake_provider.script(status=400, body=_SCHEMA_KEY_REFUSED)
+    error = failure(fake_provider.base_url, request("great", response_format=_OWN_FORMAT), max_attempts=3)
+    assert (error.code, error.status_code) == ("bad_request", 400) and "Unexpected field" in str(error)
+    assert fake_provider.count <= 3
+
+
 def test_a_server_that_never_accepts_hits_the_connect_timeout() -> None:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
