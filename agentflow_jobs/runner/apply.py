@@ -159,6 +159,8 @@ def _apply_changed(
         log.error("job refused by its budget", reason=refused)
         return
     counts = _send_pending(job, state, plan, report, run, stream, pending)
+    # spent, whatever happens to the output: the run's budget and record count it
+    report.cost_usd, report.requests = counts.spent_usd, counts.requests
     keep = _keep_output(report, counts)
     output = job.spec.output_path
     existed = output.is_file()

@@ -59,19 +59,26 @@ class Budget:
             return None
         if counts.unpriced:
             return "answers came back without a price, so the budget cannot be kept"
+        spent = counts.cost_usd
         for what, left in self._limits():
-            if left is None or counts.cost_usd >= left:
-                return f"{what} reached (${counts.cost_usd:.6f} spent on this job in this run)"
+            # a budget of $0 lets free answers through: it is reached by the first cent
+            if left is None or spent > left or (spent == left and spent > 0):
+                return f"{what} reached (${spent:.6f} spent on this job in this run)"
         return None
 
     def _limits(self) -> list[tuple[str, float | None]]:
         """``(budget as people read it, USD left of it)`` for each budget set."""
         limits: list[tuple[str, float | None]] = []
         if self.job_limit is not None:
-            limits.append((f"execution.max_cost_usd ${self.job_limit:g}", self.job_limit))
+            limits.append((f"execution.max_cost_usd {_usd(self.job_limit)}", self.job_limit))
         if self.run_limit is not None:
             spent = self.run_spent
             left = None if spent is None else self.run_limit - spent
             shown = "unknown" if spent is None else f"${spent:.6f}"
-            limits.append((f"--max-cost-usd ${self.run_limit:g} ({shown} spent before this job)", left))
+            limits.append((f"--max-cost-usd {_usd(self.run_limit)} ({shown} spent before this job)", left))
         return limits
+
+
+def _usd(value: float) -> str:
+    """A budget as its owner wrote it: $5, $0.5, $0.00005 (not 5e-05)."""
+    return "$" + (f"{value:.8f}".rstrip("0").rstrip(".") or "0")

@@ -299,7 +299,7 @@ def test_retry_keeps_a_run_budget_too(
     fake_provider.reset()
     code, report = _json(capsys, ws, "retry", "reviews", "specs", "--max-cost-usd", "0.000001")
     assert code == 1 and fake_provider.count == 0 and sent == 20
-    assert "exceeds --max-cost-usd $1e-06" in report["jobs"][0]["message"]
+    assert "exceeds --max-cost-usd $0.000001" in report["jobs"][0]["message"]
     assert ws.run("retry", "reviews", "specs", "--max-cost-usd", "1") == 0
     assert fake_provider.count == 20
 
@@ -334,3 +334,41 @@ def test_an_anthropic_profile_is_priced_by_its_claude_model_in_plan_and_apply(
         code, report = _json(capsys, ws, "apply", "specs")
     assert code == 0 and fake_anthropic.count == 10
     assert report["jobs"][0]["cost_usd"] == pytest.approx(10 * (PROMPT * 1.0 + COMPLETION * 5.0) / 1e6)
+
+
+def test_a_zero_budget_lets_a_free_model_run_and_stops_a_paid_one(
+    ws: Workspace, fake_provider: FakeProvider, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(5))
+    ws.write_spec(model="gpt-4o-mini", execution={"max_cost_usd": 0})
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text(json.dumps({"profiles": {"local": {"provider": {
+        "type": "openai", "base_url": fake_provider.base_url,
+        "prices": {"input_per_mtok": 0, "output_per_mtok": 0},
+    }}}}))
+    monkeypatch.setenv("AGENTFLOW_CONFIG", str(profiles))
+    code, report = _json(capsys, ws, "apply", "specs")
+    assert code == 0 and fake_provider.count == 5 and len(ws.output()) == 5
+    assert report["jobs"][0]["cost_usd"] == 0
+    # the same $0 budget against a price: refused before anything is sent, said as written
+    monkeypatch.delenv("AGENTFLOW_CONFIG")
+    ws.write_spec(model="gpt-4o-mini", execution={"max_cost_usd": 0.00005})
+    code, report = _json(capsys, ws, "apply", "specs", "--force")
+    assert code == 1 and fake_provider.count == 5
+    assert "exceeds execution.max_cost_usd $0.00005;" in report["jobs"][0]["message"]
+
+
+def test_a_job_whose_output_fails_still_reports_what_it_spent(
+    ws: Workspace, fake_provider: FakeProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ws.write_input("reviews.jsonl", reviews(10))
+    ws.write_spec(model="gpt-4o-mini")
+    (ws.root / "out" / "reviews.jsonl").mkdir(parents=True)  # a folder where the file goes
+    with fixed_usage(fake_provider, PROMPT, COMPLETION):
+        code, report = _json(capsys, ws, "apply", "specs")
+    job = report["jobs"][0]
+    assert code != 0 and job["status"] == "error" and "cannot write the output" in job["message"]
+    # paid for: the run's spend, its budget and its record count it
+    assert job["cost_usd"] == pytest.approx(10 * PER_ITEM) and report["cost_usd"] == pytest.approx(10 * PER_ITEM)
+    assert job["sent"] == 10
