@@ -62,7 +62,7 @@ def discover_spec_files(paths: Sequence[Path]) -> list[Path]:
         if path.is_dir():
             for child in sorted(path.rglob("*")):
                 hidden = any(part.startswith(".") for part in child.relative_to(path).parts)
-                if child.suffix in _SPEC_SUFFIXES and child.is_file() and not hidden:
+                if child.suffix.lower() in _SPEC_SUFFIXES and child.is_file() and not hidden:
                     found.setdefault(child.resolve())
         elif path.exists():
             found.setdefault(path.resolve())

@@ -128,3 +128,20 @@ def test_schema_output_into_a_missing_directory_is_a_usage_error(
     assert main(["schema", "--output", str(target)]) == 2
     assert f"error: cannot write {target}: directory {target.parent} does not exist" in capsys.readouterr().err
     assert not target.parent.exists()
+
+
+def test_a_spec_named_in_capitals_is_found_in_its_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Windows and some editors save `Reviews.YAML`: a folder's specs are found whatever the case
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "r.jsonl").write_text('{"text": "fine"}\n')
+    spec = ("apiVersion: agentflow-jobs/v1\nkind: Job\nname: {name}\noperation: classify\n"
+            "categories: [a, b]\ninput: {{path: ../data/r.jsonl}}\noutput: {{path: ../out/{name}.jsonl}}\n")
+    (tmp_path / "specs" / "Reviews.YAML").write_text(spec.format(name="upper"))
+    (tmp_path / "specs" / "other.Yml").write_text(spec.format(name="mixed"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", "--json"]) == 0
+    assert sorted(json.loads(capsys.readouterr().out)["jobs"]) == ["mixed", "upper"]
