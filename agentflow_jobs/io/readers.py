@@ -247,9 +247,11 @@ def _read_csv(handle: BinaryIO, path: str, *, header_only: bool = False) -> Iter
             index += 1
             continue
         if header is None:
+            if not any(cell.strip() for cell in row):
+                continue  # blank lines before the header
             if _NOT_UTF8.search(",".join(row)):
                 raise InputError("header is not UTF-8", path=path, line=start)
-            header = [name.strip() for name in row]
+            header = _header(row, path, start)
             if header_only:
                 yield InputItem(0, start, dict.fromkeys(header))
                 return
@@ -258,6 +260,18 @@ def _read_csv(handle: BinaryIO, path: str, *, header_only: bool = False) -> Iter
             continue
         yield _csv_item(header, row, index, start)
         index += 1
+
+
+def _header(row: list[str], path: str, line: int) -> list[str]:
+    """The column names; two columns of one name would leave one unread, unsaid."""
+    header = [name.strip() for name in row]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, 1):
+        if name and name in seen:
+            raise InputError(f"the header names column {name!r} twice (columns {seen[name]} and {position}): "
+                             "rename one, or it is not clear which to read", path=path, line=line)
+        seen.setdefault(name, position)
+    return header
 
 
 def _csv_item(header: list[str], row: list[str], index: int, line: int) -> InputItem:

@@ -56,6 +56,25 @@ def test_csv_header_quoted_newlines_and_ragged_rows(tmp_path: Path) -> None:
     ]
 
 
+def test_a_csv_header_naming_a_column_twice_is_a_located_error(tmp_path: Path) -> None:
+    # which "text" to read is not clear: the last one was taken, unsaid
+    path = tmp_path / "in.csv"
+    path.write_text("\nid,text, text \n1,real text,oops\n")
+    with pytest.raises(InputError) as info:
+        list(read_items(path))
+    assert info.value.line == 2
+    assert "names column 'text' twice (columns 2 and 3)" in str(info.value)
+    with pytest.raises(InputError):
+        read_columns(path)
+
+
+def test_blank_lines_before_a_csv_header_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("\n\nid,text\n1,a\n")
+    assert _items(path) == [(0, 4, {"id": "1", "text": "a"}, None)]
+    assert read_columns(path) == ["id", "text"]
+
+
 def test_csv_non_utf8_row(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_bytes(b"content\nfine\nbad \xff byte\n")
