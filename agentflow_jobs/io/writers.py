@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -34,7 +35,26 @@ OUTPUT_FORMATS = ("jsonl", "csv", "json")
 
 
 # one encoder for every row: json.dumps with options builds a new one per call
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_strict = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False).encode
+
+
+def _dumps(value: Any) -> str:
+    """JSON text any parser reads: a NaN or infinity (pandas' missing value in a Parquet
+    input, say) is written as null, not as the ``NaN`` strict parsers refuse."""
+    try:
+        return _strict(value)
+    except ValueError:  # rare: only a row holding one pays for the second pass
+        return _strict(_finite(value))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _writer_alive(suffix: str) -> bool:

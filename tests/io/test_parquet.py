@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -94,3 +95,20 @@ def test_enrich_fields_keep_the_types_the_job_declares(ws: Workspace) -> None:
     assert [schema.field(n).type for n in ("stars", "price", "refund", "topics")] == [
         pa.int64(), pa.float64(), pa.bool_(), pa.string()
     ]
+
+
+def test_a_missing_number_in_a_parquet_input_is_null_in_a_json_output(ws: Workspace) -> None:
+    # pandas writes a missing float as NaN: JSON has no NaN, and strict parsers refuse it
+    rows = [{**row, "price": price} for row, price in zip(reviews(3), [1.5, float("nan"), float("inf")], strict=True)]
+    pq.write_table(pa.Table.from_pylist(rows), ws.root / "data" / "reviews.parquet")
+    ws.write_spec(
+        input={"path": "../data/reviews.parquet", "id_field": "rid"},
+        output={"path": "../out/reviews.jsonl", "include_input": True},
+    )
+    assert ws.run("apply") == 0
+
+    def refuse(constant: str) -> None:
+        raise ValueError(f"not JSON: {constant}")
+
+    lines = (ws.root / "out" / "reviews.jsonl").read_text().splitlines()
+    assert [json.loads(line, parse_constant=refuse)["input"]["price"] for line in lines] == [1.5, None, None]
