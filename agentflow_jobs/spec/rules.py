@@ -335,6 +335,12 @@ def resolve_spec_path(doc: Document, value: str) -> Path:
 
 
 def _inside_root(report: Reporter, at: JsonPath, value: str, path: Path) -> bool:
+    unusable = _unusable(value)
+    if unusable is not None:
+        report.at_value(at, f"`{dotted(at)}` contains {unusable}, which no file name can hold",
+                        "in double quotes YAML reads \\0 as NUL: write the path in single quotes, "
+                        "or with / between folders")
+        return False
     root = report.root
     for candidate in (path, path.resolve()):
         if not candidate.is_relative_to(root):
@@ -345,6 +351,17 @@ def _inside_root(report: Reporter, at: JsonPath, value: str, path: Path) -> bool
             )
             return False
     return True
+
+
+def _unusable(value: str) -> str | None:
+    """What in a path no file system takes: a NUL, or text that is not Unicode."""
+    if "\0" in value:
+        return "a NUL character (\\0)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "a character that is not Unicode text (a lone surrogate)"
+    return None
 
 
 RULES: tuple[Rule, ...] = (

@@ -52,6 +52,11 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "invalid/template_block.yaml": [("8:17", "attribute access `.__dict__`")],
     "invalid/path_escape_dotdot.yaml": [("7:9", "`input.path` `../../../../outside.jsonl` points outside the workspace root")],
     "invalid/path_escape_absolute.yaml": [("9:9", "`output.path` `/tmp/agentflow-out.jsonl` points outside the workspace root")],
+    # a Windows path in double quotes: YAML reads \0 as NUL (a traceback from resolve() before)
+    "invalid/path_unusable.yaml": [
+        ("7:9", "`input.path` contains a NUL character (\\0), which no file name can hold"),
+        ("9:9", "`output.path` contains a character that is not Unicode text (a lone surrogate)"),
+    ],
     "invalid/unknown_format.yaml": [("9:9", "cannot tell the format of `out/x.xlsx` from its extension `.xlsx`")],
     "invalid/output_is_input.yaml": [("9:9", "`output.path` is the same file as `input.path`")],
     "invalid/unknown_scheme.yaml": [("9:9", "unknown scheme `ftp://` in `output.path`")],
