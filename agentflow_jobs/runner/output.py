@@ -47,6 +47,8 @@ class OutputSummary:
     retryable: int = 0
     missing: int = 0
     tokens: int = 0
+    first_input_error: str = ""  # what the first item that could not be sent says
+
 
     @property
     def failure_rate(self) -> float:
@@ -292,7 +294,10 @@ class _Files:
             summary.completed += 1
             summary.tokens += int(entry.row["usage"].get("total_tokens") or 0)
         elif rendered.key is None or entry is not None:
-            self.error_writer.write(_error_row(rendered, entry, self.raw))
+            error = _error_row(rendered, entry, self.raw)
+            self.error_writer.write(error)
+            if entry is None and not summary.first_input_error:
+                summary.first_input_error = str(error["message"])
             summary.failed += entry is not None
             summary.retryable += entry is not None and entry.status == "retryable"
             summary.input_errors += entry is None

@@ -109,9 +109,28 @@ def finish_job(
         last_apply=time.time(),
         last_run=run_id,
         status=report.status,
-        summary={**asdict(summary), "mode": report.mode},
+        summary={**_counts(summary), "mode": report.mode},
     )
     state.record_job(record)
+
+
+def _counts(summary: OutputSummary) -> dict[str, int]:
+    """The summary's counts, as the state keeps them (the errors file keeps the messages)."""
+    counts = asdict(summary)
+    del counts["first_input_error"]
+    return counts
+
+
+def _what_next(job: Job, summary: OutputSummary) -> str:
+    """Retry for answers that failed; for items that could not be sent (a field the
+    input lacks, a bad line), what the first one says: retrying cannot help those."""
+    said: list[str] = []
+    if summary.failed:
+        said.append(f"`agentflow-jobs retry {job.name}` re-sends the {summary.failed} failed item(s)")
+    if summary.input_errors:
+        said.append(f"{summary.input_errors} item(s) could not be sent, which no retry changes: fix the "
+                    f"input or the spec (first: {summary.first_input_error})")
+    return "; ".join(said)
 
 
 def _decide(job: Job, report: JobReport, summary: OutputSummary, counts: RunCounts | None) -> None:
@@ -128,8 +147,7 @@ def _decide(job: Job, report: JobReport, summary: OutputSummary, counts: RunCoun
         report.status, report.exit_code = "failed", 1
         report.message = (
             f"failure rate {summary.failure_rate:.1%} is above max_failure_rate "
-            f"{limit:.1%}; good rows were written; "
-            f"`agentflow-jobs retry {job.name}` re-sends the failed items"
+            f"{limit:.1%}; good rows were written; " + _what_next(job, summary)
         )
     else:
         report.status = "applied"

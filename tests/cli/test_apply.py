@@ -140,3 +140,16 @@ def test_a_pasted_key_a_header_cannot_carry_is_a_usage_error(
     err = capsys.readouterr().err
     assert "provider.api_key" in err and "U+2026" in err and "Traceback" not in err
     assert fake_provider.count == 0
+
+
+def test_items_that_could_not_be_sent_say_why_not_to_retry(
+    ws: Workspace, capsys: pytest.CaptureFixture[str], fake_provider: Any
+) -> None:
+    # a template names a field the JSONL input lacks: no retry can send these items
+    ws.write_input("reviews.jsonl", reviews(3))
+    ws.write_spec(categories=None, operation="run", user_prompt_template="Classify {txt}")
+    assert main(["apply", "--json"]) == 1
+    (job,) = json.loads(capsys.readouterr().out)["jobs"]
+    assert fake_provider.count == 0 and "agentflow-jobs retry" not in job["message"]
+    assert "3 item(s) could not be sent, which no retry changes: fix the input or the spec" in job["message"]
+    assert "(first: line 1: " in job["message"] and "txt" in job["message"]

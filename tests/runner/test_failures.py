@@ -25,7 +25,9 @@ def test_failed_items_go_to_the_errors_file_and_good_rows_are_kept(
     ws.write_spec(execution={"max_failure_rate": 0.05})
     fake_provider.script(match="poison", status=400)
     assert ws.run("apply") == 1
-    assert "failure rate 10.0% is above max_failure_rate 5.0%" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "failure rate 10.0% is above max_failure_rate 5.0%" in err
+    assert "`agentflow-jobs retry reviews` re-sends the 2 failed item(s)" in err and "could not be sent" not in err
     assert len(ws.output()) == 18
     errors = ws.errors()
     assert [(e["id"], e["line"]) for e in errors] == [("r3", 4), ("r7", 8)]
