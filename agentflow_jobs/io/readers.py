@@ -231,6 +231,10 @@ def _surrogate_lines(handle: BinaryIO) -> Iterator[str]:
 
 def _read_csv(handle: BinaryIO, path: str, *, header_only: bool = False) -> Iterator[InputItem]:
     """CSV rows as items; ``header_only`` yields the header once, as an item's keys."""
+    # a cell may hold a long document, as a JSON element may (Python's default is 128 KiB,
+    # a process-wide setting: only ever raised here)
+    if csv.field_size_limit() < _MAX_ELEMENT:
+        csv.field_size_limit(_MAX_ELEMENT)
     reader = csv.reader(_surrogate_lines(handle), strict=True)
     header: list[str] | None = None
     index = 0
@@ -360,12 +364,15 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
     stream = _JsonArrayStream(handle, path)
     if stream.skip_space() == "\ufeff":
         stream.advance(1)
-    if stream.skip_space() != "[":
+    first = stream.skip_space()
+    if first != "[":
         # the shape of the whole file is wrong, not one line of it
-        raise InputError("expected a JSON array", path=path)
+        hint = " (one JSON object per line is JSON Lines: set input.format: jsonl)" if first == "{" else ""
+        raise InputError("expected a JSON array" + hint, path=path)
     stream.advance(1)
     index = 0
     if stream.skip_space() == "]":
+        _end_of_array(stream, path)
         return
     while True:
         line = stream.line
@@ -379,11 +386,21 @@ def _read_json(handle: BinaryIO, path: str) -> Iterator[InputItem]:
         index += 1
         nxt = stream.skip_space()
         if nxt == "]":
+            _end_of_array(stream, path)
             return
         if nxt != ",":
             raise InputError("expected ',' or ']' in JSON array", path=path, line=stream.line)
         stream.advance(1)
         stream.skip_space()
+
+
+def _end_of_array(stream: _JsonArrayStream, path: str) -> None:
+    """Past the array's ``]`` only whitespace may follow: a second array appended to the
+    file would otherwise be dropped, unsaid."""
+    stream.advance(1)
+    if stream.skip_space():
+        raise InputError("unexpected data after the JSON array (a file holds one array)",
+                         path=path, line=stream.line)
 
 
 def _read_parquet(handle: BinaryIO, path: str) -> Iterator[InputItem]:

@@ -75,6 +75,16 @@ def test_blank_lines_before_a_csv_header_are_skipped(tmp_path: Path) -> None:
     assert read_columns(path) == ["id", "text"]
 
 
+def test_a_csv_cell_holding_a_long_document_is_read(tmp_path: Path) -> None:
+    # 150 KB in one quoted cell, over lines: Python's csv refuses cells over 128 KiB by default
+    document = "para one\n" + "x" * 150_000 + "\npara three"
+    path = tmp_path / "in.csv"
+    path.write_text(f'id,text\n1,short\n2,"{document}"\n3,last\n')
+    assert [(i.line, i.record and i.record["id"], i.error) for i in read_items(path)] == [
+        (2, "1", None), (3, "2", None), (6, "3", None)]
+    assert next(i for i in read_items(path) if i.line == 3).record == {"id": "2", "text": document}
+
+
 def test_csv_non_utf8_row(tmp_path: Path) -> None:
     path = tmp_path / "in.csv"
     path.write_bytes(b"content\nfine\nbad \xff byte\n")
@@ -91,6 +101,24 @@ def test_json_array_streams_elements_with_lines(tmp_path: Path) -> None:
         (1, 3, {"content": "b", "n": 12345}, None),
         (2, 5, None, "invalid_input"),
     ]
+
+
+@pytest.mark.parametrize("tail", ['\n[{"content": "c"}]\n', " trailing garbage"])
+def test_data_after_a_json_array_is_a_located_error_not_dropped(tmp_path: Path, tail: str) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('[{"content": "a"},\n {"content": "b"}]' + tail)
+    with pytest.raises(InputError) as info:
+        list(read_items(path))
+    assert "unexpected data after the JSON array" in str(info.value) and info.value.line == 2 + tail.count("\n[")
+    path.write_text('[{"content": "a"}]\n\n  \n')
+    assert [item.record for item in read_items(path)] == [{"content": "a"}]
+
+
+def test_json_lines_in_a_json_file_say_which_format_it_is(tmp_path: Path) -> None:
+    path = tmp_path / "in.json"
+    path.write_text('{"content": "a"}\n{"content": "b"}\n')
+    with pytest.raises(InputError, match=r"set input\.format: jsonl"):
+        list(read_items(path))
 
 
 def test_json_array_larger_than_read_buffer(tmp_path: Path) -> None:
