@@ -77,6 +77,9 @@ class _Rows:
     def __init__(self, job: Job) -> None:
         out = job.spec.output
         self.include_input = out.include_input
+        # the input's own `id` is the row's id only when it is the job's id_field; else it
+        # is data, kept as `input.id` in flat outputs (the row's `id` holds the other)
+        self.input_id_column = job.spec.input.id_field != "id"
         self.provenance = (
             {"job": job.name, "model": job.model_identity, "spec_hash": job.spec.spec_hash}
             if out.include_provenance
@@ -99,12 +102,15 @@ class _Rows:
         return row
 
 
-def _flat(row: dict[str, Any]) -> dict[str, Any]:
-    """A CSV row: input fields and result fields as columns, provenance as ``_x``."""
+def _flat(row: dict[str, Any], input_id_column: bool) -> dict[str, Any]:
+    """A CSV row: input fields and result fields as columns, provenance as ``_x``; the
+    input's own ``id`` as ``input.id`` when it is not the row's (``_Rows.input_id_column``)."""
     flat: dict[str, Any] = {"id": row["id"]}
     for name, value in (row.get("input") or {}).items():
         if name != "id":
             flat[name] = value
+        elif input_id_column:
+            flat["input.id"] = value
     for name, value in (row.get("result") or {}).items():
         flat[f"result.{name}" if name in flat else name] = value
     prov = row.get("provenance")
@@ -189,7 +195,7 @@ def _columns(job: Job, joined: Iterator[Joined]) -> dict[str, ColumnKind]:
     rows = _Rows(job)
     for rendered, entry in joined:
         if entry is not None and entry.status == "completed":
-            observe(kinds, _flat(rows.row(rendered, entry)))
+            observe(kinds, _flat(rows.row(rendered, entry), rows.input_id_column))
     for name, kind in declared.items():
         column = f"result.{name}" if f"result.{name}" in kinds else name
         if column in kinds:
@@ -290,7 +296,7 @@ class _Files:
         if entry is not None and entry.status == "completed":
             if self.out is not None:
                 row = self.rows.row(rendered, entry)
-                self.writer.write(_flat(row) if self.columns is not None else row)
+                self.writer.write(_flat(row, self.rows.input_id_column) if self.columns is not None else row)
             summary.completed += 1
             summary.tokens += int(entry.row["usage"].get("total_tokens") or 0)
         elif rendered.key is None or entry is not None:

@@ -153,3 +153,22 @@ def test_items_that_could_not_be_sent_say_why_not_to_retry(
     assert fake_provider.count == 0 and "agentflow-jobs retry" not in job["message"]
     assert "3 item(s) could not be sent, which no retry changes: fix the input or the spec" in job["message"]
     assert "(first: line 1: " in job["message"] and "txt" in job["message"]
+
+
+def test_an_inputs_own_id_is_kept_in_a_csv_output(ws: Workspace) -> None:
+    # without id_field the row's id is the item's position: the input's `id` (a SKU) is data
+    rows = [{"id": "SKU-77", "content": "good"}, {"id": "SKU-78", "content": "bad"}]
+    ws.write_input("reviews.jsonl", rows)
+    ws.write_spec(input={"path": "../data/reviews.jsonl", "id_field": None},
+                  output={"path": "../out/reviews.csv", "include_input": True})
+    assert main(["apply"]) == 0
+    with open(ws.root / "out" / "reviews.csv", newline="") as handle:
+        out = list(csv.DictReader(handle))
+    assert [(r["id"], r["input.id"], r["content"]) for r in out] == [("0", "SKU-77", "good"), ("1", "SKU-78", "bad")]
+    # with id_field: id it is the row's id, said once
+    ws.write_spec(input={"path": "../data/reviews.jsonl", "id_field": "id"},
+                  output={"path": "../out/reviews.csv", "include_input": True})
+    assert main(["apply"]) == 0
+    with open(ws.root / "out" / "reviews.csv", newline="") as handle:
+        out = list(csv.DictReader(handle))
+    assert [r["id"] for r in out] == ["SKU-77", "SKU-78"] and "input.id" not in out[0]
