@@ -19,7 +19,7 @@ BUG = ("io/readers.py: json.loads raises RecursionError on a deeply nested value
 
 @pytest.mark.parametrize(
     ("name", "text", "bad_line"),
-    [("huge-field.csv", "content,id\n" + "x" * 300_000 + ",1\nok,2\n", 2),
+    [("huge-field.csv", "content,id\n" + "x" * 300_000 + ",1\nok,2\n", None),  # read: cells up to 64 MiB
      ("nul.jsonl", '{"content": "a\\u0000b"}\n{"content": "ok"}\n', None),
      ("bom.jsonl", '\ufeff{"content": "first"}\n{"content": "ok"}\n', None),
      ("crlf.csv", "content,id\r\nfirst,1\r\nok,2\r\n", None)],
