@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from agentflow_jobs.backoff import RetryPolicy
-from agentflow_jobs.chat import ChatRequest
+from agentflow_jobs.chat import ChatReply, ChatRequest
+from agentflow_jobs.providers.base import Provider
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 from tests.providers.llama_server import llama_server  # noqa: F401  (a session fixture)
 
@@ -36,3 +38,15 @@ def make_provider(base_url: str, *, max_attempts: int = 3, **options: Any) -> Op
 
 def request(text: str = "hello", **fields: Any) -> ChatRequest:
     return ChatRequest(messages=[{"role": "user", "content": text}], **fields)
+
+
+def chat_once(provider: Provider, chat: ChatRequest | None = None) -> ChatReply:
+    """One request through ``provider`` on its own loop, the provider closed after it."""
+
+    async def run() -> ChatReply:
+        try:
+            return await provider.chat(chat or request())
+        finally:
+            await provider.aclose()
+
+    return asyncio.run(run())

@@ -17,7 +17,7 @@ from agentflow_jobs.providers.anthropic import AnthropicProvider
 from agentflow_jobs.providers.anthropic_reply import REFUSED, parse_message
 from agentflow_jobs.providers.anthropic_request import DEFAULT_MAX_TOKENS, message_body
 from tests.fakes.anthropic import FakeAnthropic
-from tests.providers.conftest import API_KEY, LABEL_FORMAT, request
+from tests.providers.conftest import API_KEY, LABEL_FORMAT, chat_once, request
 
 
 def make(fake: FakeAnthropic, *, max_attempts: int = 3, **options: Any) -> AnthropicProvider:
@@ -171,14 +171,7 @@ def test_gives_up_after_max_attempts(fake_anthropic: FakeAnthropic, status: int,
 def test_overloaded_is_not_a_rate_limit_nothing_pauses(fake_anthropic: FakeAnthropic) -> None:
     fake_anthropic.script(status=529, times=1)
     provider = make(fake_anthropic, concurrency=8)
-
-    async def run() -> None:
-        try:
-            await provider.chat(request())
-        finally:
-            await provider.aclose()
-
-    asyncio.run(run())
+    chat_once(provider)
     assert provider.limiter.limit == 8 and not provider.limiter._paused_until
 
 

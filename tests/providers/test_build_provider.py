@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -11,7 +10,7 @@ from agentflow_jobs.errors import ConfigError
 from agentflow_jobs.providers import Provider, build_provider
 from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 from tests.fakes.handles import FakeProvider
-from tests.providers.conftest import request
+from tests.providers.conftest import chat_once
 
 
 def test_openai_provider_from_config(fake_provider: FakeProvider) -> None:
@@ -22,14 +21,7 @@ def test_openai_provider_from_config(fake_provider: FakeProvider) -> None:
     )
     assert isinstance(provider, Provider) and isinstance(provider, OpenAICompatProvider)
     assert provider.limiter.max_concurrency == 8 and provider.retry.max_attempts == 5
-
-    async def run() -> None:
-        try:
-            await provider.chat(request())
-        finally:
-            await provider.aclose()
-
-    asyncio.run(run())
+    chat_once(provider)
     assert fake_provider.requests[0]["model"] == "m1"
     assert fake_provider.request_headers[0]["x-team"] == "jobs"
 
@@ -74,14 +66,7 @@ def test_a_key_a_header_cannot_carry_is_named_never_shown() -> None:
 
 def test_a_key_read_with_its_newline_is_sent_without_it(fake_provider: FakeProvider) -> None:
     provider = build_provider({"base_url": fake_provider.base_url, "api_key": "k-123\n", "model": "m1"})
-
-    async def run() -> None:
-        try:
-            await provider.chat(request())
-        finally:
-            await provider.aclose()
-
-    asyncio.run(run())
+    chat_once(provider)
     assert fake_provider.request_headers[0]["authorization"] == "Bearer k-123"
 
 
