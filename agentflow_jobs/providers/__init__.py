@@ -319,10 +319,10 @@ def _header_safe(value: str, key: str) -> str:
     says where the bad character is, never the value (it may be a secret)."""
     for position, char in enumerate(value, 1):
         if not (" " <= char <= "~" or char == "\t"):
-            what = f"a control character (U+{ord(char):04X})" if ord(char) < 32 or ord(char) == 127 else (
-                f"a non-ASCII character (U+{ord(char):04X})")
-            raise ConfigError(f"has {what} at position {position} of {len(value)}, which an HTTP header "
-                              "cannot carry: check how it was pasted or read", key=key)
+            what = "a non-ASCII" if char > "\x7f" else "a control"
+            raise ConfigError(f"has {what} character (U+{ord(char):04X}) at position {position} of "
+                              f"{len(value)}, which an HTTP header cannot carry: check how it was pasted "
+                              "or read", key=key)
     return value
 
 

@@ -147,7 +147,7 @@ def status_failure(
 def _moved(headers: Mapping[str, str], secret: str | None) -> str:
     """What a redirect says: where to, and the setting that points there (it is not
     followed: the request would lose its body or its key on the way)."""
-    location = headers.get("location") or headers.get("Location")
+    location = headers.get("location")
     where = f" to {_excerpt(location, secret, MESSAGE_CHARS)}" if location else ""
     return f" (a redirect{where}: set provider.base_url to the address it names)"
 

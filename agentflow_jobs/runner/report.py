@@ -96,8 +96,6 @@ def finish_job(
     report.input_errors, report.missing = summary.input_errors, summary.missing
     report.tokens = summary.tokens
     report.errors = str(job.spec.errors_path) if summary.failed or summary.input_errors else None
-    report.requests = counts.requests if counts is not None else 0
-    report.cost_usd = counts.spent_usd if counts is not None else 0.0
     if report.status not in _DECIDED:
         _decide(job, report, summary, counts)
     record = JobRecord(

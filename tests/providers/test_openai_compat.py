@@ -11,8 +11,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from agentflow_jobs.chat import ChatReply
+from agentflow_jobs.backoff import RetryPolicy
+from agentflow_jobs.chat import ChatReply, ChatRequest
 from agentflow_jobs.errors import ProviderError
+from agentflow_jobs.providers.openai_compat import OpenAICompatProvider
 from agentflow_jobs.providers.openai_reply import CONTENT_FILTERED, parse_reply
 from tests.fakes.handles import FakeProvider
 from tests.providers.conftest import API_KEY, LABEL_FORMAT, make_provider, request
@@ -168,6 +170,29 @@ def test_a_refusal_that_resending_cannot_avoid_ends_the_request_not_an_endless_r
     error = failure(fake_provider.base_url, request("great", response_format=_OWN_FORMAT), max_attempts=3)
     assert (error.code, error.status_code) == ("bad_request", 400) and "Unexpected field" in str(error)
     assert fake_provider.count <= 3
+
+
+def test_a_refusal_the_body_still_carries_after_it_is_known_is_not_resent(fake_provider: FakeProvider) -> None:
+    # the resend loop's own bound, whatever the body builder does: a provider whose bodies
+    # keep logprobs after the server refused them is refused once more, then gives up
+    class Stubborn(OpenAICompatProvider):
+        def payload(self, chat: ChatRequest) -> dict[str, Any]:
+            return {**super().payload(chat), "logprobs": True}
+
+    fake_provider.script(fault="reject_logprobs")
+    provider = Stubborn(fake_provider.base_url, api_key=API_KEY, model="fake-model",
+                        retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05))
+
+    async def run() -> None:
+        try:
+            await asyncio.wait_for(provider.chat(request("great")), 10)
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(ProviderError) as caught:
+        asyncio.run(run())
+    assert (caught.value.code, caught.value.status_code) == ("bad_request", 400)
+    assert fake_provider.count == 2  # the first refusal is learned and resent; the second ends it
 
 
 def test_a_server_that_never_accepts_hits_the_connect_timeout() -> None:
